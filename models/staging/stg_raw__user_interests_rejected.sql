@@ -1,0 +1,12 @@
+with base as (
+    select * from {{ ref('base_raw__user_interests') }}
+)
+
+select
+    reject_reason,
+    uid,
+    category,
+    sub_category,
+    answered_at
+from base
+where reject_reason is not null

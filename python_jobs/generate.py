@@ -1,0 +1,181 @@
+"""Synthetic Encore marketplace data, written into the raw Postgres tables.
+
+Vectorised with numpy (Faker only for names), deterministic for a seed and an
+as-of time. Behaviour the recommender should be able to learn: users bid
+mostly in a few favourite categories that usually match their sign-up
+questionnaire; listing popularity is long-tailed; bids fall inside the
+listing's auction window and rise over it. Segments: cold-start users (answers,
+no bids), bidders who skipped the questionnaire, and users with both.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+
+from python_jobs.config import PROJECT_DIR
+
+DAY = 86400.0
+RAW_DDL = """
+create schema if not exists raw;
+create table if not exists raw.users (
+    uid integer, user_name text, email text, signup_at timestamptz
+);
+create table if not exists raw.listings (
+    listing_id integer, product text, category text, sub_category text,
+    listing_amount numeric(12, 2), start_price numeric(12, 2), seller_uid integer,
+    listed_at timestamptz, ends_at timestamptz, status text
+);
+create table if not exists raw.bids (
+    bid_id bigint, uid integer, listing_id integer, bid_amount numeric(12, 2), bid_at timestamptz
+);
+create table if not exists raw.user_interests (
+    uid integer, category text, sub_category text, answered_at timestamptz
+);
+"""
+RAW_TABLES = ("users", "listings", "bids", "user_interests")
+
+
+@dataclass(frozen=True)
+class Marketplace:
+    users: pd.DataFrame
+    listings: pd.DataFrame
+    bids: pd.DataFrame
+    user_interests: pd.DataFrame
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: getattr(self, name) for name in RAW_TABLES}
+
+
+def load_taxonomy() -> pd.DataFrame:
+    return pd.read_csv(PROJECT_DIR / "seeds" / "category_taxonomy.csv")
+
+
+def _timestamps(seconds: np.ndarray) -> pd.Series:
+    return pd.to_datetime(seconds.astype("int64"), unit="s", utc=True)
+
+
+def generate(users: int, seed: int, as_of: datetime | None = None) -> Marketplace:
+    """Build the four raw tables for `users` users."""
+    from faker import Faker
+
+    rng = np.random.default_rng(seed)
+    now = (as_of or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)).timestamp()
+    taxonomy = load_taxonomy()
+    categories = np.array(sorted(taxonomy["category"].unique()))
+    n_cat = len(categories)
+
+    # users: favourite categories from a sparse Dirichlet; segments
+    uid = np.arange(1, users + 1)
+    fake = Faker()
+    fake.seed_instance(seed)
+    names = np.array([f"{fake.user_name()}{u}" for u in uid])
+    signup = now - rng.uniform(30, 400, users) * DAY
+    prefs = rng.dirichlet(np.full(n_cat, 0.3), users)
+    segment = rng.choice(["both", "cold", "no_questionnaire"], users, p=[0.75, 0.15, 0.10])
+    users_df = pd.DataFrame(
+        {"uid": uid, "user_name": names, "email": [f"{n.lower()}@example.com" for n in names],
+         "signup_at": _timestamps(signup)}
+    )
+
+    # listings: category by overall demand, long-tailed popularity, auction windows
+    n_listings = max(200, users // 5)
+    cat_weight = prefs.sum(axis=0) / prefs.sum()
+    l_cat = rng.choice(n_cat, n_listings, p=cat_weight)
+    subs_by_cat = {i: taxonomy.loc[taxonomy["category"] == c, "sub_category"].to_numpy() for i, c in enumerate(categories)}
+    l_sub = np.array([subs_by_cat[c][rng.integers(len(subs_by_cat[c]))] for c in l_cat])
+    popularity = rng.pareto(1.2, n_listings) + 0.05
+    listed = now - rng.uniform(0, 40, n_listings) * DAY
+    ends = listed + rng.uniform(3, 21, n_listings) * DAY
+    start_price = np.round(np.exp(rng.normal(3.0, 0.8, n_listings)), 2)
+    listing_amount = np.round(start_price * rng.uniform(1.2, 2.0, n_listings), 2)
+    listing_id = np.arange(1, n_listings + 1)
+    adjectives = np.array(["vintage", "retro", "rare", "classic", "limited", "worn-in", "mint", "y2k"])
+    product = [f"{adjectives[i % len(adjectives)]} {s} #{lid}" for i, (s, lid) in enumerate(zip(l_sub, listing_id))]
+
+    # bids: per bidder a count, each bid in a favourite category, a popular listing in it
+    bidders = uid[segment != "cold"]
+    per_user = np.maximum(1, rng.lognormal(2.75, 0.9, len(bidders)).astype(int))
+    b_uid = np.repeat(bidders, per_user)
+    n_bids = len(b_uid)
+    user_prefs = prefs[b_uid - 1]
+    explore = rng.random(n_bids) < 0.15
+    cum = user_prefs.cumsum(axis=1)
+    b_cat = (rng.random(n_bids)[:, None] > cum).sum(axis=1).clip(max=n_cat - 1)
+    b_cat[explore] = rng.integers(0, n_cat, explore.sum())
+    b_listing = np.empty(n_bids, dtype=np.int64)
+    for c in range(n_cat):
+        in_cat = np.flatnonzero(l_cat == c)
+        rows = np.flatnonzero(b_cat == c)
+        if len(rows) == 0:
+            continue
+        if len(in_cat) == 0:
+            in_cat = np.arange(n_listings)
+        p = popularity[in_cat] / popularity[in_cat].sum()
+        b_listing[rows] = in_cat[rng.choice(len(in_cat), len(rows), p=p)]
+    window_end = np.minimum(ends, now - 60)[b_listing]
+    frac = rng.random(n_bids)
+    bid_at = listed[b_listing] + frac * (window_end - listed[b_listing])
+    bid_amount = np.round(start_price[b_listing] * (1 + 1.5 * frac) * rng.uniform(0.97, 1.03, n_bids), 2)
+    order = np.argsort(bid_at, kind="stable")
+    bids_df = pd.DataFrame(
+        {"bid_id": np.arange(1, n_bids + 1), "uid": b_uid[order], "listing_id": listing_id[b_listing][order],
+         "bid_amount": bid_amount[order], "bid_at": _timestamps(bid_at[order])}
+    )
+
+    has_bids = np.zeros(n_listings, dtype=bool)
+    has_bids[np.unique(b_listing)] = True
+    status = np.where(ends > now, "active", np.where(has_bids, "sold", "ended"))
+    listings_df = pd.DataFrame(
+        {"listing_id": listing_id, "product": product, "category": categories[l_cat], "sub_category": l_sub,
+         "listing_amount": listing_amount, "start_price": start_price,
+         "seller_uid": rng.integers(1, users + 1, n_listings), "listed_at": _timestamps(listed),
+         "ends_at": _timestamps(ends), "status": status}
+    )
+
+    # questionnaire: 1-3 answers, mostly from the favourite categories
+    answering = uid[segment != "no_questionnaire"]
+    n_answers = rng.integers(1, 4, len(answering))
+    a_uid = np.repeat(answering, n_answers)
+    a_prefs = prefs[a_uid - 1]
+    a_cat = np.argsort(-(a_prefs + rng.random(a_prefs.shape) * 0.05), axis=1)
+    rank = np.concatenate([np.arange(k) for k in n_answers])
+    chosen = a_cat[np.arange(len(a_uid)), rank]
+    noisy = rng.random(len(a_uid)) < 0.1
+    chosen[noisy] = rng.integers(0, n_cat, noisy.sum())
+    a_sub = np.array([subs_by_cat[c][rng.integers(len(subs_by_cat[c]))] for c in chosen])
+    interests_df = pd.DataFrame(
+        {"uid": a_uid, "category": categories[chosen], "sub_category": a_sub,
+         "answered_at": _timestamps(signup[a_uid - 1] + 60)}
+    ).drop_duplicates(["uid", "category", "sub_category"])
+
+    return Marketplace(users_df, listings_df, bids_df, interests_df)
+
+
+def _copy_frame(cur, table: str, frame: pd.DataFrame) -> None:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False, quoting=csv.QUOTE_MINIMAL, date_format="%Y-%m-%dT%H:%M:%S%z")
+    buffer.seek(0)
+    columns = ", ".join(frame.columns)
+    cur.copy_expert(f"copy raw.{table} ({columns}) from stdin with (format csv)", buffer)
+
+
+def write_raw(dsn: str, market: Marketplace) -> dict[str, int]:
+    """Replace the raw tables' contents in one transaction; return rows written per table."""
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(RAW_DDL)
+            cur.execute("truncate " + ", ".join(f"raw.{t}" for t in RAW_TABLES))
+            for name, frame in market.tables().items():
+                _copy_frame(cur, name, frame)
+    finally:
+        conn.close()
+    return {name: len(frame) for name, frame in market.tables().items()}
