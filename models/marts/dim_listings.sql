@@ -1,0 +1,38 @@
+-- One row per clean listing, with its bid activity and whether it can still be recommended.
+with listings as (
+    select * from {{ ref('stg_raw__listings') }}
+),
+
+bids as (
+    select * from {{ ref('stg_raw__bids') }}
+),
+
+bid_activity as (
+    select
+        listing_id,
+        count(*) as bid_count,
+        count(distinct uid) as bidder_count,
+        max(bid_amount) as top_bid_amount,
+        max(bid_at) as last_bid_at
+    from bids
+    group by listing_id
+)
+
+select
+    listings.listing_id,
+    listings.product,
+    listings.category,
+    listings.sub_category,
+    cast(listings.listing_amount as double) as listing_amount,
+    cast(listings.start_price as double) as start_price,
+    listings.seller_uid,
+    listings.listed_at,
+    listings.ends_at,
+    listings.status,
+    coalesce(bid_activity.bid_count, 0) as bid_count,
+    coalesce(bid_activity.bidder_count, 0) as bidder_count,
+    cast(bid_activity.top_bid_amount as double) as top_bid_amount,
+    bid_activity.last_bid_at,
+    (listings.status = 'active' and listings.ends_at > current_timestamp()) as is_open
+from listings
+left join bid_activity on listings.listing_id = bid_activity.listing_id

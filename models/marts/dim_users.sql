@@ -1,0 +1,40 @@
+-- One row per clean user with the segment that decides which model serves them.
+with users as (
+    select * from {{ ref('stg_raw__users') }}
+),
+
+bids as (
+    select * from {{ ref('stg_raw__bids') }}
+),
+
+interests as (
+    select * from {{ ref('stg_raw__user_interests') }}
+),
+
+bid_counts as (
+    select uid, count(*) as bid_count, count(distinct listing_id) as listing_count
+    from bids
+    group by uid
+),
+
+interest_counts as (
+    select uid, count(*) as interest_count
+    from interests
+    group by uid
+)
+
+select
+    users.uid,
+    users.user_name,
+    users.signup_at,
+    coalesce(bid_counts.bid_count, 0) as bid_count,
+    coalesce(bid_counts.listing_count, 0) as listing_count,
+    coalesce(interest_counts.interest_count, 0) as interest_count,
+    case
+        when bid_counts.bid_count is not null then 'bidder'
+        when interest_counts.interest_count is not null then 'cold_start'
+        else 'unknown'
+    end as segment
+from users
+left join bid_counts on users.uid = bid_counts.uid
+left join interest_counts on users.uid = interest_counts.uid

@@ -1,0 +1,36 @@
+"""boto3 clients for the lake and publish buckets (SigV4 always, the local endpoint when set)."""
+
+from __future__ import annotations
+
+from python_jobs.config import Settings
+from python_jobs.errors import UserError
+
+
+def s3_client(settings: Settings):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        region_name=settings.region,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+    )
+
+
+def ensure_buckets(settings: Settings) -> None:
+    """Create the private lake and publish buckets when missing (local stack); check them on AWS."""
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    client = s3_client(settings)
+    for bucket in (settings.lake_bucket, settings.publish_bucket):
+        try:
+            client.head_bucket(Bucket=bucket)
+        except EndpointConnectionError:
+            raise UserError(f"S3 endpoint {settings.s3_endpoint} is unreachable; run `encore-recs up` or fix ENCORE_S3_ENDPOINT") from None
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in {"404", "NoSuchBucket"} and settings.local_s3:
+                client.create_bucket(Bucket=bucket)
+            else:
+                raise UserError(f"bucket {bucket} is not usable ({code}); create it or check the credentials") from None
