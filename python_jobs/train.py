@@ -1,0 +1,253 @@
+"""Train the recommenders and build every user's top-N list (Spark).
+
+`transform`-style pure functions from DataFrames to DataFrames, so tests call
+them on tiny frames; `main`-style wiring lives in the runner.
+
+- ALS on implicit feedback: strength = count_weight * bid_count
+  + amount_weight * log1p(total_bid_amount); Spark's implicit ALS turns it into
+  confidence 1 + alpha * strength.
+- Popularity: distinct bidders per listing, each weighted by
+  0.5 ** (age of their latest bid / half_life_days), normalised to [0, 1].
+- Hybrid: a user with at least `min_bids_for_als` listings bid on gets ALS
+  first; a user with fewer gets half ALS, then popularity from their questionnaire
+  categories and the categories they bid in, then global popularity; a user with
+  no bids gets popularity only. Nobody is offered a listing they bid on or a
+  listing that is not open.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    rank: int = 32
+    reg_param: float = 0.05
+    alpha: float = 10.0
+    max_iter: int = 10
+    count_weight: float = 1.0
+    amount_weight: float = 0.5
+    half_life_days: float = 14.0
+    min_bids_for_als: int = 3
+    seed: int = 42
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_values(self, **values) -> TrainParams:
+        return replace(self, **values)
+
+
+# --- features --------------------------------------------------------------
+
+
+def interaction_strength(interactions: DataFrame, params: TrainParams) -> DataFrame:
+    """Add `strength`, the implicit-feedback signal ALS learns from."""
+    return interactions.withColumn(
+        "strength",
+        params.count_weight * F.col("bid_count").cast("double")
+        + params.amount_weight * F.log1p(F.greatest(F.col("total_bid_amount").cast("double"), F.lit(0.0))),
+    )
+
+
+def popularity_scores(interactions: DataFrame, as_of, half_life_days: float) -> DataFrame:
+    """listing_id, category, sub_category, popularity in [0, 1] with recency decay."""
+    age_days = (F.lit(as_of).cast("timestamp").cast("double") - F.col("last_bid_at").cast("double")) / 86400.0
+    decayed = interactions.withColumn("w", F.pow(F.lit(0.5), F.greatest(age_days, F.lit(0.0)) / half_life_days))
+    per_listing = decayed.groupBy("listing_id", "category", "sub_category").agg(F.sum("w").alias("raw"))
+    top = per_listing.agg(F.max("raw").alias("top"))
+    return per_listing.crossJoin(top).select(
+        "listing_id", "category", "sub_category", (F.col("raw") / F.col("top")).alias("popularity")
+    )
+
+
+# --- models ---------------------------------------------------------------
+
+
+def fit_als(weighted: DataFrame, params: TrainParams):
+    from pyspark.ml.recommendation import ALS
+
+    als = ALS(
+        userCol="uid", itemCol="listing_id", ratingCol="strength", implicitPrefs=True,
+        rank=params.rank, regParam=params.reg_param, alpha=params.alpha, maxIter=params.max_iter,
+        seed=params.seed, coldStartStrategy="drop", nonnegative=False,
+    )
+    data = weighted.select(F.col("uid").cast("int"), F.col("listing_id").cast("int"), "strength")
+    return als.fit(data)
+
+
+def top_k_by_factors(spark: SparkSession, rank: int, queries: DataFrame, items: DataFrame, k: int) -> DataFrame:
+    """For each query vector, the k items with the largest dot product: (id, item, score).
+
+    Reuses ALS's blocked BLAS scoring (recommendForAllUsers) on chosen factor
+    sets, so only the allowed items (open listings) are scored at all.
+    """
+    from pyspark.ml.recommendation import ALSModel
+
+    java_model = spark._jvm.org.apache.spark.ml.recommendation.ALSModel(
+        "encore-topk", rank, queries.select("id", "features")._jdf, items.select("id", "features")._jdf
+    )
+    java_model.setUserCol("q").setItemCol("item")
+    recs = ALSModel(java_model).recommendForAllUsers(k)
+    return recs.select(F.col("q").alias("id"), F.explode("recommendations").alias("r")).select(
+        "id", F.col("r.item").alias("item"), F.col("r.rating").cast("double").alias("score")
+    )
+
+
+def _normalised(factors: DataFrame) -> DataFrame:
+    norm = F.sqrt(F.aggregate("features", F.lit(0.0).cast("double"), lambda acc, x: acc + x * x))
+    return factors.withColumn("norm", norm).where("norm > 0").select(
+        "id", F.transform("features", lambda x: (x / F.col("norm")).cast("float")).alias("features")
+    )
+
+
+def similar_listings(spark: SparkSession, model, open_listings: DataFrame, k: int) -> DataFrame:
+    """listing_id, rank, similar_listing_id, score: cosine neighbours among open listings."""
+    all_items = _normalised(model.itemFactors)
+    open_items = _normalised(model.itemFactors.join(open_listings.select(F.col("listing_id").alias("id")), "id"))
+    pairs = top_k_by_factors(spark, model.rank, all_items, open_items, k + 1).where("id <> item")
+    w = Window.partitionBy("id").orderBy(F.desc("score"), "item")
+    return (
+        pairs.withColumn("rank", F.row_number().over(w))
+        .where(F.col("rank") <= k)
+        .select(F.col("id").alias("listing_id"), "rank", F.col("item").alias("similar_listing_id"), "score")
+    )
+
+
+# --- candidates and the final lists ---------------------------------------------
+
+
+def als_candidates(spark: SparkSession, model, users: DataFrame, items: DataFrame, k: int) -> DataFrame:
+    """uid, listing_id, score from ALS, scoring only `items`."""
+    queries = model.userFactors.join(users.select(F.col("uid").alias("id")), "id")
+    item_factors = model.itemFactors.join(items.select(F.col("listing_id").alias("id")), "id")
+    return top_k_by_factors(spark, model.rank, queries, item_factors, k).select(
+        F.col("id").alias("uid"), F.col("item").alias("listing_id"), "score"
+    )
+
+
+def interest_candidates(user_categories: DataFrame, popularity: DataFrame, k: int) -> DataFrame:
+    """uid, listing_id, score: popular listings in each user's categories; a chosen sub-category counts 1.5x."""
+    w = Window.partitionBy("category").orderBy(F.desc("popularity"), "listing_id")
+    top = popularity.withColumn("r", F.row_number().over(w)).where(F.col("r") <= k)
+    cats = user_categories.groupBy("uid", "category").agg(F.collect_set("sub_category").alias("subs"))
+    joined = cats.join(top, "category")
+    boost = F.when(F.array_contains("subs", F.col("sub_category")), F.lit(1.5)).otherwise(F.lit(1.0))
+    return joined.select("uid", "listing_id", (F.col("popularity") * boost).alias("score"))
+
+
+def global_candidates(users: DataFrame, popularity: DataFrame, k: int) -> DataFrame:
+    top = popularity.orderBy(F.desc("popularity"), "listing_id").limit(k)
+    return users.select("uid").crossJoin(F.broadcast(top.select("listing_id", F.col("popularity").alias("score"))))
+
+
+def top_n(candidates: DataFrame, seen: DataFrame, n: int) -> DataFrame:
+    """Drop seen listings, keep each listing's best priority, rank, keep n per user.
+
+    candidates: uid, listing_id, score, source, priority (lower comes first).
+    """
+    fresh = candidates.join(seen.select("uid", "listing_id"), ["uid", "listing_id"], "left_anti")
+    best = Window.partitionBy("uid", "listing_id").orderBy("priority", F.desc("score"))
+    unique = fresh.withColumn("copy", F.row_number().over(best)).where("copy = 1").drop("copy")
+    order = Window.partitionBy("uid").orderBy("priority", F.desc("score"), "listing_id")
+    ranked = unique.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= n)
+    per_user = Window.partitionBy("uid")
+    als_share = F.avg(F.when(F.col("source") == "als", 1.0).otherwise(0.0)).over(per_user)
+    return ranked.withColumn(
+        "list_source",
+        F.when(als_share == 1.0, "als").when(als_share == 0.0, "popularity").otherwise("hybrid"),
+    ).select("uid", "rank", "listing_id", "score", "source", "list_source")
+
+
+def recommend(
+    spark: SparkSession,
+    *,
+    users: DataFrame,
+    items: DataFrame,
+    seen: DataFrame,
+    popularity: DataFrame,
+    n: int,
+    model=None,
+    user_categories: DataFrame | None = None,
+    min_bids_for_als: int = 3,
+    use_global: bool = True,
+) -> DataFrame:
+    """Top-n lists for `users` (uid, listing_count) among `items` (listing_id).
+
+    With only `model`: pure ALS. With only popularity: the baseline. With
+    both and `user_categories`: the hybrid that the pipeline publishes.
+    """
+    pop = popularity.join(items.select("listing_id"), "listing_id")
+    pool = 3 * n
+    parts = []
+    if model is not None:
+        bidders = users.where(F.col("listing_count") > 0)
+        max_seen = seen.groupBy("uid").count().agg(F.max("count")).first()[0] or 0
+        cands = als_candidates(spark, model, bidders, items, n + min(int(max_seen), 5 * n))
+        cands = cands.join(seen.select("uid", "listing_id"), ["uid", "listing_id"], "left_anti")
+        cands = cands.join(bidders.select("uid", "listing_count"), "uid")
+        order = Window.partitionBy("uid").orderBy(F.desc("score"), "listing_id")
+        limit = F.when(F.col("listing_count") >= min_bids_for_als, F.lit(n)).otherwise(F.lit(math.ceil(n / 2)))
+        cands = cands.withColumn("r", F.row_number().over(order)).where(F.col("r") <= limit)
+        parts.append(cands.select("uid", "listing_id", "score", F.lit("als").alias("source"), F.lit(0).alias("priority")))
+    if user_categories is not None:
+        ic = interest_candidates(user_categories, pop, pool)
+        parts.append(ic.select("uid", "listing_id", "score", F.lit("popularity").alias("source"), F.lit(1).alias("priority")))
+    if use_global:
+        gc = global_candidates(users, pop, pool + n)
+        parts.append(gc.select("uid", "listing_id", "score", F.lit("popularity").alias("source"), F.lit(2).alias("priority")))
+    candidates = parts[0]
+    for part in parts[1:]:
+        candidates = candidates.unionByName(part)
+    return top_n(candidates, seen, n)
+
+
+# --- the job ---------------------------------------------------------------------
+
+
+def save_run_table(frame: DataFrame, table: str, run_id: str) -> None:
+    """Write `frame` as this run's partition of `recs.<table>` (S3-backed, partitioned by run_id)."""
+    out = frame.withColumn("run_id", F.lit(run_id))
+    spark = frame.sparkSession
+    if spark.catalog.tableExists(f"recs.{table}"):
+        out.select(*spark.table(f"recs.{table}").columns).write.insertInto(f"recs.{table}", overwrite=True)
+    else:
+        out.write.format("parquet").partitionBy("run_id").saveAsTable(f"recs.{table}")
+
+
+def run_training(spark: SparkSession, lake_bucket: str, run_id: str, n: int, params: TrainParams, as_of) -> dict:
+    """Fit on the marts, write recs.recommendations and recs.similar_listings for this run."""
+    interactions = spark.table("marts.fct_user_item_interactions")
+    listings = spark.table("marts.dim_listings")
+    users = spark.table("marts.dim_users").select("uid", "user_name", "listing_count")
+    interests = spark.table("marts.dim_user_interests").select("uid", "category", "sub_category")
+    open_items = listings.where("is_open").select("listing_id").cache()
+
+    weighted = interaction_strength(interactions, params).cache()
+    model = fit_als(weighted, params)
+    popularity = popularity_scores(interactions, as_of, params.half_life_days).cache()
+    bid_categories = interactions.select("uid", "category", F.lit(None).cast("string").alias("sub_category"))
+    recs = recommend(
+        spark, users=users, items=open_items, seen=interactions, popularity=popularity, n=n, model=model,
+        user_categories=interests.unionByName(bid_categories), min_bids_for_als=params.min_bids_for_als,
+    )
+    details = listings.select("listing_id", "product", "category", "sub_category", "listing_amount", "ends_at")
+    recs = recs.join(users.select("uid", "user_name"), "uid").join(details, "listing_id")
+    similar = similar_listings(spark, model, open_items, n)
+
+    spark.sql(f"create database if not exists recs location 's3a://{lake_bucket}/warehouse/recs.db'")
+    save_run_table(recs, "recommendations", run_id)
+    save_run_table(similar, "similar_listings", run_id)
+    weighted.unpersist()
+    popularity.unpersist()
+    open_items.unpersist()
+    return {
+        "recommendations": spark.table("recs.recommendations").where(F.col("run_id") == run_id).count(),
+        "similar_listings": spark.table("recs.similar_listings").where(F.col("run_id") == run_id).count(),
+        "params": params.to_dict(),
+    }
