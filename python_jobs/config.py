@@ -29,6 +29,27 @@ def _int(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+DEFAULT_GRID = "rank=16,32;alpha=5,20"
+TUNABLE = {"rank": int, "reg_param": float, "alpha": float, "max_iter": int}
+
+
+def parse_grid(text: str) -> dict | None:
+    """'rank=16,32;alpha=5,20' -> {'rank': [16, 32], 'alpha': [5.0, 20.0]}; '' -> None (no tuning)."""
+    if not text.strip():
+        return None
+    grid = {}
+    for part in text.split(";"):
+        name, _, values = part.partition("=")
+        name = name.strip()
+        if name not in TUNABLE or not values.strip():
+            raise UserError(f"ENCORE_TUNING_GRID part {part!r} is invalid; use e.g. rank=16,32;reg_param=0.01,0.1;alpha=5,20")
+        try:
+            grid[name] = [TUNABLE[name](v) for v in values.split(",")]
+        except ValueError:
+            raise UserError(f"ENCORE_TUNING_GRID values for {name} must be numbers: {values!r}") from None
+    return grid
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the pipeline runs and how it behaves."""
@@ -49,6 +70,7 @@ class Settings:
     spark_master: str = "local[2]"
     shuffle_partitions: int = 4
     max_reject_rate: float = 0.10
+    tuning_grid: dict | None = None
 
     @property
     def local_postgres(self) -> bool:
@@ -98,4 +120,5 @@ class Settings:
             spark_master=env.get("ENCORE_SPARK_MASTER", "local[2]"),
             shuffle_partitions=_int("ENCORE_SHUFFLE_PARTITIONS", 4, 1, 100000),
             max_reject_rate=max_reject,
+            tuning_grid=parse_grid(env.get("ENCORE_TUNING_GRID", DEFAULT_GRID)),
         )

@@ -17,7 +17,6 @@ from pyspark.sql import functions as F
 from python_jobs.metrics import ranking_metrics
 from python_jobs.train import TrainParams, fit_als, recommend
 
-DEFAULT_GRID = {"rank": [16, 48], "reg_param": [0.01, 0.1], "alpha": [5.0, 20.0]}
 
 
 def split_per_user(df: DataFrame, order: Column, test_fraction: float) -> tuple[DataFrame, DataFrame]:

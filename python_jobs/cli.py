@@ -1,0 +1,141 @@
+"""`encore-recs`: the one command-line entry point.
+
+Errors a user can cause end as one line on stderr and a non-zero exit.
+In local mode every command starts the local stack when it is not running and
+leaves it up for the next; `encore-recs down` stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from python_jobs.errors import UserError
+
+
+def _settings():
+    from python_jobs.config import Settings
+
+    return Settings.from_env()
+
+
+def cmd_up(args) -> None:
+    from python_jobs import local_stack
+    from python_jobs.s3 import ensure_buckets
+
+    settings = _settings()
+    local_stack.up(settings)
+    ensure_buckets(settings)
+    print(f"postgres: {local_stack.pg_dsn(settings)}")
+    print(f"s3: {settings.s3_endpoint or 'AWS'} (buckets {settings.lake_bucket}, {settings.publish_bucket})")
+
+
+def cmd_down(args) -> None:
+    from python_jobs import local_stack
+
+    stopped = local_stack.down(_settings())
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+def cmd_env(args) -> None:
+    """Print export lines so that dbt, boto3 and Spark reach the local stack from a shell."""
+    from python_jobs import local_stack
+    from python_jobs.spark import write_spark_defaults
+
+    settings = _settings()
+    local_stack.apply_environment(settings)
+    names = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", *local_stack.pg_env(settings)]
+    for name in names:
+        if name in os.environ:
+            print(f"export {name}={json.dumps(os.environ[name])}")
+    print(f"export SPARK_CONF_DIR={json.dumps(str(write_spark_defaults(settings)))}")
+
+
+def cmd_generate(args) -> None:
+    from python_jobs import local_stack
+    from python_jobs.generate import generate, write_raw
+
+    if args.users < 10:
+        raise UserError("--users must be at least 10")
+    settings = _settings()
+    local_stack.up(settings)
+    market = generate(args.users, args.seed)
+    counts = write_raw(local_stack.pg_dsn(settings), market)
+    print("generated " + ", ".join(f"{name}={rows}" for name, rows in counts.items()))
+
+
+def cmd_run(args) -> None:
+    from orchestration.local_runner import run_pipeline
+
+    summary = run_pipeline(_settings(), run_id=args.run_id)
+    print(f"summary: {summary['summary_path']}")
+    for model, scores in summary["evaluation"]["metrics"].items():
+        print(f"{model:>10}: nDCG@{summary['evaluation']['k']}={scores['ndcg']:.4f} precision={scores['precision']:.4f}")
+    print("manifest URL (valid until it expires):")
+    print(summary["manifest_url"])
+
+
+def cmd_expectations(args) -> None:
+    from python_jobs.suites import write_project
+
+    settings = _settings()
+    names = write_project(settings.project_dir / "expectations")
+    print("wrote suites and checkpoints: " + ", ".join(names))
+
+
+def cmd_dbt(args) -> None:
+    """dbt with the local stack's environment, in-process (so `--target spark` gets the configured session)."""
+    from python_jobs import local_stack
+    from python_jobs.dbt_runner import run_dbt
+    from python_jobs.spark import get_spark
+
+    settings = _settings()
+    local_stack.up(settings)
+    dbt_args = [a for a in args.dbt_args if a != "--"]
+    if "spark" in dbt_args:
+        get_spark(settings)
+    run_dbt(settings, dbt_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="encore-recs", description="Encore recommendations pipeline")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the local stack (Postgres, S3)").set_defaults(fn=cmd_up)
+    sub.add_parser("down", help="stop the local stack").set_defaults(fn=cmd_down)
+    sub.add_parser("env", help="print export lines for dbt/boto3/Spark in a shell").set_defaults(fn=cmd_env)
+    gen = sub.add_parser("generate", help="synthetic marketplace data into the raw Postgres tables")
+    gen.add_argument("--users", type=int, default=1000)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.set_defaults(fn=cmd_generate)
+    run = sub.add_parser("run", help="the whole pipeline on the configured environment")
+    run.add_argument("--run-id", default=None, help="reuse a run id (re-publishing is idempotent)")
+    run.set_defaults(fn=cmd_run)
+    sub.add_parser("expectations", help="rewrite the Great Expectations project under expectations/").set_defaults(
+        fn=cmd_expectations
+    )
+    dbt = sub.add_parser("dbt", help="run dbt against the local stack, e.g. encore-recs dbt -- build --target pg")
+    dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    dbt.set_defaults(fn=cmd_dbt)
+    from python_jobs.evaluate_cli import add_evaluate_parser
+
+    add_evaluate_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except UserError as exc:
+        print(f"encore-recs: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("encore-recs: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Publish a run: JSON part files on S3, a manifest of presigned URLs, then `latest.json`.
+
+Layout under the publish bucket:
+  runs/<run_id>/recommendations/bucket=<uid % buckets>/part-*.json   one user per line
+  runs/<run_id>/similar_listings/part-*.json                         one listing per line
+  runs/<run_id>/user_index/part-*.json                               user_name -> uid, bucket
+  runs/<run_id>/manifest.json                                        every file: size, sha256, rows, URL
+  latest.json                                                        written last: the newest complete run
+
+A consumer finds a user by uid (bucket = uid % buckets, from the manifest) or
+by userName (user_index). Nothing moves `latest.json` until every file of the
+run is written and checked against the manifest, so a crash at any point
+leaves the previous run published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from python_jobs.config import Settings
+from python_jobs.errors import GateFailed
+from python_jobs.s3 import s3_client
+
+LATEST_KEY = "latest.json"
+
+
+def run_prefix(run_id: str) -> str:
+    return f"runs/{run_id}/"
+
+
+def bucket_count(users: int) -> int:
+    return max(1, min(256, users // 5000 + 1))
+
+
+def shape_user_lists(recs):
+    """One row per user: uid, user_name, source, recommendations[rank order]."""
+    item = F.struct(
+        "rank", "listing_id", "product", "category", "sub_category", "listing_amount",
+        F.date_format("ends_at", "yyyy-MM-dd'T'HH:mm:ss'Z'").alias("ends_at"),
+        F.round("score", 6).alias("score"), "source",
+    )
+    return recs.groupBy("uid", "user_name", "list_source").agg(
+        F.array_sort(F.collect_list(item)).alias("recommendations")
+    ).select("uid", "user_name", F.col("list_source").alias("source"), "recommendations")
+
+
+def shape_similar(similar):
+    item = F.struct("rank", "similar_listing_id", F.round("score", 6).alias("score"))
+    return similar.groupBy("listing_id").agg(F.array_sort(F.collect_list(item)).alias("similar"))
+
+
+def write_files(spark: SparkSession, settings: Settings, run_id: str) -> int:
+    """Write the run's JSON part files with Spark; return the number of uid buckets."""
+    base = f"s3a://{settings.publish_bucket}/{run_prefix(run_id)}"
+    recs = spark.table("recs.recommendations").where(F.col("run_id") == run_id)
+    lists = shape_user_lists(recs).cache()
+    buckets = bucket_count(lists.count())
+    with_bucket = lists.withColumn("bucket", F.pmod("uid", F.lit(buckets)))
+    with_bucket.repartition("bucket").write.mode("overwrite").partitionBy("bucket").json(base + "recommendations")
+    with_bucket.select("user_name", "uid", "bucket").coalesce(1).write.mode("overwrite").json(base + "user_index")
+    similar = spark.table("recs.similar_listings").where(F.col("run_id") == run_id)
+    shape_similar(similar).coalesce(2).write.mode("overwrite").json(base + "similar_listings")
+    lists.unpersist()
+    return buckets
+
+
+def _describe(client, bucket: str, key: str) -> tuple[int, str, int]:
+    """size, sha256, lines of one object, streamed."""
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    digest, size, lines = hashlib.sha256(), 0, 0
+    for chunk in body.iter_chunks(1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+        lines += chunk.count(b"\n")
+    return size, digest.hexdigest(), lines
+
+
+def presign(client, bucket: str, key: str, seconds: int) -> str:
+    return client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds)
+
+
+def build_manifest(settings: Settings, run_id: str, buckets: int, extra: dict) -> dict:
+    client = s3_client(settings)
+    prefix = run_prefix(run_id)
+    now = datetime.now(timezone.utc)
+    expires = (now + timedelta(seconds=settings.url_expiry_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    files = []
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=settings.publish_bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            name = key.rsplit("/", 1)[-1]
+            if not name.endswith(".json") or name == "manifest.json":
+                continue
+            size, sha, rows = _describe(client, settings.publish_bucket, key)
+            kind = key[len(prefix):].split("/", 1)[0]
+            entry = {"kind": kind, "key": key, "size": size, "sha256": sha, "rows": rows,
+                     "url": presign(client, settings.publish_bucket, key, settings.url_expiry_seconds),
+                     "expires_at": expires}
+            if kind == "recommendations" and "/bucket=" in key:
+                entry["bucket"] = int(key.split("/bucket=")[1].split("/")[0])
+            files.append(entry)
+    files.sort(key=lambda f: f["key"])
+    return {
+        "run_id": run_id,
+        "published_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "url_expires_at": expires,
+        "uid_buckets": buckets,
+        "lookup": {
+            "by_uid": "open the recommendations files whose bucket = uid % uid_buckets; one JSON user per line",
+            "by_user_name": "find user_name in the user_index files to get uid and bucket",
+        },
+        "files": files,
+        "row_counts": {
+            kind: sum(f["rows"] for f in files if f["kind"] == kind)
+            for kind in sorted({f["kind"] for f in files})
+        },
+        **extra,
+    }
+
+
+def check_manifest(manifest: dict, expected: dict[str, int]) -> None:
+    """The manifest must list every expected row: a short file stops the publish."""
+    for kind, rows in expected.items():
+        listed = manifest["row_counts"].get(kind, 0)
+        if listed != rows:
+            raise GateFailed(f"publish check failed: {kind} files hold {listed} rows, expected {rows}; latest not moved")
+    for entry in manifest["files"]:
+        if entry["size"] == 0:
+            raise GateFailed(f"publish check failed: {entry['key']} is empty; latest not moved")
+
+
+def publish(spark: SparkSession, settings: Settings, run_id: str, extra: dict) -> tuple[dict, str]:
+    """Write, list, check, then move `latest`; return the manifest and its presigned URL."""
+    buckets = write_files(spark, settings, run_id)
+    manifest = build_manifest(settings, run_id, buckets, extra)
+    users = spark.table("recs.recommendations").where(F.col("run_id") == run_id).select("uid").distinct().count()
+    listings = spark.table("recs.similar_listings").where(F.col("run_id") == run_id).select("listing_id").distinct().count()
+    check_manifest(manifest, {"recommendations": users, "user_index": users, "similar_listings": listings})
+    client = s3_client(settings)
+    manifest_key = run_prefix(run_id) + "manifest.json"
+    client.put_object(Bucket=settings.publish_bucket, Key=manifest_key, Body=json.dumps(manifest, indent=1).encode(),
+                      ContentType="application/json")
+    url = presign(client, settings.publish_bucket, manifest_key, settings.url_expiry_seconds)
+    latest = {"run_id": run_id, "manifest_key": manifest_key, "published_at": manifest["published_at"]}
+    client.put_object(Bucket=settings.publish_bucket, Key=LATEST_KEY, Body=json.dumps(latest).encode(),
+                      ContentType="application/json")
+    prune(settings, keep=settings.keep_runs)
+    return manifest, url
+
+
+def read_latest(settings: Settings) -> dict | None:
+    client = s3_client(settings)
+    try:
+        return json.loads(client.get_object(Bucket=settings.publish_bucket, Key=LATEST_KEY)["Body"].read())
+    except client.exceptions.NoSuchKey:
+        return None
+
+
+def prune(settings: Settings, keep: int) -> list[str]:
+    """Delete the oldest complete runs beyond `keep`, never the one `latest` points at."""
+    client = s3_client(settings)
+    latest = read_latest(settings)
+    runs = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.publish_bucket, Prefix="runs/", Delimiter="/"):
+        runs += [p["Prefix"].split("/")[1] for p in page.get("CommonPrefixes", [])]
+    runs.sort()
+    doomed = [r for r in runs[:-keep] if latest is None or r != latest["run_id"]] if len(runs) > keep else []
+    for run in doomed:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.publish_bucket, Prefix=run_prefix(run)):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=settings.publish_bucket, Delete={"Objects": keys})
+    return doomed

@@ -1,0 +1,116 @@
+"""The Great Expectations suites, validation definitions and checkpoints, as code.
+
+`encore-recs expectations` writes them into the file-based GX project under
+`expectations/` (committed); the pipeline loads them from there. Values that
+vary per run (taxonomy, top-N, the reject-rate threshold, now) are suite
+parameters, filled in when a checkpoint runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+
+DATASOURCE = "encore_spark"
+
+
+def _p(name: str) -> dict:
+    return {"$PARAMETER": name}
+
+
+def suite_definitions() -> dict[str, list]:
+    """Suite name -> expectations. Names start with the gate they belong to."""
+    return {
+        "inputs__reconciliation": [
+            gxe.ExpectTableRowCountToEqual(value=4),
+            gxe.ExpectColumnValuesToBeInSet(column="balanced", value_set=[True]),
+            gxe.ExpectColumnValuesToBeBetween(column="reject_rate", min_value=0, max_value=_p("max_reject_rate")),
+        ],
+        "inputs__fct_user_item_interactions": [
+            gxe.ExpectTableRowCountToBeBetween(min_value=1),
+            gxe.ExpectColumnValuesToNotBeNull(column="uid"),
+            gxe.ExpectColumnValuesToNotBeNull(column="listing_id"),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["uid", "listing_id"]),
+            gxe.ExpectColumnValuesToBeBetween(column="bid_count", min_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="total_bid_amount", min_value=0, strict_min=True),
+            gxe.ExpectColumnValuesToBeBetween(column="last_bid_at_epoch", max_value=_p("now_epoch")),
+            gxe.ExpectColumnValuesToBeInSet(column="category", value_set=_p("categories")),
+        ],
+        "inputs__dim_listings": [
+            gxe.ExpectTableRowCountToBeBetween(min_value=1),
+            gxe.ExpectColumnValuesToBeUnique(column="listing_id"),
+            gxe.ExpectColumnValuesToNotBeNull(column="listing_id"),
+            gxe.ExpectColumnValuesToBeInSet(column="category", value_set=_p("categories")),
+            gxe.ExpectColumnValuesToBeBetween(column="listing_amount", min_value=0, strict_min=True),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="ends_at", column_B="listed_at"),
+            gxe.ExpectColumnSumToBeBetween(column="is_open_int", min_value=1),
+        ],
+        "inputs__dim_users": [
+            gxe.ExpectTableRowCountToBeBetween(min_value=1),
+            gxe.ExpectColumnValuesToBeUnique(column="uid"),
+            gxe.ExpectColumnValuesToNotBeNull(column="uid"),
+            gxe.ExpectColumnValuesToNotBeNull(column="user_name"),
+            gxe.ExpectColumnValuesToBeInSet(column="segment", value_set=["bidder", "cold_start", "unknown"]),
+        ],
+        "outputs__recommendations": [
+            gxe.ExpectTableRowCountToBeBetween(min_value=1),
+            gxe.ExpectColumnValuesToNotBeNull(column="uid"),
+            gxe.ExpectColumnValuesToNotBeNull(column="listing_id"),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["uid", "listing_id"]),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["uid", "rank"]),
+            gxe.ExpectColumnValuesToBeBetween(column="rank", min_value=1, max_value=_p("top_n")),
+            gxe.ExpectColumnValuesToBeInSet(column="score_is_finite", value_set=[True]),
+            gxe.ExpectColumnValuesToBeInSet(column="source", value_set=["als", "popularity"]),
+            gxe.ExpectColumnValuesToBeInSet(column="list_source", value_set=["als", "popularity", "hybrid"]),
+            gxe.ExpectColumnValuesToBeInSet(column="already_bid", value_set=[False]),
+            gxe.ExpectColumnValuesToBeInSet(column="is_open", value_set=[True]),
+        ],
+        "outputs__user_coverage": [
+            gxe.ExpectTableRowCountToBeBetween(min_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="list_size", min_value=_p("top_n"), max_value=_p("top_n")),
+        ],
+        "outputs__similar_listings": [
+            gxe.ExpectColumnValuesToNotBeNull(column="listing_id"),
+            gxe.ExpectColumnValuesToNotBeNull(column="similar_listing_id"),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["listing_id", "similar_listing_id"]),
+            gxe.ExpectColumnValuesToBeInSet(column="is_self", value_set=[False]),
+            gxe.ExpectColumnValuesToBeBetween(column="score", min_value=-1.0001, max_value=1.0001),
+            gxe.ExpectColumnValuesToBeInSet(column="similar_is_open", value_set=[True]),
+        ],
+    }
+
+
+def write_project(root: Path) -> list[str]:
+    """(Re)write every suite, validation definition and checkpoint into the GX project at `root`."""
+    context = gx.get_context(mode="file", context_root_dir=str(root))
+    try:
+        source = context.data_sources.get(DATASOURCE)
+    except Exception:
+        source = context.data_sources.add_spark(name=DATASOURCE)
+    names = []
+    for name, expectations in suite_definitions().items():
+        suite = gx.ExpectationSuite(name=name, expectations=expectations)
+        suite = context.suites.add_or_update(suite)
+        try:
+            asset = source.get_asset(name)
+        except LookupError:
+            asset = source.add_dataframe_asset(name=name)
+        try:
+            batch = asset.get_batch_definition("whole")
+        except KeyError:
+            batch = asset.add_batch_definition_whole_dataframe("whole")
+        definition = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=name, data=batch, suite=suite)
+        )
+        context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=name,
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+                result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
+            )
+        )
+        names.append(name)
+    return names

@@ -1,0 +1,121 @@
+"""Run the Great Expectations gates: a failed checkpoint stops the run with one line.
+
+The frames handed to the checkpoints are the marts and the training outputs,
+plus derived flag columns (already_bid, is_open, score_is_finite, ...) so that
+the rules that span tables are plain column expectations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from python_jobs.errors import GateFailed
+
+
+@dataclass
+class CheckResult:
+    checkpoint: str
+    success: bool
+    evaluated: int
+    failed: list[str]
+
+    def to_dict(self) -> dict:
+        return {"checkpoint": self.checkpoint, "success": self.success, "evaluated": self.evaluated, "failed": self.failed}
+
+
+def _context(root: Path):
+    import great_expectations as gx
+
+    return gx.get_context(mode="file", context_root_dir=str(root))
+
+
+def run_checkpoints(root: Path, frames: dict[str, DataFrame], parameters: dict) -> tuple[list[CheckResult], str]:
+    """Run the checkpoint named after each frame; return results and the Data Docs index path."""
+    context = _context(root)
+    results = []
+    for name, frame in frames.items():
+        try:
+            checkpoint = context.checkpoints.get(name)
+        except Exception:
+            raise GateFailed(f"checkpoint {name} is missing from {root}; run `encore-recs expectations`") from None
+        outcome = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
+        failed, evaluated = [], 0
+        for validation in outcome.run_results.values():
+            for item in validation.results:
+                evaluated += 1
+                if not item.success:
+                    config = item.expectation_config
+                    column = config.kwargs.get("column") or config.kwargs.get("column_list") or ""
+                    failed.append(f"{config.type}({column})")
+        results.append(CheckResult(name, bool(outcome.success), evaluated, failed))
+    docs = root / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    return results, str(docs)
+
+
+def raise_on_failure(gate: str, results: list[CheckResult], docs: str) -> None:
+    for result in results:
+        if not result.success:
+            raise GateFailed(
+                f"{gate} gate failed: suite {result.checkpoint} broke {', '.join(result.failed[:3])}; report: {docs}"
+            )
+
+
+# --- the frames each gate checks -------------------------------------------------
+
+
+def input_frames(spark, reconciliation: list[dict]) -> dict[str, DataFrame]:
+    recon = spark.createDataFrame(
+        [
+            (r["table"], r["raw"], r["clean"], r["rejected"], r["raw"] == r["clean"] + r["rejected"],
+             (r["rejected"] / r["raw"]) if r["raw"] else 0.0)
+            for r in reconciliation
+        ],
+        "source_table string, raw long, clean long, rejected long, balanced boolean, reject_rate double",
+    )
+    interactions = spark.table("marts.fct_user_item_interactions").withColumn(
+        "last_bid_at_epoch", F.col("last_bid_at").cast("double")
+    )
+    listings = spark.table("marts.dim_listings").withColumn("is_open_int", F.col("is_open").cast("int"))
+    return {
+        "inputs__reconciliation": recon,
+        "inputs__fct_user_item_interactions": interactions,
+        "inputs__dim_listings": listings,
+        "inputs__dim_users": spark.table("marts.dim_users"),
+    }
+
+
+def output_frames(spark, run_id: str) -> dict[str, DataFrame]:
+    recs = spark.table("recs.recommendations").where(F.col("run_id") == run_id)
+    seen = spark.table("marts.fct_user_item_interactions").select("uid", "listing_id", F.lit(True).alias("bid"))
+    listings = spark.table("marts.dim_listings").select("listing_id", "is_open")
+    checked = (
+        recs.join(seen, ["uid", "listing_id"], "left")
+        .join(listings, "listing_id", "left")
+        .select(
+            "uid", "listing_id", "rank", "score", "source", "list_source",
+            F.coalesce("bid", F.lit(False)).alias("already_bid"),
+            F.coalesce("is_open", F.lit(False)).alias("is_open"),
+            (~F.isnan("score") & F.col("score").isNotNull() & (F.abs("score") < float("inf"))).alias("score_is_finite"),
+        )
+    )
+    users = spark.table("marts.dim_users").select("uid")
+    coverage = users.join(recs.groupBy("uid").agg(F.count("*").alias("list_size")), "uid", "left").fillna(
+        0, subset=["list_size"]
+    )
+    similar = (
+        spark.table("recs.similar_listings")
+        .where(F.col("run_id") == run_id)
+        .join(listings.select(F.col("listing_id").alias("similar_listing_id"), F.col("is_open").alias("similar_is_open")),
+              "similar_listing_id", "left")
+        .withColumn("is_self", F.col("listing_id") == F.col("similar_listing_id"))
+        .fillna(False, subset=["similar_is_open"])
+    )
+    return {
+        "outputs__recommendations": checked,
+        "outputs__user_coverage": coverage,
+        "outputs__similar_listings": similar,
+    }
