@@ -100,7 +100,7 @@ def cmd_evaluate(args) -> None:
 
     _check_args(args)
     settings = Settings.from_env()
-    spark = get_spark(settings)
+    spark = get_spark(settings, catalog=False)
     data = load_interactions(spark, args)
     base = TrainParams(seed=args.seed, min_bids_for_als=1)
     evaluation = evaluate_models(

@@ -26,7 +26,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": f"s3a://{settings.lake_bucket}/warehouse",
         "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true",
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={metastore}",
+        "spark.driver.extraJavaOptions": (
+            f"-Dderby.system.home={metastore} -Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties')}"
+        ),
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": "false",
@@ -57,15 +59,18 @@ def write_spark_defaults(settings: Settings) -> Path:
     return conf_dir
 
 
-def get_spark(settings: Settings):
-    """Create (or return) the process's SparkSession."""
+def get_spark(settings: Settings, catalog: bool = True):
+    """Create (or return) the process's SparkSession; `catalog=False` skips the Derby metastore."""
     from pyspark.sql import SparkSession
 
     (settings.state_dir / "metastore").mkdir(parents=True, exist_ok=True)
     os.environ["SPARK_CONF_DIR"] = str(write_spark_defaults(settings))
+    conf = spark_conf(settings)
+    if not catalog:
+        conf["spark.sql.catalogImplementation"] = "in-memory"
     builder = SparkSession.builder
-    for key, value in spark_conf(settings).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
-    spark = builder.enableHiveSupport().getOrCreate()
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark

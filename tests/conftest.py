@@ -1,0 +1,57 @@
+"""One local stack and one SparkSession for the whole test session, on their own ports and state folder."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_STATE = Path(tempfile.mkdtemp(prefix="encore-test-state-"))
+os.environ.update(
+    {
+        "ENCORE_STATE_DIR": str(_STATE),
+        "ENCORE_PG_PORT": os.environ.get("ENCORE_TEST_PG_PORT", "54339"),
+        "ENCORE_S3_PORT": os.environ.get("ENCORE_TEST_S3_PORT", "9089"),
+        "ENCORE_SHUFFLE_PARTITIONS": "2",
+        "ENCORE_TUNING_GRID": "rank=8,16",
+        "ENCORE_SPARK_DRIVER_MEMORY": "2g",
+    }
+)
+os.environ.pop("ENCORE_PG_DSN", None)
+os.environ.pop("ENCORE_S3_ENDPOINT", None)
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from python_jobs.config import Settings
+
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def stack(settings):
+    from python_jobs import local_stack
+    from python_jobs.s3 import ensure_buckets
+
+    local_stack.up(settings)
+    ensure_buckets(settings)
+    yield settings
+    local_stack.down(settings)
+
+
+@pytest.fixture(scope="session")
+def spark(settings):
+    from python_jobs.spark import get_spark
+
+    session = get_spark(settings)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def s3(stack):
+    from python_jobs.s3 import s3_client
+
+    return s3_client(stack)

@@ -1,0 +1,41 @@
+"""Bad input to the CLI: one line on stderr, a non-zero exit, no traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "python_jobs.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_missing_interactions_file(tmp_path):
+    result = _cli("evaluate", "--interactions", str(tmp_path / "nope.csv"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"encore-recs: error: {tmp_path / 'nope.csv'}: no such file; pass --interactions PATH to a CSV or Parquet file"]
+
+
+@pytest.mark.parametrize(
+    "content, args, message",
+    [
+        ("user,item\n1,2\n", ["--user-col", "uid", "--item-col", "item"], "no column uid; columns are user, item"),
+        ("uid,listing_id,w\n1,2,abc\n1,3,2\n", ["--weight-col", "w"], "non-numeric value 'abc'"),
+        ("uid,listing_id\n1,2\n", [], "fewer than two usable interactions"),
+    ],
+)
+def test_bad_interactions_files(tmp_path, content, args, message):
+    path = tmp_path / "interactions.csv"
+    path.write_text(content)
+    result = _cli("evaluate", "--interactions", str(path), *args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len([line for line in lines if line.startswith("encore-recs: error:")]) == 1
+    assert message in lines[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_flag_value():
+    result = _cli("evaluate", "--interactions", "x.csv", "--k", "zero")
+    assert result.returncode == 2
+    assert "invalid int value" in result.stderr

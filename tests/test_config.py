@@ -1,0 +1,36 @@
+"""Settings refuse bad values with one clear message."""
+
+import pytest
+
+from python_jobs.config import Settings, parse_grid
+from python_jobs.errors import UserError
+
+
+def test_url_expiry_outside_s3_limits_is_refused(monkeypatch):
+    monkeypatch.setenv("ENCORE_URL_EXPIRY_SECONDS", str(8 * 24 * 3600))
+    with pytest.raises(UserError, match="60 .* 604800"):
+        Settings.from_env()
+    monkeypatch.setenv("ENCORE_URL_EXPIRY_SECONDS", "30")
+    with pytest.raises(UserError):
+        Settings.from_env()
+    monkeypatch.setenv("ENCORE_URL_EXPIRY_SECONDS", "3600")
+    assert Settings.from_env().url_expiry_seconds == 3600
+
+
+def test_non_integer_setting_is_refused(monkeypatch):
+    monkeypatch.setenv("ENCORE_TOP_N", "ten")
+    with pytest.raises(UserError, match="ENCORE_TOP_N='ten' is not an integer"):
+        Settings.from_env()
+
+
+def test_aws_endpoint_means_no_local_s3(monkeypatch):
+    monkeypatch.setenv("ENCORE_S3_ENDPOINT", "aws")
+    settings = Settings.from_env()
+    assert settings.s3_endpoint is None and not settings.local_s3
+
+
+def test_tuning_grid_parsing():
+    assert parse_grid("rank=8,16;alpha=5") == {"rank": [8, 16], "alpha": [5.0]}
+    assert parse_grid("") is None
+    with pytest.raises(UserError):
+        parse_grid("depth=3")
