@@ -140,7 +140,7 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
     def evaluate():
         interactions = interaction_strength(spark.table("marts.fct_user_item_interactions"), base)
         evaluation = evaluate_models(
-            spark, interactions, spark.table("marts.dim_listings").select("listing_id"),
+            spark, interactions, spark.table("marts.dim_listings").select("listing_id", "category", "sub_category"),
             lambda train: popularity_scores(train, as_of, base.half_life_days),
             k=settings.top_n, test_fraction=0.2, order=F.col("last_bid_at"), base=base, grid=settings.tuning_grid,
             user_categories=spark.table("marts.dim_user_interests"),

@@ -94,7 +94,7 @@ def evaluate_models(
     """Split, tune ALS on the training part, and score als, popularity and hybrid on the test part.
 
     interactions: uid, listing_id, strength (+ whatever popularity_fn needs);
-    popularity_fn(train) -> listing_id, category, sub_category, popularity.
+    popularity_fn(train) -> listing_id, popularity; items: listing_id, category, sub_category.
     """
     data = interactions.withColumn("_order", order).cache()
     train, test = split_per_user(data, F.col("_order"), test_fraction)

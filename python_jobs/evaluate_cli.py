@@ -75,10 +75,7 @@ def popularity_by_users(train):
 
     counts = train.groupBy("listing_id").agg(F.countDistinct("uid").alias("n"))
     top = counts.agg(F.max("n").alias("top"))
-    return counts.crossJoin(top).select(
-        "listing_id", F.lit("all").alias("category"), F.lit(None).cast("string").alias("sub_category"),
-        (F.col("n") / F.col("top")).alias("popularity"),
-    )
+    return counts.crossJoin(top).select("listing_id", (F.col("n") / F.col("top")).alias("popularity"))
 
 
 def format_table(evaluation) -> str:
@@ -103,8 +100,11 @@ def cmd_evaluate(args) -> None:
     spark = get_spark(settings, catalog=False)
     data = load_interactions(spark, args)
     base = TrainParams(seed=args.seed, min_bids_for_als=1)
+    items = data.select("listing_id").distinct().select(
+        "listing_id", F.lit("all").alias("category"), F.lit(None).cast("string").alias("sub_category")
+    )
     evaluation = evaluate_models(
-        spark, data, data.select("listing_id").distinct(), popularity_by_users,
+        spark, data, items, popularity_by_users,
         k=args.k, test_fraction=args.test_fraction, order=F.rand(args.seed), base=base, grid=settings.tuning_grid,
     )
     print(format_table(evaluation))

@@ -56,14 +56,12 @@ def interaction_strength(interactions: DataFrame, params: TrainParams) -> DataFr
 
 
 def popularity_scores(interactions: DataFrame, as_of, half_life_days: float) -> DataFrame:
-    """listing_id, category, sub_category, popularity in [0, 1] with recency decay."""
+    """listing_id, popularity in [0, 1] with recency decay."""
     age_days = (F.lit(as_of).cast("timestamp").cast("double") - F.col("last_bid_at").cast("double")) / 86400.0
     decayed = interactions.withColumn("w", F.pow(F.lit(0.5), F.greatest(age_days, F.lit(0.0)) / half_life_days))
-    per_listing = decayed.groupBy("listing_id", "category", "sub_category").agg(F.sum("w").alias("raw"))
+    per_listing = decayed.groupBy("listing_id").agg(F.sum("w").alias("raw"))
     top = per_listing.agg(F.max("raw").alias("top"))
-    return per_listing.crossJoin(top).select(
-        "listing_id", "category", "sub_category", (F.col("raw") / F.col("top")).alias("popularity")
-    )
+    return per_listing.crossJoin(top).select("listing_id", (F.col("raw") / F.col("top")).alias("popularity"))
 
 
 # --- models ---------------------------------------------------------------
@@ -177,12 +175,18 @@ def recommend(
     min_bids_for_als: int = 3,
     use_global: bool = True,
 ) -> DataFrame:
-    """Top-n lists for `users` (uid, listing_count) among `items` (listing_id).
+    """Top-n lists for `users` (uid, listing_count) among `items` (listing_id, category, sub_category).
+
+    Items nobody has bid on yet score popularity 0, so new listings still fill
+    a cold-start user's list from their own categories.
 
     With only `model`: pure ALS. With only popularity: the baseline. With
     both and `user_categories`: the hybrid that the pipeline publishes.
     """
-    pop = popularity.join(items.select("listing_id"), "listing_id")
+    scores = popularity.select("listing_id", "popularity")
+    pop = items.select("listing_id", "category", "sub_category").join(scores, "listing_id", "left").fillna(
+        0.0, subset=["popularity"]
+    )
     pool = 3 * n
     parts = []
     if model is not None:
@@ -226,7 +230,7 @@ def run_training(spark: SparkSession, lake_bucket: str, run_id: str, n: int, par
     listings = spark.table("marts.dim_listings")
     users = spark.table("marts.dim_users").select("uid", "user_name", "listing_count")
     interests = spark.table("marts.dim_user_interests").select("uid", "category", "sub_category")
-    open_items = listings.where("is_open").select("listing_id").cache()
+    open_items = listings.where("is_open").select("listing_id", "category", "sub_category").cache()
 
     weighted = interaction_strength(interactions, params).cache()
     model = fit_als(weighted, params)

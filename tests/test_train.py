@@ -50,11 +50,13 @@ def test_top_n_drops_seen_keeps_best_priority_and_labels_lists(spark):
 
 def test_popularity_only_recommends_interest_categories_first_and_never_seen(spark):
     users = spark.createDataFrame([(1, 0), (2, 1)], "uid int, listing_count int")
-    items = spark.createDataFrame([(i,) for i in range(1, 7)], "listing_id int")
+    items = spark.createDataFrame(
+        [(1, "music", "vinyl"), (2, "music", "cassettes"), (3, "home", "lamps"), (4, "home", "lamps"),
+         (5, "books", "manga"), (6, "books", "manga"), (7, "home", "ceramics")],
+        "listing_id int, category string, sub_category string",
+    )
     pop = spark.createDataFrame(
-        [(1, "music", "vinyl", 1.0), (2, "music", "cassettes", 0.4), (3, "home", "lamps", 0.9),
-         (4, "home", "lamps", 0.8), (5, "books", "manga", 0.7), (6, "books", "manga", 0.1)],
-        "listing_id int, category string, sub_category string, popularity double",
+        [(1, 1.0), (2, 0.4), (3, 0.9), (4, 0.8), (5, 0.7), (6, 0.1)], "listing_id int, popularity double"
     )
     interests = spark.createDataFrame([(1, "home", "lamps"), (2, "music", None)], "uid int, category string, sub_category string")
     seen = spark.createDataFrame([(2, 1)], "uid int, listing_id int")
@@ -62,7 +64,7 @@ def test_popularity_only_recommends_interest_categories_first_and_never_seen(spa
     lists = {}
     for r in recs.orderBy("uid", "rank").collect():
         lists.setdefault(r.uid, []).append(r.listing_id)
-    assert lists[1] == [3, 4, 1]  # home/lamps first, then the global top
+    assert lists[1] == [3, 4, 7]  # home/lamps first, then home without bids yet (7), then global
     assert lists[2] == [2, 3, 4]  # music without the seen listing 1, then global
     assert 1 not in lists[2]
 
