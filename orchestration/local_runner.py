@@ -143,7 +143,7 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
             spark, interactions, spark.table("marts.dim_listings").select("listing_id", "category", "sub_category"),
             lambda train: popularity_scores(train, as_of, base.half_life_days),
             k=settings.top_n, test_fraction=0.2, order=F.col("last_bid_at"), base=base, grid=settings.tuning_grid,
-            user_categories=spark.table("marts.dim_user_interests"),
+            user_categories=spark.table("marts.dim_user_interests"), max_users=settings.eval_users,
         )
         summary["evaluation"] = evaluation.to_dict()
         return {"rows": {m: round(v["ndcg"], 4) for m, v in evaluation.metrics.items()}}

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 from python_jobs.errors import UserError
 
@@ -57,13 +58,21 @@ def cmd_generate(args) -> None:
     from python_jobs import local_stack
     from python_jobs.generate import generate, write_raw
 
+    from python_jobs.faults import inject
+
     if args.users < 10:
         raise UserError("--users must be at least 10")
+    if not 0 <= args.dirty_rate <= 0.9:
+        raise UserError("--dirty-rate must be between 0 and 0.9, e.g. 0.05")
     settings = _settings()
     local_stack.up(settings)
     market = generate(args.users, args.seed)
+    market, rejected, normalised = inject(market, args.dirty_rate, args.seed, market.as_of)
     counts = write_raw(local_stack.pg_dsn(settings), market)
     print("generated " + ", ".join(f"{name}={rows}" for name, rows in counts.items()))
+    if rejected:
+        print("injected faults (expected rejections): " + json.dumps(rejected))
+        print("injected stray case/whitespace (expected repaired): " + json.dumps(normalised))
 
 
 def cmd_run(args) -> None:
@@ -108,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="synthetic marketplace data into the raw Postgres tables")
     gen.add_argument("--users", type=int, default=1000)
     gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--dirty-rate", type=float, default=0.0, help="share of faulty rows to mix in, e.g. 0.05")
     gen.set_defaults(fn=cmd_generate)
     run = sub.add_parser("run", help="the whole pipeline on the configured environment")
     run.add_argument("--run-id", default=None, help="reuse a run id (re-publishing is idempotent)")
@@ -125,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)

@@ -71,6 +71,7 @@ class Settings:
     shuffle_partitions: int = 4
     max_reject_rate: float = 0.10
     tuning_grid: dict | None = None
+    eval_users: int = 10000
 
     @property
     def local_postgres(self) -> bool:
@@ -120,5 +121,6 @@ class Settings:
             spark_master=env.get("ENCORE_SPARK_MASTER", "local[2]"),
             shuffle_partitions=_int("ENCORE_SHUFFLE_PARTITIONS", 4, 1, 100000),
             max_reject_rate=max_reject,
+            eval_users=_int("ENCORE_EVAL_USERS", 10000, 0, 10**9),
             tuning_grid=parse_grid(env.get("ENCORE_TUNING_GRID", DEFAULT_GRID)),
         )

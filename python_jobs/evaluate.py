@@ -54,26 +54,38 @@ def _users(train: DataFrame, test: DataFrame) -> DataFrame:
     return test.select("uid").distinct().join(counts, "uid", "left").fillna(0, subset=["listing_count"])
 
 
-def _als_recs(spark, train, test, items, popularity, params, k, user_categories=None, hybrid=False):
-    model = fit_als(train, params)
+def sample_users(test: DataFrame, max_users: int | None, seed: int) -> DataFrame:
+    """At most `max_users` test users, chosen by a seeded hash (the same users every run)."""
+    if not max_users:
+        return test
+    users = test.select("uid").distinct().orderBy(F.xxhash64("uid", F.lit(seed))).limit(max_users)
+    return test.join(users, "uid")
+
+
+def _model_recs(spark, model, train, test, items, popularity, params, k, hybrid=False, user_categories=None):
+    """ALS alone, or the hybrid the pipeline publishes (ALS backed by popularity)."""
     return recommend(
         spark, users=_users(train, test), items=items, seen=train, popularity=popularity, n=k, model=model,
-        user_categories=user_categories if hybrid else None, min_bids_for_als=params.min_bids_for_als,
+        user_categories=user_categories if hybrid else None,
+        min_bids_for_als=params.min_bids_for_als if hybrid else 0,
         use_global=hybrid,
     )
 
 
-def tune(spark, train, items, popularity, base: TrainParams, grid: dict, k: int, fraction: float) -> tuple[TrainParams, list[dict]]:
+def tune(spark, train, items, popularity, base: TrainParams, grid: dict, k: int, fraction: float,
+         max_users: int | None = None) -> tuple[TrainParams, list[dict]]:
     """Grid search of ALS on a validation split carved from `train`; best by nDCG@k."""
     fit_part, valid = split_per_user(train, F.col("_order"), fraction)
+    valid = sample_users(valid, max_users, base.seed).cache()
     catalog = items.count()
     results = []
     keys = list(grid)
     for values in itertools.product(*(grid[key] for key in keys)):
         params = base.with_values(**dict(zip(keys, values)))
-        recs = _als_recs(spark, fit_part, valid, items, popularity, params, k)
-        scores = ranking_metrics(recs, valid, k, catalog)
+        model = fit_als(fit_part, params)
+        scores = ranking_metrics(_model_recs(spark, model, fit_part, valid, items, popularity, params, k), valid, k, catalog)
         results.append({**dict(zip(keys, values)), **{m: round(v, 5) for m, v in scores.items()}})
+    valid.unpersist()
     best = max(results, key=lambda r: r["ndcg"])
     return base.with_values(**{key: best[key] for key in keys}), results
 
@@ -90,6 +102,7 @@ def evaluate_models(
     base: TrainParams,
     grid: dict | None,
     user_categories: DataFrame | None = None,
+    max_users: int | None = None,
 ) -> Evaluation:
     """Split, tune ALS on the training part, and score als, popularity and hybrid on the test part.
 
@@ -98,21 +111,21 @@ def evaluate_models(
     """
     data = interactions.withColumn("_order", order).cache()
     train, test = split_per_user(data, F.col("_order"), test_fraction)
-    train, test = train.cache(), test.cache()
+    train, test = train.cache(), sample_users(test, max_users, base.seed).cache()
     popularity = popularity_fn(train).cache()
     params, tuning = base, []
     if grid:
-        params, tuning = tune(spark, train, items, popularity, base, grid, k, test_fraction)
+        params, tuning = tune(spark, train, items, popularity, base, grid, k, test_fraction, max_users)
     catalog = items.count()
+    model = fit_als(train, params)
     metrics = {
-        "als": ranking_metrics(_als_recs(spark, train, test, items, popularity, params, k), test, k, catalog),
+        "als": ranking_metrics(_model_recs(spark, model, train, test, items, popularity, params, k), test, k, catalog),
         "popularity": ranking_metrics(
             recommend(spark, users=_users(train, test), items=items, seen=train, popularity=popularity, n=k),
             test, k, catalog,
         ),
         "hybrid": ranking_metrics(
-            _als_recs(spark, train, test, items, popularity, params, k, user_categories, hybrid=True),
-            test, k, catalog,
+            _model_recs(spark, model, train, test, items, popularity, params, k, True, user_categories), test, k, catalog
         ),
     }
     for frame in (data, train, test, popularity):

@@ -106,6 +106,7 @@ def cmd_evaluate(args) -> None:
     evaluation = evaluate_models(
         spark, data, items, popularity_by_users,
         k=args.k, test_fraction=args.test_fraction, order=F.rand(args.seed), base=base, grid=settings.tuning_grid,
+        max_users=settings.eval_users,
     )
     print(format_table(evaluation))
     print("ALS parameters chosen on the validation split: "

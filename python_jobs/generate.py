@@ -47,6 +47,7 @@ class Marketplace:
     listings: pd.DataFrame
     bids: pd.DataFrame
     user_interests: pd.DataFrame
+    as_of: float = 0.0
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in RAW_TABLES}
@@ -154,7 +155,7 @@ def generate(users: int, seed: int, as_of: datetime | None = None) -> Marketplac
          "answered_at": _timestamps(signup[a_uid - 1] + 60)}
     ).drop_duplicates(["uid", "category", "sub_category"])
 
-    return Marketplace(users_df, listings_df, bids_df, interests_df)
+    return Marketplace(users_df, listings_df, bids_df, interests_df, now)
 
 
 def _copy_frame(cur, table: str, frame: pd.DataFrame) -> None:

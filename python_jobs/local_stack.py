@@ -30,6 +30,14 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _wait_for_port(port: int, what: str, log: Path, timeout: float = 30.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -130,7 +138,11 @@ def start_postgres(settings: Settings) -> None:
 
     data, log = _pg_paths(settings)
     if _port_open(settings.pg_port):
-        return
+        if (data / "postmaster.pid").exists():
+            return
+        raise UserError(
+            f"127.0.0.1:{settings.pg_port} is in use by another process; stop it or set ENCORE_PG_PORT to a free port"
+        )
     user = _as_pg_user()
     data.parent.mkdir(parents=True, exist_ok=True)
     if not (data / "PG_VERSION").exists():
@@ -186,7 +198,11 @@ def _s3_paths(settings: Settings) -> tuple[Path, Path]:
 def start_s3(settings: Settings) -> None:
     pid_file, log = _s3_paths(settings)
     if _port_open(settings.s3_port):
-        return
+        if pid_file.exists() and _alive(int(pid_file.read_text())):
+            return
+        raise UserError(
+            f"127.0.0.1:{settings.s3_port} is in use by another process; stop it or set ENCORE_S3_PORT to a free port"
+        )
     creds_path = settings.state_dir / "s3" / "credentials.json"
     s3_credentials(settings)
     with open(log, "ab") as out:

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from pathlib import Path
 
 import pytest
 
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 _STATE = Path(tempfile.mkdtemp(prefix="encore-test-state-"))
 os.environ.update(
     {
         "ENCORE_STATE_DIR": str(_STATE),
-        "ENCORE_PG_PORT": os.environ.get("ENCORE_TEST_PG_PORT", "54339"),
-        "ENCORE_S3_PORT": os.environ.get("ENCORE_TEST_S3_PORT", "9089"),
+        "ENCORE_PG_PORT": str(_free_port()),
+        "ENCORE_S3_PORT": str(_free_port()),
         "ENCORE_SHUFFLE_PARTITIONS": "2",
         "ENCORE_TUNING_GRID": "rank=8,16",
         "ENCORE_SPARK_DRIVER_MEMORY": "2g",
