@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import warnings
+from pathlib import Path
 
 from python_jobs.errors import UserError
 
@@ -75,6 +76,17 @@ def cmd_generate(args) -> None:
         print("injected stray case/whitespace (expected repaired): " + json.dumps(normalised))
 
 
+def cmd_load(args) -> None:
+    from python_jobs import local_stack
+    from python_jobs.load import load_csv
+
+    settings = _settings()
+    local_stack.up(settings)
+    table = "user_interests" if args.table == "interests" else args.table
+    rows = load_csv(local_stack.pg_dsn(settings), table, args.csv, replace=args.replace)
+    print(f"loaded {rows} rows from {args.csv} into raw.{table}")
+
+
 def cmd_run(args) -> None:
     from orchestration.local_runner import run_pipeline
 
@@ -119,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--dirty-rate", type=float, default=0.0, help="share of faulty rows to mix in, e.g. 0.05")
     gen.set_defaults(fn=cmd_generate)
+    load = sub.add_parser("load", help="load a CSV export into a raw Postgres table (all or nothing)")
+    load.add_argument("--table", required=True, choices=["users", "listings", "bids", "user_interests", "interests"])
+    load.add_argument("--csv", required=True, type=Path)
+    load.add_argument("--replace", action="store_true", help="empty the table first (same transaction)")
+    load.set_defaults(fn=cmd_load)
     run = sub.add_parser("run", help="the whole pipeline on the configured environment")
     run.add_argument("--run-id", default=None, help="reuse a run id (re-publishing is idempotent)")
     run.set_defaults(fn=cmd_run)

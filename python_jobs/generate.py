@@ -19,26 +19,10 @@ import numpy as np
 import pandas as pd
 
 from python_jobs.config import PROJECT_DIR
+from python_jobs.raw_schema import RAW_TABLES, raw_ddl
 
 DAY = 86400.0
-RAW_DDL = """
-create schema if not exists raw;
-create table if not exists raw.users (
-    uid integer, user_name text, email text, signup_at timestamptz
-);
-create table if not exists raw.listings (
-    listing_id integer, product text, category text, sub_category text,
-    listing_amount numeric(12, 2), start_price numeric(12, 2), seller_uid integer,
-    listed_at timestamptz, ends_at timestamptz, status text
-);
-create table if not exists raw.bids (
-    bid_id bigint, uid integer, listing_id integer, bid_amount numeric(12, 2), bid_at timestamptz
-);
-create table if not exists raw.user_interests (
-    uid integer, category text, sub_category text, answered_at timestamptz
-);
-"""
-RAW_TABLES = ("users", "listings", "bids", "user_interests")
+
 
 
 @dataclass(frozen=True)
@@ -173,7 +157,7 @@ def write_raw(dsn: str, market: Marketplace) -> dict[str, int]:
     conn = psycopg2.connect(dsn)
     try:
         with conn, conn.cursor() as cur:
-            cur.execute(RAW_DDL)
+            cur.execute(raw_ddl())
             cur.execute("truncate " + ", ".join(f"raw.{t}" for t in RAW_TABLES))
             for name, frame in market.tables().items():
                 _copy_frame(cur, name, frame)
