@@ -1,8 +1,8 @@
 """Faults that real exports carry, mixed into generated data at a given rate, each kind counted.
 
 Every fault is placed so that it is rejected under exactly one reason code
-(no cascades: a listing given an unknown category has no bids, a duplicate
-user has no bids), so a run can check that the cleaning caught each one.
+(no cascades: listings in unknown categories and duplicate users are extra
+rows that nobody bids on), so a run can check that the cleaning caught each one.
 `normalised` faults (stray case and whitespace) must be repaired, not rejected.
 """
 
@@ -73,16 +73,17 @@ def inject(market, rate: float, seed: int, now: float):
     # a fixed order keeps the generator deterministic for a seed
     bids = bids.iloc[rng.permutation(len(bids))].reset_index(drop=True)
 
-    # listings: unknown categories only on listings nobody bid on; stray case on others
-    unbid = np.setdiff1d(listings["listing_id"].to_numpy(), bids["listing_id"].to_numpy())
-    n_unknown = min(len(unbid), max(1, int(round(rate * len(listings) / 2))))
-    unknown_ids = rng.choice(unbid, n_unknown, replace=False) if n_unknown else np.array([], dtype=int)
-    is_unknown = listings["listing_id"].isin(unknown_ids)
-    listings.loc[is_unknown, "category"] = "misc"
-    rejected["listings"]["unknown_category"] = int(is_unknown.sum())
-    messy = (~is_unknown) & (rng.random(len(listings)) < rate)
+    # listings: extra listings (nobody bids on them) in categories outside the taxonomy;
+    # stray case and whitespace on existing ones
+    n_unknown = max(1, int(round(rate * len(listings) / 2)))
+    unknown = listings.sample(n=min(n_unknown, len(listings)), random_state=seed).copy()
+    unknown["listing_id"] = listings["listing_id"].max() + 1 + np.arange(len(unknown))
+    unknown["category"] = "misc"
+    messy = rng.random(len(listings)) < rate
     listings.loc[messy, "category"] = _messy(listings.loc[messy, "category"], rng)
     normalised["listings"] = int(messy.sum())
+    listings = pd.concat([listings, unknown], ignore_index=True)
+    rejected["listings"]["unknown_category"] = len(unknown)
 
     # users: copies that differ only in email case, signed up later, no bids
     n_dupes = max(1, int(round(rate * len(users) / 2)))

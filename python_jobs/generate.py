@@ -2,7 +2,7 @@
 
 Vectorised with numpy (Faker only for names), deterministic for a seed and an
 as-of time. Behaviour the recommender should be able to learn: users bid
-mostly in a few favourite categories that usually match their sign-up
+mostly in a few favourite sub-categories that usually match their sign-up
 questionnaire; listing popularity is long-tailed; bids fall inside the
 listing's auction window and rise over it. Segments: cold-start users (answers,
 no bids), bidders who skipped the questionnaire, and users with both.
@@ -51,58 +51,57 @@ def generate(users: int, seed: int, as_of: datetime | None = None) -> Marketplac
 
     rng = np.random.default_rng(seed)
     now = (as_of or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)).timestamp()
-    taxonomy = load_taxonomy()
-    categories = np.array(sorted(taxonomy["category"].unique()))
-    n_cat = len(categories)
+    taxonomy = load_taxonomy().sort_values(["category", "sub_category"]).reset_index(drop=True)
+    pair_cat = taxonomy["category"].to_numpy()
+    pair_sub = taxonomy["sub_category"].to_numpy()
+    n_pairs = len(taxonomy)
 
-    # users: favourite categories from a sparse Dirichlet; segments
+    # users: tastes are a few sub-categories (sparse Dirichlet over the taxonomy); segments
     uid = np.arange(1, users + 1)
     fake = Faker()
     fake.seed_instance(seed)
     names = np.array([f"{fake.user_name()}{u}" for u in uid])
     signup = now - rng.uniform(30, 400, users) * DAY
-    prefs = rng.dirichlet(np.full(n_cat, 0.3), users)
+    prefs = rng.dirichlet(np.full(n_pairs, 0.15), users)
     segment = rng.choice(["both", "cold", "no_questionnaire"], users, p=[0.75, 0.15, 0.10])
     users_df = pd.DataFrame(
         {"uid": uid, "user_name": names, "email": [f"{n.lower()}@example.com" for n in names],
          "signup_at": _timestamps(signup)}
     )
 
-    # listings: category by overall demand, long-tailed popularity, auction windows
+    # listings: sub-category by overall demand, long-tailed popularity, auction windows
     n_listings = max(200, users // 5)
-    cat_weight = prefs.sum(axis=0) / prefs.sum()
-    l_cat = rng.choice(n_cat, n_listings, p=cat_weight)
-    subs_by_cat = {i: taxonomy.loc[taxonomy["category"] == c, "sub_category"].to_numpy() for i, c in enumerate(categories)}
-    l_sub = np.array([subs_by_cat[c][rng.integers(len(subs_by_cat[c]))] for c in l_cat])
-    popularity = rng.pareto(1.2, n_listings) + 0.05
+    demand = prefs.sum(axis=0) / prefs.sum()
+    l_pair = rng.choice(n_pairs, n_listings, p=demand)
+    popularity = rng.pareto(2.0, n_listings) + 0.1
     listed = now - rng.uniform(0, 40, n_listings) * DAY
     ends = listed + rng.uniform(3, 21, n_listings) * DAY
     start_price = np.round(np.exp(rng.normal(3.0, 0.8, n_listings)), 2)
     listing_amount = np.round(start_price * rng.uniform(1.2, 2.0, n_listings), 2)
     listing_id = np.arange(1, n_listings + 1)
     adjectives = np.array(["vintage", "retro", "rare", "classic", "limited", "worn-in", "mint", "y2k"])
-    product = [f"{adjectives[i % len(adjectives)]} {s} #{lid}" for i, (s, lid) in enumerate(zip(l_sub, listing_id))]
+    product = [f"{adjectives[i % len(adjectives)]} {pair_sub[p]} #{lid}" for i, (p, lid) in enumerate(zip(l_pair, listing_id))]
 
-    # bids: per bidder a count, each bid in a favourite category, a popular listing in it
+    # bids: per bidder a count; each bid in a sub-category drawn from the user's taste
+    # (15% exploration), then a listing in it by popularity
     bidders = uid[segment != "cold"]
     per_user = np.maximum(1, rng.lognormal(2.75, 0.9, len(bidders)).astype(int))
     b_uid = np.repeat(bidders, per_user)
     n_bids = len(b_uid)
-    user_prefs = prefs[b_uid - 1]
+    cum = prefs[b_uid - 1].cumsum(axis=1)
+    b_pair = (rng.random(n_bids)[:, None] > cum).sum(axis=1).clip(max=n_pairs - 1)
     explore = rng.random(n_bids) < 0.15
-    cum = user_prefs.cumsum(axis=1)
-    b_cat = (rng.random(n_bids)[:, None] > cum).sum(axis=1).clip(max=n_cat - 1)
-    b_cat[explore] = rng.integers(0, n_cat, explore.sum())
+    b_pair[explore] = rng.choice(n_pairs, explore.sum(), p=demand)
     b_listing = np.empty(n_bids, dtype=np.int64)
-    for c in range(n_cat):
-        in_cat = np.flatnonzero(l_cat == c)
-        rows = np.flatnonzero(b_cat == c)
+    for pair in range(n_pairs):
+        rows = np.flatnonzero(b_pair == pair)
         if len(rows) == 0:
             continue
-        if len(in_cat) == 0:
-            in_cat = np.arange(n_listings)
-        p = popularity[in_cat] / popularity[in_cat].sum()
-        b_listing[rows] = in_cat[rng.choice(len(in_cat), len(rows), p=p)]
+        in_pair = np.flatnonzero(l_pair == pair)
+        if len(in_pair) == 0:
+            in_pair = np.arange(n_listings)
+        p = popularity[in_pair] / popularity[in_pair].sum()
+        b_listing[rows] = in_pair[rng.choice(len(in_pair), len(rows), p=p)]
     window_end = np.minimum(ends, now - 60)[b_listing]
     frac = rng.random(n_bids)
     bid_at = listed[b_listing] + frac * (window_end - listed[b_listing])
@@ -117,25 +116,24 @@ def generate(users: int, seed: int, as_of: datetime | None = None) -> Marketplac
     has_bids[np.unique(b_listing)] = True
     status = np.where(ends > now, "active", np.where(has_bids, "sold", "ended"))
     listings_df = pd.DataFrame(
-        {"listing_id": listing_id, "product": product, "category": categories[l_cat], "sub_category": l_sub,
+        {"listing_id": listing_id, "product": product, "category": pair_cat[l_pair], "sub_category": pair_sub[l_pair],
          "listing_amount": listing_amount, "start_price": start_price,
          "seller_uid": rng.integers(1, users + 1, n_listings), "listed_at": _timestamps(listed),
          "ends_at": _timestamps(ends), "status": status}
     )
 
-    # questionnaire: 1-3 answers, mostly from the favourite categories
+    # questionnaire: 1-3 answers, mostly the user's strongest sub-categories (10% noise)
     answering = uid[segment != "no_questionnaire"]
     n_answers = rng.integers(1, 4, len(answering))
     a_uid = np.repeat(answering, n_answers)
     a_prefs = prefs[a_uid - 1]
-    a_cat = np.argsort(-(a_prefs + rng.random(a_prefs.shape) * 0.05), axis=1)
+    ranked = np.argsort(-(a_prefs + rng.random(a_prefs.shape) * 0.02), axis=1)
     rank = np.concatenate([np.arange(k) for k in n_answers])
-    chosen = a_cat[np.arange(len(a_uid)), rank]
+    chosen = ranked[np.arange(len(a_uid)), rank]
     noisy = rng.random(len(a_uid)) < 0.1
-    chosen[noisy] = rng.integers(0, n_cat, noisy.sum())
-    a_sub = np.array([subs_by_cat[c][rng.integers(len(subs_by_cat[c]))] for c in chosen])
+    chosen[noisy] = rng.integers(0, n_pairs, noisy.sum())
     interests_df = pd.DataFrame(
-        {"uid": a_uid, "category": categories[chosen], "sub_category": a_sub,
+        {"uid": a_uid, "category": pair_cat[chosen], "sub_category": pair_sub[chosen],
          "answered_at": _timestamps(signup[a_uid - 1] + 60)}
     ).drop_duplicates(["uid", "category", "sub_category"])
 
