@@ -81,7 +81,7 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
 
     from python_jobs import local_stack
     from python_jobs.dbt_runner import run_dbt
-    from python_jobs.evaluate import evaluate_models
+    from python_jobs.evaluate import evaluate_models, time_splitter
     from python_jobs.extract import extract, register_landed
     from python_jobs.generate import load_taxonomy
     from python_jobs.publish import publish
@@ -139,10 +139,11 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
 
     def evaluate():
         interactions = interaction_strength(spark.table("marts.fct_user_item_interactions"), base)
+        listings = spark.table("marts.dim_listings")
         evaluation = evaluate_models(
-            spark, interactions, spark.table("marts.dim_listings").select("listing_id", "category", "sub_category"),
+            spark, interactions, time_splitter(listings, 0.2),
             lambda train: popularity_scores(train, as_of, base.half_life_days),
-            k=settings.top_n, test_fraction=0.2, order=F.col("last_bid_at"), base=base, grid=settings.tuning_grid,
+            k=settings.top_n, base=base, grid=settings.tuning_grid,
             user_categories=spark.table("marts.dim_user_interests"), max_users=settings.eval_users,
         )
         summary["evaluation"] = evaluation.to_dict()

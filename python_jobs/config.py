@@ -29,7 +29,7 @@ def _int(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-DEFAULT_GRID = "rank=16,32;alpha=5,20"
+DEFAULT_GRID = "rank=16,32;alpha=1,5"
 TUNABLE = {"rank": int, "reg_param": float, "alpha": float, "max_iter": int}
 
 

@@ -1,9 +1,17 @@
-"""Offline evaluation: per-user splits, ALS tuning on a validation split, metrics per model.
+"""Offline evaluation: splits, ALS tuning on a validation split, metrics per model.
 
-The test part is never seen by tuning: `evaluate_models` carves the validation
-split out of the training part only. Used by every pipeline run (time-ordered
-hold-out: each user's latest interactions) and by `encore-recs evaluate`
-(seeded random per-user split of any interactions file).
+The test part is never seen by tuning: `evaluate_models` applies the same
+splitter again to the training part to get the validation split. Two splitters:
+
+- `time_splitter` (every pipeline run): a replay. The cutoff is the time before
+  which (1 - fraction) of the user-listing interactions began; models learn from
+  what came before and are scored on what users bid on after, choosing among the
+  listings that were open at the cutoff, as the live system would have.
+- `per_user_splitter` (`encore-recs evaluate`): per user, a seeded random
+  `fraction` of their interactions is held out (stratified by user).
+
+Only users with training history are scored, so ALS and popularity are
+compared on the same users.
 """
 
 from __future__ import annotations
@@ -17,6 +25,31 @@ from pyspark.sql import functions as F
 from python_jobs.metrics import ranking_metrics
 from python_jobs.train import TrainParams, fit_als, recommend
 
+
+
+def per_user_splitter(order: Column, fraction: float, items: DataFrame):
+    """Per-user hold-out of `fraction`, ordered by `order` (e.g. F.rand(seed)); every item is a candidate."""
+
+    def split(df: DataFrame):
+        train, test = split_per_user(df.withColumn("_order", order) if "_order" not in df.columns else df,
+                                     F.col("_order"), fraction)
+        return train, test, items
+
+    return split
+
+
+def time_splitter(listings: DataFrame, fraction: float):
+    """Global time cutoff on first_bid_at; candidates are the listings open at the cutoff."""
+
+    def split(df: DataFrame):
+        started = F.col("first_bid_at").cast("double")
+        cutoff = df.select(started.alias("t")).approxQuantile("t", [1.0 - fraction], 0.0001)[0]
+        train, test = df.where(started < cutoff), df.where(started >= cutoff)
+        open_then = (F.col("listed_at").cast("double") <= cutoff) & (F.col("ends_at").cast("double") > cutoff)
+        items = listings.where(open_then).select("listing_id", "category", "sub_category")
+        return train, test, items
+
+    return split
 
 
 def split_per_user(df: DataFrame, order: Column, test_fraction: float) -> tuple[DataFrame, DataFrame]:
@@ -72,11 +105,13 @@ def _model_recs(spark, model, train, test, items, popularity, params, k, hybrid=
     )
 
 
-def tune(spark, train, items, popularity, base: TrainParams, grid: dict, k: int, fraction: float,
+def tune(spark, train, splitter, popularity_fn, base: TrainParams, grid: dict, k: int,
          max_users: int | None = None) -> tuple[TrainParams, list[dict]]:
-    """Grid search of ALS on a validation split carved from `train`; best by nDCG@k."""
-    fit_part, valid = split_per_user(train, F.col("_order"), fraction)
-    valid = sample_users(valid, max_users, base.seed).cache()
+    """Grid search of ALS on a validation split carved from `train` by the same splitter; best by nDCG@k."""
+    fit_part, valid, items = splitter(train)
+    fit_part = fit_part.cache()
+    valid = _warm(sample_users(valid, max_users, base.seed), fit_part).cache()
+    popularity = popularity_fn(fit_part)
     catalog = items.count()
     results = []
     keys = list(grid)
@@ -86,19 +121,23 @@ def tune(spark, train, items, popularity, base: TrainParams, grid: dict, k: int,
         scores = ranking_metrics(_model_recs(spark, model, fit_part, valid, items, popularity, params, k), valid, k, catalog)
         results.append({**dict(zip(keys, values)), **{m: round(v, 5) for m, v in scores.items()}})
     valid.unpersist()
+    fit_part.unpersist()
     best = max(results, key=lambda r: r["ndcg"])
     return base.with_values(**{key: best[key] for key in keys}), results
+
+
+def _warm(test: DataFrame, train: DataFrame) -> DataFrame:
+    """Test rows of users who have training history."""
+    return test.join(train.select("uid").distinct(), "uid")
 
 
 def evaluate_models(
     spark: SparkSession,
     interactions: DataFrame,
-    items: DataFrame,
+    splitter,
     popularity_fn,
     *,
     k: int,
-    test_fraction: float,
-    order: Column,
     base: TrainParams,
     grid: dict | None,
     user_categories: DataFrame | None = None,
@@ -106,16 +145,19 @@ def evaluate_models(
 ) -> Evaluation:
     """Split, tune ALS on the training part, and score als, popularity and hybrid on the test part.
 
-    interactions: uid, listing_id, strength (+ whatever popularity_fn needs);
-    popularity_fn(train) -> listing_id, popularity; items: listing_id, category, sub_category.
+    interactions: uid, listing_id, strength (+ what the splitter and popularity_fn need);
+    splitter(df) -> train, test, candidate items (listing_id, category, sub_category);
+    popularity_fn(train) -> listing_id, popularity.
     """
-    data = interactions.withColumn("_order", order).cache()
-    train, test = split_per_user(data, F.col("_order"), test_fraction)
-    train, test = train.cache(), sample_users(test, max_users, base.seed).cache()
+    data = interactions.cache()
+    train, test, items = splitter(data)
+    train = train.cache()
+    test = _warm(sample_users(test, max_users, base.seed), train).cache()
+    items = items.cache()
     popularity = popularity_fn(train).cache()
     params, tuning = base, []
     if grid:
-        params, tuning = tune(spark, train, items, popularity, base, grid, k, test_fraction, max_users)
+        params, tuning = tune(spark, train, splitter, popularity_fn, base, grid, k, max_users)
     catalog = items.count()
     model = fit_als(train, params)
     metrics = {
@@ -128,6 +170,6 @@ def evaluate_models(
             _model_recs(spark, model, train, test, items, popularity, params, k, True, user_categories), test, k, catalog
         ),
     }
-    for frame in (data, train, test, popularity):
+    for frame in (data, train, test, items, popularity):
         frame.unpersist()
     return Evaluation(k=k, params=params, metrics=metrics, tuning=tuning)

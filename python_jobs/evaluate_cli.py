@@ -91,7 +91,7 @@ def cmd_evaluate(args) -> None:
     from pyspark.sql import functions as F
 
     from python_jobs.config import Settings
-    from python_jobs.evaluate import evaluate_models
+    from python_jobs.evaluate import evaluate_models, per_user_splitter
     from python_jobs.spark import get_spark
     from python_jobs.train import TrainParams
 
@@ -104,9 +104,8 @@ def cmd_evaluate(args) -> None:
         "listing_id", F.lit("all").alias("category"), F.lit(None).cast("string").alias("sub_category")
     )
     evaluation = evaluate_models(
-        spark, data, items, popularity_by_users,
-        k=args.k, test_fraction=args.test_fraction, order=F.rand(args.seed), base=base, grid=settings.tuning_grid,
-        max_users=settings.eval_users,
+        spark, data, per_user_splitter(F.rand(args.seed), args.test_fraction, items), popularity_by_users,
+        k=args.k, base=base, grid=settings.tuning_grid, max_users=settings.eval_users,
     )
     print(format_table(evaluation))
     print("ALS parameters chosen on the validation split: "

@@ -27,11 +27,11 @@ from pyspark.sql import functions as F
 @dataclass(frozen=True)
 class TrainParams:
     rank: int = 32
-    reg_param: float = 0.05
-    alpha: float = 10.0
+    reg_param: float = 0.01
+    alpha: float = 1.0
     max_iter: int = 10
     count_weight: float = 1.0
-    amount_weight: float = 0.5
+    amount_weight: float = 0.2
     half_life_days: float = 14.0
     min_bids_for_als: int = 3
     seed: int = 42
