@@ -162,7 +162,9 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
     def do_publish():
         extra = {"metrics": summary["evaluation"]["metrics"], "model_params": summary["evaluation"]["params"],
                  "checkpoints": summary["checkpoints"]}
-        manifest, url = publish(spark, settings, run.run_id, extra)
+        recs = spark.table("recs.recommendations").where(F.col("run_id") == run.run_id)
+        similar = spark.table("recs.similar_listings").where(F.col("run_id") == run.run_id)
+        manifest, url = publish(settings, run.run_id, recs, similar, extra)
         summary["manifest_key"] = f"s3://{settings.publish_bucket}/runs/{run.run_id}/manifest.json"
         summary["manifest_url"] = url
         summary["published_files"] = len(manifest["files"])

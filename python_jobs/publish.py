@@ -19,7 +19,6 @@ import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 
-from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from python_jobs.config import Settings
@@ -54,16 +53,14 @@ def shape_similar(similar):
     return similar.groupBy("listing_id").agg(F.array_sort(F.collect_list(item)).alias("similar"))
 
 
-def write_files(spark: SparkSession, settings: Settings, run_id: str) -> int:
+def write_files(settings: Settings, run_id: str, recs, similar) -> int:
     """Write the run's JSON part files with Spark; return the number of uid buckets."""
     base = f"s3a://{settings.publish_bucket}/{run_prefix(run_id)}"
-    recs = spark.table("recs.recommendations").where(F.col("run_id") == run_id)
     lists = shape_user_lists(recs).cache()
     buckets = bucket_count(lists.count())
     with_bucket = lists.withColumn("bucket", F.pmod("uid", F.lit(buckets)))
     with_bucket.repartition("bucket").write.mode("overwrite").partitionBy("bucket").json(base + "recommendations")
     with_bucket.select("user_name", "uid", "bucket").coalesce(1).write.mode("overwrite").json(base + "user_index")
-    similar = spark.table("recs.similar_listings").where(F.col("run_id") == run_id)
     shape_similar(similar).coalesce(2).write.mode("overwrite").json(base + "similar_listings")
     lists.unpersist()
     return buckets
@@ -135,12 +132,15 @@ def check_manifest(manifest: dict, expected: dict[str, int]) -> None:
             raise GateFailed(f"publish check failed: {entry['key']} is empty; latest not moved")
 
 
-def publish(spark: SparkSession, settings: Settings, run_id: str, extra: dict) -> tuple[dict, str]:
-    """Write, list, check, then move `latest`; return the manifest and its presigned URL."""
-    buckets = write_files(spark, settings, run_id)
+def publish(settings: Settings, run_id: str, recs, similar, extra: dict) -> tuple[dict, str]:
+    """Write, list, check, then move `latest`; return the manifest and its presigned URL.
+
+    recs: the run's recommendations rows; similar: its similar-listings rows.
+    """
+    buckets = write_files(settings, run_id, recs, similar)
     manifest = build_manifest(settings, run_id, buckets, extra)
-    users = spark.table("recs.recommendations").where(F.col("run_id") == run_id).select("uid").distinct().count()
-    listings = spark.table("recs.similar_listings").where(F.col("run_id") == run_id).select("listing_id").distinct().count()
+    users = recs.select("uid").distinct().count()
+    listings = similar.select("listing_id").distinct().count()
     check_manifest(manifest, {"recommendations": users, "user_index": users, "similar_listings": listings})
     client = s3_client(settings)
     manifest_key = run_prefix(run_id) + "manifest.json"

@@ -118,3 +118,22 @@ def test_summary_records_steps_and_reconciliation(published):
     assert [s["status"] for s in saved["steps"]] == ["ok"] * len(saved["steps"])
     for row in saved["reconciliation"]:
         assert row["raw"] == row["clean"] + row["rejected"]
+
+
+def test_dirty_data_stops_at_the_input_gate_and_latest_stays(published, stack):
+    from orchestration.local_runner import run_pipeline
+    from python_jobs.errors import GateFailed
+    from python_jobs.faults import inject
+
+    summary, _, _, dsn = published
+    market = generate(USERS, seed=12)
+    dirty, _, _ = inject(market, 0.5, 12, market.as_of)
+    write_raw(dsn, dirty)
+    with pytest.raises(GateFailed, match="input gate failed: suite inputs__reconciliation"):
+        run_pipeline(stack, log=lambda line: None)
+    assert read_latest(stack)["run_id"] == summary["run_id"]
+    failed = sorted(stack.runs_dir.glob("*/summary.json"))[-1]
+    saved = json.loads(failed.read_text())
+    assert saved["status"] == "failed"
+    assert saved["steps"][-1]["step"].startswith("validate inputs")
+    assert not any(step["step"].startswith("train") for step in saved["steps"])

@@ -1,0 +1,35 @@
+"""Publish a synthetic run in its own process (used by the crash test): python publish_run.py RUN_ID USERS."""
+
+import sys
+
+from pyspark.sql import functions as F
+
+from python_jobs import local_stack
+from python_jobs.config import Settings
+from python_jobs.publish import publish
+from python_jobs.spark import get_spark
+
+
+def main(run_id: str, users: int) -> None:
+    settings = Settings.from_env()
+    local_stack.apply_environment(settings)
+    spark = get_spark(settings, catalog=False)
+    n = settings.top_n
+    recs = (
+        spark.range(1, users + 1).withColumnRenamed("id", "uid")
+        .crossJoin(spark.range(1, n + 1).withColumnRenamed("id", "rank"))
+        .select(
+            F.col("uid").cast("int"), F.concat(F.lit("user"), F.col("uid")).alias("user_name"),
+            F.col("rank").cast("int"), (F.col("uid") * 100 + F.col("rank")).cast("int").alias("listing_id"),
+            F.lit("product").alias("product"), F.lit("music").alias("category"), F.lit("vinyl").alias("sub_category"),
+            F.lit(10.0).alias("listing_amount"), F.current_timestamp().alias("ends_at"),
+            (1.0 / F.col("rank")).alias("score"), F.lit("als").alias("source"), F.lit("als").alias("list_source"),
+        )
+    )
+    similar = recs.select(F.col("listing_id"), "rank", (F.col("listing_id") + 1).alias("similar_listing_id"), "score")
+    manifest, _ = publish(settings, run_id, recs, similar, {"metrics": {}, "checkpoints": []})
+    print(manifest["row_counts"])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))

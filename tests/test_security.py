@@ -1,0 +1,53 @@
+"""No credentials in the repository; IAM policies are least-privilege."""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+SECRET_PATTERNS = [
+    re.compile(r"AKIA[0-9A-Z]{16}"),
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"(?i)aws_secret_access_key\s*[:=]\s*['\"]?[A-Za-z0-9/+]{30,}"),
+    re.compile(r"(?i)password\s*[:=]\s*['\"][^'\"{}$]{4,}['\"]"),
+    re.compile(r"X-Amz-Signature=[0-9a-f]{64}"),
+]
+
+
+def _tracked() -> list[Path]:
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [ROOT / line for line in out.splitlines() if line and (ROOT / line).is_file()]
+
+
+def test_no_credential_looking_strings_are_committed():
+    hits = []
+    for path in _tracked():
+        if path.suffix in {".jar", ".parquet", ".png"} or path == Path(__file__):
+            continue
+        text = path.read_text(errors="ignore")
+        hits += [f"{path.relative_to(ROOT)}: {p.pattern}" for p in SECRET_PATTERNS if p.search(text)]
+    assert not hits, hits
+
+
+def test_profiles_take_credentials_from_the_environment():
+    text = (ROOT / "profiles.yml").read_text()
+    for line in text.splitlines():
+        if re.match(r"\s*(password|user|host)\s*:", line) and line.split(":", 1)[1].strip() != "NA":
+            assert "env_var(" in line, line
+
+
+def test_iam_policies_name_only_actions_and_prefixes_they_use():
+    policies = sorted((ROOT / "orchestration" / "aws" / "iam").glob("*.json"))
+    assert {p.stem for p in policies} == {"extract-job", "emr-jobs", "publish-step", "scheduler"}
+    for path in policies:
+        doc = json.loads(path.read_text())
+        for statement in doc["Statement"]:
+            assert statement["Effect"] == "Allow"
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            assert all("*" not in action for action in actions), (path.name, actions)
+            assert all(resource != "*" and not resource.endswith(":::*") for resource in resources), (path.name, resources)
+            for resource in resources:
+                if resource.startswith("arn:aws:s3:::") and "/" not in resource:
+                    assert "Condition" in statement, f"{path.name}: bucket-wide listing without a prefix condition"
