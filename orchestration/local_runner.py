@@ -86,6 +86,7 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
     from python_jobs.generate import load_taxonomy
     from python_jobs.publish import publish
     from python_jobs.reconcile import reconcile
+    from python_jobs.report import write_report
     from python_jobs.s3 import ensure_buckets
     from python_jobs.spark import get_spark
     from python_jobs.train import TrainParams, interaction_strength, popularity_scores, run_training
@@ -147,6 +148,7 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
             user_categories=spark.table("marts.dim_user_interests"), max_users=settings.eval_users,
         )
         summary["evaluation"] = evaluation.to_dict()
+        summary["report"] = str(write_report(run.dir / "report.html", run.run_id, summary["evaluation"]))
         return {"rows": {m: round(v["ndcg"], 4) for m, v in evaluation.metrics.items()}}
 
     run.step("evaluate and tune on the hold-out", evaluate)

@@ -92,6 +92,7 @@ def cmd_run(args) -> None:
 
     summary = run_pipeline(_settings(), run_id=args.run_id)
     print(f"summary: {summary['summary_path']}")
+    print(f"report:  {summary['report']}")
     for model, scores in summary["evaluation"]["metrics"].items():
         print(f"{model:>10}: nDCG@{summary['evaluation']['k']}={scores['ndcg']:.4f} precision={scores['precision']:.4f}")
     print("manifest URL (valid until it expires):")

@@ -77,9 +77,11 @@ class Evaluation:
     params: TrainParams
     metrics: dict[str, dict[str, float]]
     tuning: list[dict] = field(default_factory=list)
+    ndcg_at: dict[str, dict[int, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"k": self.k, "params": self.params.to_dict(), "metrics": self.metrics, "tuning": self.tuning}
+        return {"k": self.k, "params": self.params.to_dict(), "metrics": self.metrics, "tuning": self.tuning,
+                "ndcg_at": self.ndcg_at}
 
 
 def _users(train: DataFrame, test: DataFrame) -> DataFrame:
@@ -160,16 +162,18 @@ def evaluate_models(
         params, tuning = tune(spark, train, splitter, popularity_fn, base, grid, k, max_users)
     catalog = items.count()
     model = fit_als(train, params)
-    metrics = {
-        "als": ranking_metrics(_model_recs(spark, model, train, test, items, popularity, params, k), test, k, catalog),
-        "popularity": ranking_metrics(
-            recommend(spark, users=_users(train, test), items=items, seen=train, popularity=popularity, n=k),
-            test, k, catalog,
-        ),
-        "hybrid": ranking_metrics(
-            _model_recs(spark, model, train, test, items, popularity, params, k, True, user_categories), test, k, catalog
-        ),
+    lists = {
+        "als": _model_recs(spark, model, train, test, items, popularity, params, k),
+        "popularity": recommend(spark, users=_users(train, test), items=items, seen=train, popularity=popularity, n=k),
+        "hybrid": _model_recs(spark, model, train, test, items, popularity, params, k, True, user_categories),
     }
+    metrics, curves = {}, {}
+    cutoffs = sorted({c for c in (1, 2, 3, 5, 10, 20, k) if c <= k})
+    for name, recs in lists.items():
+        recs = recs.cache()
+        metrics[name] = ranking_metrics(recs, test, k, catalog)
+        curves[name] = {c: round(ranking_metrics(recs, test, c, catalog)["ndcg"], 5) for c in cutoffs}
+        recs.unpersist()
     for frame in (data, train, test, items, popularity):
         frame.unpersist()
-    return Evaluation(k=k, params=params, metrics=metrics, tuning=tuning)
+    return Evaluation(k=k, params=params, metrics=metrics, tuning=tuning, ndcg_at=curves)

@@ -118,6 +118,9 @@ def test_summary_records_steps_and_reconciliation(published):
     assert [s["status"] for s in saved["steps"]] == ["ok"] * len(saved["steps"])
     for row in saved["reconciliation"]:
         assert row["raw"] == row["clean"] + row["rejected"]
+    report = open(saved["report"]).read()
+    assert "<svg" in report and all(model in report for model in ("als", "popularity", "hybrid"))
+    assert {"1", "10"} <= set(saved["evaluation"]["ndcg_at"]["als"])
 
 
 def test_dirty_data_stops_at_the_input_gate_and_latest_stays(published, stack):

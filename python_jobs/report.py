@@ -1,0 +1,65 @@
+"""The per-run HTML report: metric table, nDCG@k against k per model (inline SVG), tuning results."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+COLOURS = {"als": "#1f77b4", "popularity": "#ff7f0e", "hybrid": "#2ca02c"}
+
+
+def _plot(curves: dict[str, dict], width: int = 520, height: int = 300, pad: int = 40) -> str:
+    ks = sorted({int(k) for curve in curves.values() for k in curve})
+    top = max((v for curve in curves.values() for v in curve.values()), default=0) or 1.0
+    if not ks:
+        return ""
+
+    def x(k: int) -> float:
+        return pad + (ks.index(k) / max(1, len(ks) - 1)) * (width - 2 * pad)
+
+    def y(v: float) -> float:
+        return height - pad - v / top * (height - 2 * pad)
+
+    parts = [f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" font-size="11">',
+             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#333"/>',
+             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#333"/>',
+             f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">k</text>',
+             f'<text x="12" y="{pad - 12}">nDCG@k (max {top:.3f})</text>']
+    for k in ks:
+        parts.append(f'<text x="{x(k)}" y="{height - pad + 14}" text-anchor="middle">{k}</text>')
+    for i, (model, curve) in enumerate(curves.items()):
+        points = " ".join(f"{x(int(k)):.1f},{y(v):.1f}" for k, v in sorted(curve.items(), key=lambda kv: int(kv[0])))
+        colour = COLOURS.get(model, "#555")
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
+        parts.append(f'<text x="{width - pad - 80}" y="{pad + 14 * i}" fill="{colour}">{html.escape(model)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return "<p>No tuning grid was searched.</p>"
+    cols = list(rows[0])
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{r[c]:.4f}</td>" if isinstance(r[c], float) else f"<td>{r[c]}</td>" for c in cols) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_report(path: Path, run_id: str, evaluation: dict) -> Path:
+    k = evaluation["k"]
+    metric_rows = [{"model": m, **{f"{n}@{k}" if n != "coverage" and n != "users" else n: v for n, v in s.items()}}
+                   for m, s in evaluation["metrics"].items()]
+    chosen = ", ".join(f"{key}={value}" for key, value in evaluation["params"].items())
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Encore recommendations — run {html.escape(run_id)}</title>
+<style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{background:#f4f4f4}}</style></head><body>
+<h1>Run {html.escape(run_id)}</h1>
+<h2>Offline evaluation (k = {k})</h2>{_table(metric_rows)}
+<h2>nDCG@k by model</h2>{_plot(evaluation.get("ndcg_at", {}))}
+<h2>ALS tuning (validation split of the training part)</h2>{_table(evaluation.get("tuning", []))}
+<p>Chosen parameters: {html.escape(chosen)}</p></body></html>"""
+    path.write_text(page)
+    return path
