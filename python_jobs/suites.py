@@ -84,7 +84,12 @@ def suite_definitions() -> dict[str, list]:
 
 def write_project(root: Path) -> list[str]:
     """(Re)write every suite, validation definition and checkpoint into the GX project at `root`."""
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="file", context_root_dir=str(root))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.variables.analytics_enabled = False
+    context.variables.save()
     try:
         source = context.data_sources.get(DATASOURCE)
     except Exception:
