@@ -103,14 +103,16 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
         ensure_buckets(settings)
         results = run_dbt(settings, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging",
                                      "path:tests/dbt"])
-        return {"rows": len(results)}
+        freshness = run_dbt(settings, ["source", "freshness", "--target", "pg", "--select", "source:raw"])
+        summary["freshness"] = {r.node.name: str(r.status) for r in freshness}
+        return {"rows": {"dbt nodes": len(results), "freshness": summary["freshness"]}}
 
     def account():
         summary["reconciliation"] = reconcile(dsn)
         return {"rows": {r["table"]: {"raw": r["raw"], "clean": r["clean"], "rejected": r["rejected"]}
                          for r in summary["reconciliation"]}}
 
-    run.step("stack and dbt staging (pg)", stage)
+    run.step("stack, dbt staging and source freshness (pg)", stage)
     run.step("reconcile raw = clean + rejected", account)
     run.step("extract staging to S3", lambda: {"rows": extract(settings, dsn, run.run_id)})
     spark = get_spark(settings)
@@ -136,7 +138,7 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
 
     run.step("validate inputs (Great Expectations)", gate("input", lambda: input_frames(spark, summary["reconciliation"])))
 
-    base = TrainParams(seed=settings.seed)
+    base = TrainParams(seed=settings.seed, **settings.model)
 
     def evaluate():
         interactions = interaction_strength(spark.table("marts.fct_user_item_interactions"), base)

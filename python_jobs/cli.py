@@ -56,10 +56,11 @@ def cmd_env(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    from python_jobs import local_stack
-    from python_jobs.generate import generate, write_raw
+    import time
 
+    from python_jobs import local_stack
     from python_jobs.faults import inject
+    from python_jobs.generate import generate, write_raw
 
     if args.users < 10:
         raise UserError("--users must be at least 10")
@@ -67,10 +68,16 @@ def cmd_generate(args) -> None:
         raise UserError("--dirty-rate must be between 0 and 0.9, e.g. 0.05")
     settings = _settings()
     local_stack.up(settings)
+    started = time.time()
     market = generate(args.users, args.seed)
     market, rejected, normalised = inject(market, args.dirty_rate, args.seed, market.as_of)
+    built = time.time() - started
     counts = write_raw(local_stack.pg_dsn(settings), market)
-    print("generated " + ", ".join(f"{name}={rows}" for name, rows in counts.items()))
+    total = time.time() - started
+    rows = sum(counts.values())
+    print("generated " + ", ".join(f"{name}={n}" for name, n in counts.items()))
+    print(f"{rows} rows: built in {built:.1f}s, written to Postgres in {total - built:.1f}s; "
+          f"{rows / total:,.0f} rows/s end to end")
     if rejected:
         print("injected faults (expected rejections): " + json.dumps(rejected))
         print("injected stray case/whitespace (expected repaired): " + json.dumps(normalised))

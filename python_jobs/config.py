@@ -50,6 +50,29 @@ def parse_grid(text: str) -> dict | None:
     return grid
 
 
+MODEL_KNOBS = {
+    "ENCORE_COUNT_WEIGHT": ("count_weight", float),
+    "ENCORE_AMOUNT_WEIGHT": ("amount_weight", float),
+    "ENCORE_POPULARITY_HALF_LIFE_DAYS": ("half_life_days", float),
+    "ENCORE_MIN_BIDS_FOR_ALS": ("min_bids_for_als", int),
+}
+
+
+def _model_settings(env) -> dict:
+    """Overrides of the training defaults (python_jobs.train.TrainParams) from the environment."""
+    values = {}
+    for name, (param, kind) in MODEL_KNOBS.items():
+        raw = env.get(name)
+        if raw:
+            try:
+                values[param] = kind(raw)
+            except ValueError:
+                raise UserError(f"{name}={raw!r} is not a number") from None
+            if values[param] < 0 or (param == "half_life_days" and values[param] == 0):
+                raise UserError(f"{name} must be positive")
+    return values
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the pipeline runs and how it behaves."""
@@ -72,6 +95,7 @@ class Settings:
     max_reject_rate: float = 0.10
     tuning_grid: dict | None = None
     eval_users: int = 10000
+    model: dict = field(default_factory=dict)
 
     @property
     def local_postgres(self) -> bool:
@@ -122,5 +146,6 @@ class Settings:
             shuffle_partitions=_int("ENCORE_SHUFFLE_PARTITIONS", 4, 1, 100000),
             max_reject_rate=max_reject,
             eval_users=_int("ENCORE_EVAL_USERS", 10000, 0, 10**9),
+            model=_model_settings(env),
             tuning_grid=parse_grid(env.get("ENCORE_TUNING_GRID", DEFAULT_GRID)),
         )

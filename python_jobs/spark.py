@@ -27,7 +27,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.warehouse.dir": f"s3a://{settings.lake_bucket}/warehouse",
         "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true",
         "spark.driver.extraJavaOptions": (
-            f"-Dderby.system.home={metastore} -Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties')}"
+            f"-Xss16m -Dderby.system.home={metastore} "
+            f"-Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties')}"
         ),
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
@@ -73,4 +74,6 @@ def get_spark(settings: Settings, catalog: bool = True):
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    # ALS truncates its lineage here every 10 iterations (deep lineage overflows the stack otherwise)
+    spark.sparkContext.setCheckpointDir(os.environ.get("ENCORE_CHECKPOINT_DIR") or str(settings.state_dir / "checkpoints"))
     return spark

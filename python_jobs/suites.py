@@ -28,6 +28,15 @@ def suite_definitions() -> dict[str, list]:
             gxe.ExpectColumnValuesToBeInSet(column="balanced", value_set=[True]),
             gxe.ExpectColumnValuesToBeBetween(column="reject_rate", min_value=0, max_value=_p("max_reject_rate")),
         ],
+        "inputs__stg_raw__bids": [
+            gxe.ExpectTableRowCountToBeBetween(min_value=1),
+            gxe.ExpectColumnValuesToBeUnique(column="bid_id"),
+            gxe.ExpectColumnValuesToNotBeNull(column="bid_id"),
+            gxe.ExpectColumnValuesToNotBeNull(column="uid"),
+            gxe.ExpectColumnValuesToNotBeNull(column="listing_id"),
+            gxe.ExpectColumnValuesToBeBetween(column="bid_amount", min_value=0, strict_min=True),
+            gxe.ExpectColumnValuesToBeBetween(column="bid_at_epoch", max_value=_p("now_epoch")),
+        ],
         "inputs__fct_user_item_interactions": [
             gxe.ExpectTableRowCountToBeBetween(min_value=1),
             gxe.ExpectColumnValuesToNotBeNull(column="uid"),

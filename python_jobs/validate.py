@@ -82,8 +82,10 @@ def input_frames(spark, reconciliation: list[dict]) -> dict[str, DataFrame]:
         "last_bid_at_epoch", F.col("last_bid_at").cast("double")
     )
     listings = spark.table("marts.dim_listings").withColumn("is_open_int", F.col("is_open").cast("int"))
+    bids = spark.table("staging.stg_raw__bids").withColumn("bid_at_epoch", F.col("bid_at").cast("double"))
     return {
         "inputs__reconciliation": recon,
+        "inputs__stg_raw__bids": bids,
         "inputs__fct_user_item_interactions": interactions,
         "inputs__dim_listings": listings,
         "inputs__dim_users": spark.table("marts.dim_users"),

@@ -24,7 +24,9 @@ def published(stack, spark):
 
     dsn = local_stack.pg_dsn(stack)
     write_raw(dsn, generate(USERS, seed=11))
-    summary = run_pipeline(stack, log=lambda line: None)
+    lines = []
+    summary = run_pipeline(stack, log=lines.append)
+    summary["log_lines"] = lines
     manifest = json.loads(_get(summary["manifest_url"]))
     users = {}
     for entry in manifest["files"]:
@@ -111,10 +113,21 @@ def test_lookup_by_user_name_and_latest_pointer(published, stack):
     assert all(c["success"] for c in manifest["checkpoints"])
 
 
+def test_log_lines_carry_no_secret_or_signature(published, stack):
+    from python_jobs.local_stack import s3_credentials
+
+    summary = published[0]
+    secret = s3_credentials(stack)["secret_key"]
+    assert len(summary["log_lines"]) >= 2 * len(summary["steps"])
+    for line in summary["log_lines"]:
+        assert "X-Amz-Signature" not in line and secret not in line, line
+
+
 def test_summary_records_steps_and_reconciliation(published):
     summary, _, _, _ = published
     saved = json.loads(open(summary["summary_path"]).read())
     assert saved["status"] == "ok"
+    assert set(saved["freshness"]) == {"listings", "bids"} and "error" not in saved["freshness"].values()
     assert [s["status"] for s in saved["steps"]] == ["ok"] * len(saved["steps"])
     for row in saved["reconciliation"]:
         assert row["raw"] == row["clean"] + row["rejected"]
