@@ -10,7 +10,9 @@ and Great Expectations share one SparkSession and one Derby catalog.
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import shutil
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -90,7 +92,7 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
     from python_jobs.s3 import ensure_buckets
     from python_jobs.spark import get_spark
     from python_jobs.train import TrainParams, interaction_strength, popularity_scores, run_training
-    from python_jobs.validate import input_frames, output_frames, raise_on_failure, run_checkpoints
+    from python_jobs.validate import input_frames, manifest_frame, output_frames, raise_on_failure, run_checkpoints
 
     run = Run(settings, run_id or new_run_id(), log)
     summary = run.summary
@@ -127,14 +129,17 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
     params_in = {"max_reject_rate": settings.max_reject_rate, "categories": taxonomy, "top_n": settings.top_n,
                  "now_epoch": as_of.timestamp()}
 
+    def checkpoints(name: str, frames: dict, parameters: dict) -> dict:
+        results, docs = run_checkpoints(gx_root, frames, parameters)
+        summary.setdefault("checkpoints", []).extend(r.to_dict() for r in results)
+        run_docs = run.dir / "data_docs"
+        shutil.copytree(Path(docs).parent, run_docs, dirs_exist_ok=True)
+        summary["data_docs"] = str(run_docs / "index.html")
+        raise_on_failure(name, results, summary["data_docs"])
+        return {r.checkpoint: r.evaluated for r in results}
+
     def gate(name: str, frames_fn):
-        def check():
-            results, docs = run_checkpoints(gx_root, frames_fn(), params_in)
-            summary.setdefault("checkpoints", []).extend(r.to_dict() for r in results)
-            summary["data_docs"] = docs
-            raise_on_failure(name, results, docs)
-            return {"rows": {r.checkpoint: r.evaluated for r in results}}
-        return check
+        return lambda: {"rows": checkpoints(name, frames_fn(), params_in)}
 
     run.step("validate inputs (Great Expectations)", gate("input", lambda: input_frames(spark, summary["reconciliation"])))
 
@@ -168,7 +173,9 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
                  "checkpoints": summary["checkpoints"]}
         recs = spark.table("recs.recommendations").where(F.col("run_id") == run.run_id)
         similar = spark.table("recs.similar_listings").where(F.col("run_id") == run.run_id)
-        manifest, url = publish(settings, run.run_id, recs, similar, extra)
+        prefix = {"run_prefix_regex": f"^runs/{re.escape(run.run_id)}/"}
+        manifest, url = publish(settings, run.run_id, recs, similar, extra,
+                                check=lambda m: checkpoints("manifest", manifest_frame(spark, m), prefix))
         summary["manifest_key"] = f"s3://{settings.publish_bucket}/runs/{run.run_id}/manifest.json"
         summary["manifest_url"] = url
         summary["published_files"] = len(manifest["files"])

@@ -132,16 +132,19 @@ def check_manifest(manifest: dict, expected: dict[str, int]) -> None:
             raise GateFailed(f"publish check failed: {entry['key']} is empty; latest not moved")
 
 
-def publish(settings: Settings, run_id: str, recs, similar, extra: dict) -> tuple[dict, str]:
+def publish(settings: Settings, run_id: str, recs, similar, extra: dict, check=None) -> tuple[dict, str]:
     """Write, list, check, then move `latest`; return the manifest and its presigned URL.
 
-    recs: the run's recommendations rows; similar: its similar-listings rows.
+    recs: the run's recommendations rows; similar: its similar-listings rows;
+    check(manifest): an extra gate (the GX manifest suite) that raises to stop the publish.
     """
     buckets = write_files(settings, run_id, recs, similar)
     manifest = build_manifest(settings, run_id, buckets, extra)
     users = recs.select("uid").distinct().count()
     listings = similar.select("listing_id").distinct().count()
     check_manifest(manifest, {"recommendations": users, "user_index": users, "similar_listings": listings})
+    if check is not None:
+        check(manifest)
     client = s3_client(settings)
     manifest_key = run_prefix(run_id) + "manifest.json"
     client.put_object(Bucket=settings.publish_bucket, Key=manifest_key, Body=json.dumps(manifest, indent=1).encode(),

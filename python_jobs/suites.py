@@ -80,6 +80,17 @@ def suite_definitions() -> dict[str, list]:
             gxe.ExpectTableRowCountToBeBetween(min_value=1),
             gxe.ExpectColumnValuesToBeBetween(column="list_size", min_value=_p("top_n"), max_value=_p("top_n")),
         ],
+        "outputs__manifest": [
+            gxe.ExpectTableRowCountToBeBetween(min_value=3),
+            gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=["recommendations", "user_index", "similar_listings"]),
+            gxe.ExpectColumnValuesToBeUnique(column="key"),
+            gxe.ExpectColumnValuesToMatchRegex(column="key", regex=_p("run_prefix_regex")),
+            gxe.ExpectColumnValuesToBeBetween(column="size", min_value=0, strict_min=True),
+            gxe.ExpectColumnValuesToBeBetween(column="rows", min_value=1),
+            gxe.ExpectColumnValuesToMatchRegex(column="sha256", regex="^[0-9a-f]{64}$"),
+            gxe.ExpectColumnValuesToMatchRegex(column="url", regex="X-Amz-Signature=[0-9a-f]{64}"),
+            gxe.ExpectColumnValuesToNotBeNull(column="expires_at"),
+        ],
         "outputs__similar_listings": [
             gxe.ExpectColumnValuesToNotBeNull(column="listing_id"),
             gxe.ExpectColumnValuesToNotBeNull(column="similar_listing_id"),

@@ -123,3 +123,12 @@ def output_frames(spark, run_id: str) -> dict[str, DataFrame]:
         "outputs__user_coverage": coverage,
         "outputs__similar_listings": similar,
     }
+
+
+def manifest_frame(spark, manifest: dict) -> dict[str, DataFrame]:
+    rows = [(f["kind"], f["key"], int(f["size"]), int(f["rows"]), f["sha256"], f["url"], f["expires_at"])
+            for f in manifest["files"]]
+    frame = spark.createDataFrame(
+        rows, "kind string, key string, size long, rows long, sha256 string, url string, expires_at string"
+    )
+    return {"outputs__manifest": frame}

@@ -131,6 +131,8 @@ def test_summary_records_steps_and_reconciliation(published):
     assert [s["status"] for s in saved["steps"]] == ["ok"] * len(saved["steps"])
     for row in saved["reconciliation"]:
         assert row["raw"] == row["clean"] + row["rejected"]
+    assert open(saved["data_docs"]).read().startswith("<!DOCTYPE html>") or "<html" in open(saved["data_docs"]).read()
+    assert {c["checkpoint"] for c in saved["checkpoints"]} >= {"inputs__reconciliation", "outputs__manifest"}
     report = open(saved["report"]).read()
     assert "<svg" in report and all(model in report for model in ("als", "popularity", "hybrid"))
     assert {"1", "10"} <= set(saved["evaluation"]["ndcg_at"]["als"])

@@ -64,3 +64,22 @@ def test_killed_publish_keeps_previous_latest_and_republish_is_idempotent(stack,
         assert manifest["row_counts"]["recommendations"] == USERS
         assert manifest["row_counts"]["user_index"] == USERS
         _intact(manifest)
+
+
+def test_prune_keeps_the_newest_runs_and_never_latest(stack, s3):
+    from dataclasses import replace
+
+    from python_jobs.publish import prune
+
+    def runs():
+        pages = s3.list_objects_v2(Bucket=stack.publish_bucket, Prefix="runs/", Delimiter="/")
+        return sorted(p["Prefix"].split("/")[1] for p in pages.get("CommonPrefixes", []))
+
+    before = runs()
+    latest = read_latest(stack)["run_id"]
+    assert len(before) >= 2 and latest in before
+    removed = prune(replace(stack, keep_runs=1), keep=1)
+    after = runs()
+    assert latest in after and before[-1] in after
+    assert set(removed) == set(before) - set(after)
+    assert len(after) <= 2
