@@ -104,8 +104,8 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
         local_stack.up(settings)
         ensure_buckets(settings)
         results = run_dbt(settings, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging",
-                                     "path:tests/dbt"])
-        freshness = run_dbt(settings, ["source", "freshness", "--target", "pg", "--select", "source:raw"])
+                                     "path:tests/dbt"], quiet=True)
+        freshness = run_dbt(settings, ["source", "freshness", "--target", "pg", "--select", "source:raw"], quiet=True)
         summary["freshness"] = {r.node.name: str(r.status) for r in freshness}
         return {"rows": {"dbt nodes": len(results), "freshness": summary["freshness"]}}
 
@@ -121,7 +121,7 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
 
     def marts():
         register_landed(spark, settings, run.run_id)
-        results = run_dbt(settings, ["build", "--target", "spark", "--select", "path:models/marts"])
+        results = run_dbt(settings, ["build", "--target", "spark", "--select", "path:models/marts"], quiet=True)
         return {"rows": len(results)}
 
     run.step("dbt marts (spark)", marts)

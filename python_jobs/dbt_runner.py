@@ -13,12 +13,12 @@ from python_jobs.config import Settings
 from python_jobs.errors import UserError
 
 
-def run_dbt(settings: Settings, args: list[str]) -> list:
-    """Invoke dbt with `args`; raise UserError with the first failure on error."""
+def run_dbt(settings: Settings, args: list[str], quiet: bool = False) -> list:
+    """Invoke dbt with `args` (quiet: errors only); raise UserError naming the failures."""
     from dbt.cli.main import dbtRunner
 
     project = str(settings.project_dir)
-    full = [*args, "--project-dir", project, "--profiles-dir", project]
+    full = [*(["--quiet"] if quiet else []), *args, "--project-dir", project, "--profiles-dir", project]
     if not any(a.startswith("--target-path") for a in args):
         full += ["--target-path", str(settings.state_dir / "dbt-target")]
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
