@@ -27,12 +27,15 @@ from python_jobs.train import TrainParams, fit_als, recommend
 
 
 
-def per_user_splitter(order: Column, fraction: float, items: DataFrame):
-    """Per-user hold-out of `fraction`, ordered by `order` (e.g. F.rand(seed)); every item is a candidate."""
+def per_user_splitter(order_col: str, fraction: float, items: DataFrame):
+    """Per-user hold-out of `fraction`, ordered by the column `order_col`; every item is a candidate.
+
+    The order column is part of the data (e.g. a seeded random draw), so the
+    validation split inside the training part follows the same order.
+    """
 
     def split(df: DataFrame):
-        train, test = split_per_user(df.withColumn("_order", order) if "_order" not in df.columns else df,
-                                     F.col("_order"), fraction)
+        train, test = split_per_user(df, F.col(order_col), fraction)
         return train, test, items
 
     return split

@@ -104,7 +104,8 @@ def cmd_evaluate(args) -> None:
         "listing_id", F.lit("all").alias("category"), F.lit(None).cast("string").alias("sub_category")
     )
     evaluation = evaluate_models(
-        spark, data, per_user_splitter(F.rand(args.seed), args.test_fraction, items), popularity_by_users,
+        spark, data.withColumn("_order", F.rand(args.seed)), per_user_splitter("_order", args.test_fraction, items),
+        popularity_by_users,
         k=args.k, base=base, grid=settings.tuning_grid, max_users=settings.eval_users,
     )
     print(format_table(evaluation))

@@ -152,7 +152,6 @@ def start_postgres(settings: Settings) -> None:
             [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "--encoding=utf8"],
             check=True, capture_output=True, **user,
         )
-    _prepare_for_pg_user(data.parent)
     options = f"-h 127.0.0.1 -p {settings.pg_port} -k {data} -c max_connections=50 -c fsync=off"
     result = subprocess.run(
         [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(log), "-o", options, "start"],

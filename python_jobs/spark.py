@@ -52,10 +52,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
-def write_spark_defaults(settings: Settings) -> Path:
+def write_spark_defaults(settings: Settings, conf: dict[str, str] | None = None) -> Path:
     conf_dir = settings.state_dir / "spark-conf"
     conf_dir.mkdir(parents=True, exist_ok=True)
-    lines = [f"{key} {value}" for key, value in spark_conf(settings).items()]
+    lines = [f"{key} {value}" for key, value in (conf or spark_conf(settings)).items()]
     (conf_dir / "spark-defaults.conf").write_text("\n".join(lines) + "\n")
     return conf_dir
 
@@ -65,8 +65,8 @@ def get_spark(settings: Settings, catalog: bool = True):
     from pyspark.sql import SparkSession
 
     (settings.state_dir / "metastore").mkdir(parents=True, exist_ok=True)
-    os.environ["SPARK_CONF_DIR"] = str(write_spark_defaults(settings))
     conf = spark_conf(settings)
+    os.environ["SPARK_CONF_DIR"] = str(write_spark_defaults(settings, conf))
     if not catalog:
         conf["spark.sql.catalogImplementation"] = "in-memory"
     builder = SparkSession.builder
