@@ -7,7 +7,7 @@ USERS  ?= 1000
 
 .PHONY: setup demo test down clean
 
-setup: $(STAMP) .jars/.fetched
+setup: $(STAMP) .jars/.fetched .tools/.versitygw
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,20 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m python_jobs.jars
 	touch $@
 
+# the local S3 server, built once from the Go module proxy at the version pinned in python_jobs/versitygw.py
+.tools/.versitygw: python_jobs/versitygw.py | $(STAMP)
+	$(BIN)/python -m python_jobs.versitygw
+	touch $@
+
 demo: setup
 	$(BIN)/encore-recs generate --users $(USERS)
 	$(BIN)/encore-recs run
 
-test: setup
+# Debian's Chromium, for the browser tests (the docs lineage); apt needs root, as on CI and the dev machines
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+test: setup /usr/bin/chromium
 	$(BIN)/pytest
 
 down:

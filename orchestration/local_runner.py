@@ -1,194 +1,80 @@
-"""Run the whole pipeline in one process: the local equivalent of the Airflow DAG.
+"""Run the stages of `orchestration.stages` in order, here: the local equivalent of the Airflow DAG.
 
-Each step is logged with its duration and row counts; everything the run
-writes carries its run id; `<state>/runs/<run_id>/summary.json` records the
-steps, the reconciliation, the checkpoints, the metrics and the published
-manifest's location. One process, so dbt-spark's session, the Python jobs
-and Great Expectations share one SparkSession and one Derby catalog.
+Two ways, chosen by what is running:
+- the local Spark cluster is up (`encore-recs up --cluster`): every stage is
+  its own process, submitted to the master with spark-submit when it needs a
+  Spark driver, dbt's Spark side over the Thrift server: EMR's topology;
+- otherwise, in this process: the stages share one SparkSession for speed,
+  but still hand on only what they wrote (catalog, S3, the run's state).
+
+Either way a failed run resumes from its failed stage with
+`encore-recs run --run-id ID --from STAGE`; the stages before it are not run again.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import secrets
-import shutil
-import time
+import subprocess
+import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
-from pathlib import Path
 
+from orchestration.stages import STAGES, stages_from
 from python_jobs.config import Settings
 from python_jobs.errors import UserError
+from python_jobs.run_state import RunState, check_run_id, new_run_id
 
 
-def new_run_id() -> str:
-    """Sortable by time, unique: 20261123T120000Z-1a2b3c."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+def prepare(settings: Settings, run_id: str | None, start: str | None) -> tuple[RunState, tuple]:
+    """The run's state with the stages about to run forgotten; refuses a resume whose earlier stages did not finish."""
+    todo = stages_from(start)
+    run_id = check_run_id(run_id) if run_id else new_run_id()
+    resuming = todo[0] is not STAGES[0]
+    state = RunState.load(settings, run_id, create=not resuming)
+    if resuming:
+        missing = [s.name for s in STAGES[: STAGES.index(todo[0])] if not state.done(s.name)]
+        if missing:
+            raise UserError(f"run {run_id} cannot resume from {todo[0].name}: {', '.join(missing)} did not finish; "
+                            f"resume from {missing[0]}")
+    state.forget_from([s.name for s in todo])
+    state.save()
+    return state, todo
 
 
-def _peak_rss_mb(spark) -> dict[str, float]:
-    import resource
+def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id: str | None = None,
+                 start: str | None = None) -> dict:
+    """Every stage from `start` (default: the first) in order; returns the run's summary (with `manifest_url`)."""
+    from python_jobs import cluster, local_stack
 
-    peak = {"python_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    try:
-        pid = spark.sparkContext._gateway.proc.pid
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peak["jvm_mb"] = int(line.split()[1]) / 1024
-    except (AttributeError, OSError):
-        pass
-    return {k: round(v, 1) for k, v in peak.items()}
-
-
-class Run:
-    """Records steps as they run and writes the summary, also when a step fails."""
-
-    def __init__(self, settings: Settings, run_id: str, log: Callable[[str], None]) -> None:
-        self.settings = settings
-        self.run_id = run_id
-        self.log = log
-        self.dir = settings.runs_dir / run_id
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.summary: dict = {"run_id": run_id, "started_at": datetime.now(timezone.utc).isoformat(), "steps": []}
-        self.started = time.time()
-
-    def step(self, name: str, fn: Callable[[], dict | None]):
-        self.log(f"[{self.run_id}] {name} ...")
-        began = time.time()
-        try:
-            result = fn() or {}
-        except Exception as exc:
-            self.summary["steps"].append({"step": name, "status": "failed", "seconds": round(time.time() - began, 1)})
-            self.summary["status"] = "failed"
-            self.summary["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self.write()
-            raise
-        seconds = round(time.time() - began, 1)
-        rows = result.pop("rows", None)
-        self.summary["steps"].append({"step": name, "status": "ok", "seconds": seconds, "rows": rows})
-        self.log(f"[{self.run_id}] {name} done in {seconds}s" + (f" rows={rows}" if rows is not None else ""))
-        return result
-
-    def write(self) -> Path:
-        self.summary["total_seconds"] = round(time.time() - self.started, 1)
-        path = self.dir / "summary.json"
-        path.write_text(json.dumps(self.summary, indent=1, default=str))
-        return path
-
-
-def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id: str | None = None) -> dict:
-    """Every stage, in order; returns the summary (with `manifest_url`)."""
-    from pyspark.sql import functions as F
-
-    from python_jobs import local_stack
-    from python_jobs.dbt_runner import run_dbt
-    from python_jobs.evaluate import evaluate_models, time_splitter
-    from python_jobs.extract import extract, register_landed
-    from python_jobs.generate import load_taxonomy
-    from python_jobs.publish import publish
-    from python_jobs.reconcile import reconcile
-    from python_jobs.report import write_report
-    from python_jobs.s3 import ensure_buckets
-    from python_jobs.spark import get_spark
-    from python_jobs.train import TrainParams, interaction_strength, popularity_scores, run_training
-    from python_jobs.validate import input_frames, manifest_frame, output_frames, raise_on_failure, run_checkpoints
-
-    run = Run(settings, run_id or new_run_id(), log)
-    summary = run.summary
-    dsn = local_stack.pg_dsn(settings)
-    as_of = datetime.now(timezone.utc)
-    gx_root = settings.project_dir / "expectations"
-
-    def stage():
-        local_stack.up(settings)
-        ensure_buckets(settings)
-        results = run_dbt(settings, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging",
-                                     "path:tests/dbt"], quiet=True)
-        freshness = run_dbt(settings, ["source", "freshness", "--target", "pg", "--select", "source:raw"], quiet=True)
-        summary["freshness"] = {r.node.name: str(r.status) for r in freshness}
-        return {"rows": {"dbt nodes": len(results), "freshness": summary["freshness"]}}
-
-    def account():
-        summary["reconciliation"] = reconcile(dsn)
-        return {"rows": {r["table"]: {"raw": r["raw"], "clean": r["clean"], "rejected": r["rejected"]}
-                         for r in summary["reconciliation"]}}
-
-    run.step("stack, dbt staging and source freshness (pg)", stage)
-    run.step("reconcile raw = clean + rejected", account)
-    run.step("extract staging to S3", lambda: {"rows": extract(settings, dsn, run.run_id)})
-    spark = get_spark(settings)
-
-    def marts():
-        register_landed(spark, settings, run.run_id)
-        results = run_dbt(settings, ["build", "--target", "spark", "--select", "path:models/marts"], quiet=True)
-        return {"rows": len(results)}
-
-    run.step("dbt marts (spark)", marts)
-    taxonomy = sorted(load_taxonomy()["category"].unique().tolist())
-    params_in = {"max_reject_rate": settings.max_reject_rate, "categories": taxonomy, "top_n": settings.top_n,
-                 "now_epoch": as_of.timestamp()}
-
-    def checkpoints(name: str, frames: dict, parameters: dict) -> dict:
-        results, docs = run_checkpoints(gx_root, frames, parameters)
-        summary.setdefault("checkpoints", []).extend(r.to_dict() for r in results)
-        run_docs = run.dir / "data_docs"
-        shutil.copytree(Path(docs).parent, run_docs, dirs_exist_ok=True)
-        summary["data_docs"] = str(run_docs / "index.html")
-        raise_on_failure(name, results, summary["data_docs"])
-        return {r.checkpoint: r.evaluated for r in results}
-
-    def gate(name: str, frames_fn):
-        return lambda: {"rows": checkpoints(name, frames_fn(), params_in)}
-
-    run.step("validate inputs (Great Expectations)", gate("input", lambda: input_frames(spark, summary["reconciliation"])))
-
-    base = TrainParams(seed=settings.seed, **settings.model)
-
-    def evaluate():
-        interactions = interaction_strength(spark.table("marts.fct_user_item_interactions"), base)
-        listings = spark.table("marts.dim_listings")
-        evaluation = evaluate_models(
-            spark, interactions, time_splitter(listings, 0.2),
-            lambda train: popularity_scores(train, as_of, base.half_life_days),
-            k=settings.top_n, base=base, grid=settings.tuning_grid,
-            user_categories=spark.table("marts.dim_user_interests"), max_users=settings.eval_users,
-        )
-        summary["evaluation"] = evaluation.to_dict()
-        summary["report"] = str(write_report(run.dir / "report.html", run.run_id, summary["evaluation"]))
-        return {"rows": {m: round(v["ndcg"], 4) for m, v in evaluation.metrics.items()}}
-
-    run.step("evaluate and tune on the hold-out", evaluate)
-    chosen = TrainParams(**summary["evaluation"]["params"])
-
-    def train():
-        result = run_training(spark, settings.lake_bucket, run.run_id, settings.top_n, chosen, as_of)
-        return {"rows": {"recommendations": result["recommendations"], "similar_listings": result["similar_listings"]}}
-
-    run.step("train ALS + popularity + hybrid", train)
-    run.step("validate outputs (Great Expectations)", gate("output", lambda: output_frames(spark, run.run_id)))
-
-    def do_publish():
-        extra = {"metrics": summary["evaluation"]["metrics"], "model_params": summary["evaluation"]["params"],
-                 "checkpoints": summary["checkpoints"]}
-        recs = spark.table("recs.recommendations").where(F.col("run_id") == run.run_id)
-        similar = spark.table("recs.similar_listings").where(F.col("run_id") == run.run_id)
-        prefix = {"run_prefix_regex": f"^runs/{re.escape(run.run_id)}/"}
-        manifest, url = publish(settings, run.run_id, recs, similar, extra,
-                                check=lambda m: checkpoints("manifest", manifest_frame(spark, m), prefix))
-        summary["manifest_key"] = f"s3://{settings.publish_bucket}/runs/{run.run_id}/manifest.json"
-        summary["manifest_url"] = url
-        summary["published_files"] = len(manifest["files"])
-        return {"rows": manifest["row_counts"]}
-
-    run.step("publish JSON + manifest", do_publish)
-    summary["status"] = "ok"
-    summary["peak_memory"] = _peak_rss_mb(spark)
-    path = run.write()
-    summary["summary_path"] = str(path)
+    local_stack.ready(settings)
+    state, todo = prepare(settings, run_id, start)
+    if cluster.running(settings):
+        log(f"[{state.run_id}] on the local cluster {cluster.master_url(settings)}: one process per stage")
+        _run_submitted(settings, state.run_id, todo)
+        state = RunState.load(settings, state.run_id, create=False)
+    else:
+        _run_in_process(settings, state, todo, log)
+    summary = state.data
+    summary["summary_path"] = str(state.dir / "summary.json")
     return summary
 
 
-def require_ok(summary: dict) -> None:
-    if summary.get("status") != "ok":
-        raise UserError(f"run {summary.get('run_id')} did not complete: {summary.get('error')}")
+def _run_in_process(settings: Settings, state: RunState, todo, log) -> None:
+    from python_jobs.jobs import StageContext, run_stage
+
+    ctx = StageContext(settings, state, log)
+    for stage in todo:
+        run_stage(ctx, stage.name, stage.title)
+
+
+def _run_submitted(settings: Settings, run_id: str, todo) -> None:
+    from python_jobs import cluster
+
+    env = cluster.stage_environment(settings)
+    for stage in todo:
+        if stage.spark_driver:
+            command = cluster.submit_command(settings, stage.name, run_id)
+        else:
+            command = [sys.executable, "-m", "python_jobs.cli", "step", stage.name, "--run-id", run_id]
+        if subprocess.run(command, env=env, stdin=subprocess.DEVNULL).returncode != 0:
+            error = RunState.load(settings, run_id, create=False).data.get("error", "see the output above")
+            raise UserError(f"stage {stage.name} failed ({error}); fix it, then resume with "
+                            f"`encore-recs run --run-id {run_id} --from {stage.name}`")

@@ -24,14 +24,16 @@ def _settings():
 
 
 def cmd_up(args) -> None:
-    from python_jobs import local_stack
-    from python_jobs.s3 import ensure_buckets
+    from python_jobs import cluster, local_stack
 
     settings = _settings()
-    local_stack.up(settings)
-    ensure_buckets(settings)
-    print(f"postgres: {local_stack.pg_dsn(settings)}")
+    local_stack.ready(settings)
+    print(f"postgres: {local_stack.pg_dsn(settings)} (Hive metastore: database {settings.metastore_db})")
     print(f"s3: {settings.s3_endpoint or 'AWS'} (buckets {settings.lake_bucket}, {settings.publish_bucket})")
+    if args.cluster:
+        cluster.up(settings)
+        print(f"spark master: {cluster.master_url(settings)}; thrift: 127.0.0.1:{settings.thrift_port} "
+              "(dbt --target spark_cluster); `encore-recs run` now submits each stage to the cluster")
 
 
 def cmd_down(args) -> None:
@@ -53,6 +55,7 @@ def cmd_env(args) -> None:
         if name in os.environ:
             print(f"export {name}={json.dumps(os.environ[name])}")
     print(f"export SPARK_CONF_DIR={json.dumps(str(write_spark_defaults(settings)))}")
+    print(f"export ENCORE_SPARK_THRIFT_HOST=127.0.0.1 ENCORE_SPARK_THRIFT_PORT={settings.thrift_port}")
 
 
 def cmd_generate(args) -> None:
@@ -97,13 +100,32 @@ def cmd_load(args) -> None:
 def cmd_run(args) -> None:
     from orchestration.local_runner import run_pipeline
 
-    summary = run_pipeline(_settings(), run_id=args.run_id)
+    if args.start and not args.run_id:
+        raise UserError("--from resumes a run: give its id with --run-id (see the runs under .state/runs/)")
+    summary = run_pipeline(_settings(), run_id=args.run_id, start=args.start)
     print(f"summary: {summary['summary_path']}")
     print(f"report:  {summary['report']}")
     for model, scores in summary["evaluation"]["metrics"].items():
         print(f"{model:>10}: nDCG@{summary['evaluation']['k']}={scores['ndcg']:.4f} precision={scores['precision']:.4f}")
     print("manifest URL (valid until it expires):")
     print(summary["manifest_url"])
+
+
+def cmd_step(args) -> None:
+    """One stage as its own job, for one run id (what spark-submit and EMR steps run)."""
+    from orchestration.local_runner import prepare
+    from python_jobs import local_stack
+    from python_jobs.jobs import StageContext, run_stage
+
+    settings = _settings()
+    local_stack.ready(settings)
+    state, todo = prepare(settings, args.run_id, args.stage)
+    try:
+        run_stage(StageContext(settings, state), todo[0].name, todo[0].title)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"stage {args.stage} of run {args.run_id} failed: {state.data.get('error', exc)}") from exc
 
 
 def cmd_expectations(args) -> None:
@@ -129,9 +151,15 @@ def cmd_dbt(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from orchestration.stages import NAMES
+    from python_jobs.run_state import RUN_ID_FORMAT
+
     parser = argparse.ArgumentParser(prog="encore-recs", description="Encore recommendations pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the local stack (Postgres, S3)").set_defaults(fn=cmd_up)
+    up = sub.add_parser("up", help="start the local stack (Postgres with the Hive metastore, S3)")
+    up.add_argument("--cluster", action="store_true",
+                    help="also a Spark standalone master and worker and the Thrift server on loopback")
+    up.set_defaults(fn=cmd_up)
     sub.add_parser("down", help="stop the local stack").set_defaults(fn=cmd_down)
     sub.add_parser("env", help="print export lines for dbt/boto3/Spark in a shell").set_defaults(fn=cmd_env)
     gen = sub.add_parser("generate", help="synthetic marketplace data into the raw Postgres tables")
@@ -145,8 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--replace", action="store_true", help="empty the table first (same transaction)")
     load.set_defaults(fn=cmd_load)
     run = sub.add_parser("run", help="the whole pipeline on the configured environment")
-    run.add_argument("--run-id", default=None, help="reuse a run id (re-publishing is idempotent)")
+    run.add_argument("--run-id", default=None, help=f"reuse a run id (re-publishing is idempotent); {RUN_ID_FORMAT}")
+    run.add_argument("--from", dest="start", choices=NAMES, default=None,
+                     help="resume the run (with --run-id) from this stage; the stages before it are not run again")
     run.set_defaults(fn=cmd_run)
+    step = sub.add_parser("step", help="one stage as its own job: " + ", ".join(NAMES))
+    step.add_argument("stage", choices=NAMES)
+    step.add_argument("--run-id", required=True, help=RUN_ID_FORMAT)
+    step.set_defaults(fn=cmd_step)
     sub.add_parser("expectations", help="rewrite the Great Expectations project under expectations/").set_defaults(
         fn=cmd_expectations
     )

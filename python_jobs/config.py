@@ -8,6 +8,7 @@ standard AWS chain (environment or instance role).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,18 @@ def _int(name: str, default: int, low: int, high: int) -> int:
         raise UserError(f"{name}={raw!r} is not an integer; set it to a whole number") from None
     if not low <= value <= high:
         raise UserError(f"{name}={value} is out of range; use a value from {low} to {high}")
+    return value
+
+
+def _identifier(name: str, value: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+        raise UserError(f"{name}={value!r} is not a database name; use lowercase letters, digits and _ (at most 63)")
+    return value
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise UserError(f"{name}={value!r} is not one of {', '.join(allowed)}")
     return value
 
 
@@ -81,6 +94,10 @@ class Settings:
     state_dir: Path = field(default_factory=lambda: PROJECT_DIR / ".state")
     pg_dsn: str | None = None
     pg_port: int = 54329
+    metastore_db: str = "metastore"
+    dbt_spark_target: str = "spark"
+    spark_master_port: int = 7077
+    thrift_port: int = 10000
     s3_endpoint: str | None = None
     s3_port: int = 9079
     region: str = "us-east-1"
@@ -133,6 +150,11 @@ class Settings:
             state_dir=state,
             pg_dsn=env.get("ENCORE_PG_DSN") or None,
             pg_port=_int("ENCORE_PG_PORT", 54329, 1024, 65535),
+            spark_master_port=_int("ENCORE_SPARK_MASTER_PORT", 7077, 1024, 65535),
+            thrift_port=_int("ENCORE_SPARK_THRIFT_PORT", 10000, 1024, 65535),
+            dbt_spark_target=_choice("ENCORE_DBT_SPARK_TARGET", env.get("ENCORE_DBT_SPARK_TARGET") or "spark",
+                                     ("spark", "spark_cluster", "emr")),
+            metastore_db=_identifier("ENCORE_METASTORE_DB", env.get("ENCORE_METASTORE_DB") or "metastore"),
             s3_endpoint=endpoint_value,
             s3_port=s3_port,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",

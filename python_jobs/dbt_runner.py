@@ -1,7 +1,7 @@
 """Run dbt in-process, so the Spark target reuses this process's SparkSession.
 
 dbt-spark's `session` method calls `SparkSession.builder.getOrCreate()`, which
-returns the session the pipeline already built (S3A, Derby catalog), so dbt and
+returns the session the pipeline already built (S3A, the shared Postgres metastore), so dbt and
 the Python jobs share one catalog without a metastore server.
 """
 
@@ -17,21 +17,29 @@ def run_dbt(settings: Settings, args: list[str], quiet: bool = False) -> list:
     """Invoke dbt with `args` (quiet: errors only); raise UserError naming the failures."""
     from dbt.cli.main import dbtRunner
 
-    project = str(settings.project_dir)
-    full = [*(["--quiet"] if quiet else []), *args, "--project-dir", project, "--profiles-dir", project]
-    if not any(a.startswith("--target-path") for a in args):
-        full += ["--target-path", str(settings.state_dir / "dbt-target")]
+    # directories through dbt's own environment variables: every subcommand reads them, not every one takes the flags
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ["DBT_PROJECT_DIR"] = os.environ["DBT_PROFILES_DIR"] = str(settings.project_dir)
     os.environ["DBT_LOG_PATH"] = str(settings.state_dir / "dbt-logs")
-    result = dbtRunner().invoke(full)
+    if not any(a.startswith("--target-path") for a in args):
+        os.environ["DBT_TARGET_PATH"] = str(settings.state_dir / "dbt-target")
+    result = dbtRunner().invoke([*(["--quiet"] if quiet else []), *args])
     if result.exception is not None:
         raise UserError(f"dbt {' '.join(args)} failed: {str(result.exception).splitlines()[0]}")
+    results = node_results(result.result)
     if not result.success:
-        failures = [
-            f"{r.node.name}: {r.status}"
-            for r in (result.result or [])
-            if str(getattr(r, "status", "")).lower() in {"error", "fail", "runtime error"}
-        ]
+        failures = [f"{_name(r)}: {r.status}" for r in results
+                    if str(getattr(r, "status", "")).lower() in {"error", "fail", "runtime error"}]
         detail = "; ".join(failures[:3]) or "see the dbt log above"
         raise UserError(f"dbt {' '.join(args)} failed ({detail}); logs in {settings.state_dir / 'dbt-logs'}")
-    return list(result.result or [])
+    return results
+
+
+def node_results(outcome) -> list:
+    """The per-node results of any dbt command's outcome (run, build, freshness, run-operation); [] for the rest."""
+    return list(getattr(outcome, "results", None) or [])
+
+
+def _name(result) -> str:
+    node = getattr(result, "node", None)
+    return node.name if node is not None else getattr(result, "unique_id", "?")

@@ -2,9 +2,10 @@
 
 Postgres streams each model with COPY; pyarrow converts the CSV stream to
 Parquet in batches (memory stays flat at any size); boto3 uploads it under
-`landing/run_id=<run>/<model>/`. `register_landed` then points a Spark table
-with the same schema and name (`staging.<model>`) at that location, so the
-marts' `ref('stg_raw__bids')` resolves on the Spark side too.
+`landing/run_id=<run>/<model>/`. The marts stage then points a Spark table
+with the same schema and name (`staging.<model>`) at that location (dbt macro
+`register_landed`), so the marts' `ref('stg_raw__bids')` resolves on the
+Spark side too, over a session or a Thrift server alike.
 """
 
 from __future__ import annotations
@@ -106,10 +107,6 @@ def extract(settings: Settings, dsn: str, run_id: str) -> dict[str, int]:
     return counts
 
 
-def register_landed(spark, settings: Settings, run_id: str) -> None:
-    """Point `staging.<model>` in the Spark catalog at this run's landed Parquet."""
-    spark.sql(f"create database if not exists staging location 's3a://{settings.lake_bucket}/warehouse/staging.db'")
-    for model in MODELS:
-        location = f"s3a://{settings.lake_bucket}/{landing_prefix(run_id, model)}"
-        spark.sql(f"drop table if exists staging.{model}")
-        spark.sql(f"create table staging.{model} using parquet location '{location}'")
+def landed_tables(settings: Settings, run_id: str) -> dict[str, str]:
+    """staging.<model> -> this run's landed Parquet location (the `register_landed` dbt macro points tables there)."""
+    return {model: f"s3a://{settings.lake_bucket}/{landing_prefix(run_id, model)}" for model in MODELS}

@@ -1,8 +1,10 @@
-"""The JVM jars Spark needs beyond PySpark's own: the S3A connector and its AWS SDK.
+"""JVM artifacts beyond PySpark's own, fetched from Maven Central with `mvn` once and cached under `.jars/`.
 
-Pinned to the Hadoop that the pinned PySpark bundles (hadoop-client 3.3.4 in
-PySpark 3.5.x) and the SDK that hadoop-aws 3.3.4 was built against. Fetched
-from Maven Central with `mvn` once, cached under `.jars/`.
+- the S3A connector and its AWS SDK, pinned to the Hadoop that the pinned
+  PySpark bundles (hadoop-client 3.3.4 in PySpark 3.5.x);
+- the PostgreSQL JDBC driver, for the Hive metastore database;
+- the Hive standalone metastore distribution, only for its Postgres schema
+  scripts (python_jobs.metastore loads them).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from python_jobs.errors import UserError
 JARS = (
     ("org.apache.hadoop", "hadoop-aws", "3.3.4"),
     ("com.amazonaws", "aws-java-sdk-bundle", "1.12.262"),
+    ("org.postgresql", "postgresql", "42.7.4"),
 )
 JAR_DIR = PROJECT_DIR / ".jars"
 
@@ -25,23 +28,35 @@ def jar_paths() -> list[Path]:
     return [JAR_DIR / f"{artifact}-{version}.jar" for _, artifact, version in JARS]
 
 
+def jdbc_driver() -> Path:
+    return next(path for path in ensure_jars() if path.name.startswith("postgresql-"))
+
+
+def fetch(coordinates: str, expected: Path) -> Path:
+    """`mvn dependency:copy` of group:artifact:version[:type[:classifier]] into .jars/, unless already there."""
+    if expected.exists():
+        return expected
+    if shutil.which("mvn") is None:
+        raise UserError(f"Maven (mvn) is needed once to fetch {coordinates}; install it or copy {expected.name} into .jars/")
+    JAR_DIR.mkdir(exist_ok=True)
+    result = subprocess.run(
+        ["mvn", "-q", "-B", "dependency:copy", f"-Dartifact={coordinates}",
+         f"-DoutputDirectory={JAR_DIR}", "-Dmdep.useBaseVersion=true"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )
+    if result.returncode != 0 or not expected.exists():
+        raise UserError(f"could not fetch {coordinates} from Maven Central; check the network and retry `make setup`")
+    return expected
+
+
 def ensure_jars() -> list[Path]:
     """Return the jar paths, fetching any that are missing."""
-    missing = [(g, a, v) for (g, a, v), path in zip(JARS, jar_paths()) if not path.exists()]
-    if missing and shutil.which("mvn") is None:
-        raise UserError("Maven (mvn) is needed once to fetch the S3A jars; install it or copy the jars into .jars/")
-    JAR_DIR.mkdir(exist_ok=True)
-    for group, artifact, version in missing:
-        result = subprocess.run(
-            ["mvn", "-q", "-B", "dependency:copy", f"-Dartifact={group}:{artifact}:{version}",
-             f"-DoutputDirectory={JAR_DIR}", "-Dmdep.useBaseVersion=true"],
-            capture_output=True, text=True, stdin=subprocess.DEVNULL,
-        )
-        if result.returncode != 0:
-            raise UserError(f"could not fetch {group}:{artifact}:{version} from Maven Central; check the network and retry `make setup`")
-    return jar_paths()
+    return [fetch(f"{g}:{a}:{v}", path) for (g, a, v), path in zip(JARS, jar_paths())]
 
 
 if __name__ == "__main__":
     for path in ensure_jars():
         print(path)
+    from python_jobs.metastore import schema_scripts
+
+    print(schema_scripts()[0].parent)

@@ -43,10 +43,11 @@ CHECKS = {"integer": (_check_int, "a whole number"), "bigint": (_check_int, "a w
 
 
 def _lines(path: Path) -> Iterator[str]:
+    """Decoded lines; a leading UTF-8 byte-order mark (spreadsheets write one) is encoding, not data."""
     with open(path, "rb") as raw:
         for number, line in enumerate(raw, start=1):
             try:
-                yield line.decode("utf-8")
+                yield line.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError:
                 raise UserError(f"{path}:{number}: not UTF-8 text; re-export the file as UTF-8") from None
 
@@ -69,7 +70,7 @@ def check_csv(path: Path, table: str) -> int:
     header = [h.strip() for h in header]
     if header != expected:
         missing = [c for c in expected if c not in header]
-        extra = [c for c in header if c not in expected]
+        extra = [repr(c) for c in header if c not in expected]  # repr: invisible characters show
         detail = "; ".join(
             part for part in (f"missing {', '.join(missing)}" if missing else "", f"extra {', '.join(extra)}" if extra else "")
             if part
@@ -106,7 +107,7 @@ def load_csv(dsn: str, table: str, path: Path, replace: bool = False) -> int:
             cur.execute(raw_ddl())
             if replace:
                 cur.execute(f"truncate raw.{table}")
-            with open(path, encoding="utf-8", newline="") as data:
+            with open(path, encoding="utf-8-sig", newline="") as data:
                 cur.copy_expert(f"copy raw.{table} ({columns}) from stdin with (format csv, header true)", data)
     except psycopg2.Error as exc:
         raise UserError(f"{path}: PostgreSQL refused the file ({str(exc).strip().splitlines()[0]}); nothing was loaded") from None

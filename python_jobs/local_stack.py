@@ -1,4 +1,4 @@
-"""The embedded local stack: a PostgreSQL server and an S3 API server on loopback.
+"""The embedded local stack: a PostgreSQL server and an S3 server (versitygw) on loopback.
 
 Both run as background processes that outlive the command that started them,
 so consecutive commands share them; `encore-recs down` (or `make down`) stops
@@ -14,7 +14,6 @@ import secrets
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from python_jobs.errors import UserError
 PG_SYSTEM_USER = "embedded_postgres"
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -41,7 +40,7 @@ def _alive(pid: int) -> bool:
 def _wait_for_port(port: int, what: str, log: Path, timeout: float = 30.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if _port_open(port):
+        if port_open(port):
             return
         time.sleep(0.2)
     raise UserError(f"{what} did not start on 127.0.0.1:{port}; see {log}")
@@ -137,7 +136,7 @@ def start_postgres(settings: Settings) -> None:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     data, log = _pg_paths(settings)
-    if _port_open(settings.pg_port):
+    if port_open(settings.pg_port):
         if (data / "postmaster.pid").exists():
             return
         raise UserError(
@@ -195,40 +194,60 @@ def _s3_paths(settings: Settings) -> tuple[Path, Path]:
 
 
 def start_s3(settings: Settings) -> None:
+    """versitygw on loopback; buckets are folders under <state>/s3/data, so they outlive `down`."""
+    from python_jobs import versitygw
+
     pid_file, log = _s3_paths(settings)
-    if _port_open(settings.s3_port):
+    if port_open(settings.s3_port):
         if pid_file.exists() and _alive(int(pid_file.read_text())):
             return
         raise UserError(
             f"127.0.0.1:{settings.s3_port} is in use by another process; stop it or set ENCORE_S3_PORT to a free port"
         )
-    creds_path = settings.state_dir / "s3" / "credentials.json"
-    s3_credentials(settings)
+    creds = s3_credentials(settings)
+    data, iam = settings.state_dir / "s3" / "data", settings.state_dir / "s3" / "iam"
+    data.mkdir(parents=True, exist_ok=True)
+    iam.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "python_jobs.s3_server", "--port", str(settings.s3_port), "--credentials", str(creds_path)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=settings.project_dir, start_new_session=True,
+            versitygw.command(settings.s3_port, data, iam, settings.region),
+            env=versitygw.environment(creds["access_key"], creds["secret_key"]),
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
     pid_file.write_text(str(proc.pid))
     _wait_for_port(settings.s3_port, "the local S3 server", log)
 
 
-def stop_s3(settings: Settings) -> bool:
-    pid_file, _ = _s3_paths(settings)
+def stop_pid_file(pid_file: Path, seconds: float = 10.0) -> bool:
+    """Stop the process group a pid file names (SIGTERM, then SIGKILL); False when nothing was running."""
     if not pid_file.exists():
         return False
     pid = int(pid_file.read_text())
+    pid_file.unlink()
     try:
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
-            os.kill(pid, 0)
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.time() + seconds
+        while time.time() < deadline and not _exited(pid):
             time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
+        if not _exited(pid):
+            os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    pid_file.unlink(missing_ok=True)
     return True
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie child of this process (reaped here), as when the tests started the service."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:
+        pass
+    return not _alive(pid)
+
+
+def stop_s3(settings: Settings) -> bool:
+    return stop_pid_file(_s3_paths(settings)[0], seconds=5)
 
 
 # --- the stack -----------------------------------------------------------
@@ -244,6 +263,17 @@ def up(settings: Settings) -> None:
         start_s3(settings)
     apply_environment(settings)
     _check_reachable(settings)
+    from python_jobs.metastore import ensure_schema
+
+    ensure_schema(settings)
+
+
+def ready(settings: Settings) -> None:
+    """`up`, then the lake and publish buckets: what every command needs before it reads or writes a run."""
+    from python_jobs.s3 import ensure_buckets
+
+    up(settings)
+    ensure_buckets(settings)
 
 
 def _check_reachable(settings: Settings) -> None:
@@ -257,7 +287,9 @@ def _check_reachable(settings: Settings) -> None:
 
 
 def down(settings: Settings) -> list[str]:
-    stopped = []
+    from python_jobs import cluster
+
+    stopped = cluster.down(settings)
     if stop_s3(settings):
         stopped.append("s3")
     if stop_postgres(settings):

@@ -6,9 +6,23 @@ import html
 from pathlib import Path
 
 COLOURS = {"als": "#1f77b4", "popularity": "#ff7f0e", "hybrid": "#2ca02c"}
+# models often score alike (the hybrid is mostly ALS): each gets its own dash, marker and a small offset
+DASHES = ("", "6,3", "2,3", "8,3,2,3")
+MARKERS = ("circle", "square", "triangle", "diamond")
+OFFSET_PX = 2.5
 
 
-def _plot(curves: dict[str, dict], width: int = 520, height: int = 300, pad: int = 40) -> str:
+def _marker(shape: str, cx: float, cy: float, colour: str) -> str:
+    r = 3.5
+    if shape == "circle":
+        return f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{r}" fill="{colour}"/>'
+    if shape == "square":
+        return f'<rect x="{cx - r:.1f}" y="{cy - r:.1f}" width="{2 * r}" height="{2 * r}" fill="{colour}"/>'
+    points = ((0, -r - 1), (r + 1, r), (-r - 1, r)) if shape == "triangle" else ((0, -r - 1), (r + 1, 0), (0, r + 1), (-r - 1, 0))
+    return f'<polygon points="{" ".join(f"{cx + dx:.1f},{cy + dy:.1f}" for dx, dy in points)}" fill="{colour}"/>'
+
+
+def _plot(curves: dict[str, dict], width: int = 520, height: int = 300, pad: int = 48) -> str:
     ks = sorted({int(k) for curve in curves.values() for k in curve})
     top = max((v for curve in curves.values() for v in curve.values()), default=0) or 1.0
     if not ks:
@@ -24,14 +38,24 @@ def _plot(curves: dict[str, dict], width: int = 520, height: int = 300, pad: int
              f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#333"/>',
              f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#333"/>',
              f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">k</text>',
-             f'<text x="12" y="{pad - 12}">nDCG@k (max {top:.3f})</text>']
+             f'<text x="4" y="{pad - 16}">nDCG@k</text>']
     for k in ks:
         parts.append(f'<text x="{x(k)}" y="{height - pad + 14}" text-anchor="middle">{k}</text>')
+    for tick in range(5):
+        value = top * tick / 4
+        parts.append(f'<line x1="{pad - 4}" y1="{y(value):.1f}" x2="{pad}" y2="{y(value):.1f}" stroke="#333"/>'
+                     f'<text x="{pad - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value:.3f}</text>')
     for i, (model, curve) in enumerate(curves.items()):
-        points = " ".join(f"{x(int(k)):.1f},{y(v):.1f}" for k, v in sorted(curve.items(), key=lambda kv: int(kv[0])))
-        colour = COLOURS.get(model, "#555")
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
-        parts.append(f'<text x="{width - pad - 80}" y="{pad + 14 * i}" fill="{colour}">{html.escape(model)}</text>')
+        shift = (i - (len(curves) - 1) / 2) * OFFSET_PX
+        xy = [(x(int(k)) + shift, y(v) + shift) for k, v in sorted(curve.items(), key=lambda kv: int(kv[0]))]
+        colour, dash, shape = COLOURS.get(model, "#555"), DASHES[i % len(DASHES)], MARKERS[i % len(MARKERS)]
+        points = " ".join(f"{px:.1f},{py:.1f}" for px, py in xy)
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}" '
+                     f'data-model="{html.escape(model)}" points="{points}"/>')
+        parts += [_marker(shape, px, py, colour) for px, py in xy]
+        legend_y = pad + 16 * i
+        parts.append(_marker(shape, width - pad - 90, legend_y - 4, colour))
+        parts.append(f'<text x="{width - pad - 80}" y="{legend_y}" fill="{colour}">{html.escape(model)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

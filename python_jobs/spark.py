@@ -1,11 +1,11 @@
 """The SparkSession every Spark step shares, configured for the S3 lake.
 
-Tables live on S3 (`s3a://<lake>/warehouse`); the catalog is a Derby
-metastore under the state folder, so one process at a time opens it: the
-runner keeps a run's Spark work, dbt's included (dbt-spark `session` method),
-in one process. The same settings are written to `spark-defaults.conf` under
-the state folder so that a bare `dbt --target spark` picks them up through
-SPARK_CONF_DIR.
+Tables live on S3 (`s3a://<lake>/warehouse`); the catalog is a Hive
+metastore database in PostgreSQL (python_jobs.metastore), shared by every
+process: stage jobs, spark-submit, the Thrift server, dbt. The same settings
+are written to `spark-defaults.conf` under the state folder so that a bare
+`dbt --target spark`, `spark-submit` and the Thrift server pick them up
+through SPARK_CONF_DIR.
 """
 
 from __future__ import annotations
@@ -14,21 +14,30 @@ import os
 from pathlib import Path
 
 from python_jobs.config import Settings
-from python_jobs.jars import ensure_jars
+from python_jobs.jars import ensure_jars, jdbc_driver
+from python_jobs.metastore import check_schema, connection_params, jdbc_url
 
 
 def spark_conf(settings: Settings) -> dict[str, str]:
-    metastore = settings.state_dir / "metastore"
+    meta = connection_params(settings)
     conf = {
         "spark.master": settings.spark_master,
         "spark.app.name": "encore-recs",
-        "spark.jars": ",".join(str(p) for p in ensure_jars()),
+        # on the class path of every JVM (driver, executors, Thrift server), not in spark.jars: the Hive client
+        # and the Thrift server load S3A and the JDBC driver from the system class loader
+        "spark.driver.extraClassPath": ":".join(str(p) for p in ensure_jars()),
+        "spark.executor.extraClassPath": ":".join(str(p) for p in ensure_jars() if p != jdbc_driver()),
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": f"s3a://{settings.lake_bucket}/warehouse",
-        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true",
+        # the shared catalog: a Hive 2.3 metastore in PostgreSQL, schema loaded by python_jobs.metastore
+        "spark.hadoop.javax.jdo.option.ConnectionURL": jdbc_url(settings),
+        "spark.hadoop.javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
+        "spark.hadoop.javax.jdo.option.ConnectionUserName": meta["user"],
+        "spark.hadoop.javax.jdo.option.ConnectionPassword": meta["password"],
+        "spark.hadoop.hive.metastore.schema.verification": "true",
+        "spark.hadoop.datanucleus.schema.autoCreateAll": "false",
         "spark.driver.extraJavaOptions": (
-            f"-Xss16m -Dderby.system.home={metastore} "
-            f"-Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties')}"
+            f"-Xss16m -Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties')}"
         ),
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
@@ -38,6 +47,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.hadoop.fs.s3a.fast.upload": "true",
         "spark.hadoop.fs.s3a.committer.magic.enabled": "false",
+        # keep directory markers: deleting them after every commit is slow (and logs failures) on a posix-backed store
+        "spark.hadoop.fs.s3a.directory.marker.retention": "keep",
     }
     if settings.s3_endpoint:
         conf.update(
@@ -56,15 +67,18 @@ def write_spark_defaults(settings: Settings, conf: dict[str, str] | None = None)
     conf_dir = settings.state_dir / "spark-conf"
     conf_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"{key} {value}" for key, value in (conf or spark_conf(settings)).items()]
-    (conf_dir / "spark-defaults.conf").write_text("\n".join(lines) + "\n")
+    path = conf_dir / "spark-defaults.conf"
+    path.touch(mode=0o600)
+    path.write_text("\n".join(lines) + "\n")
     return conf_dir
 
 
 def get_spark(settings: Settings, catalog: bool = True):
-    """Create (or return) the process's SparkSession; `catalog=False` skips the Derby metastore."""
+    """Create (or return) the process's SparkSession; `catalog=False` needs no metastore."""
     from pyspark.sql import SparkSession
 
-    (settings.state_dir / "metastore").mkdir(parents=True, exist_ok=True)
+    if catalog:
+        check_schema(settings)
     conf = spark_conf(settings)
     os.environ["SPARK_CONF_DIR"] = str(write_spark_defaults(settings, conf))
     if not catalog:

@@ -22,13 +22,16 @@ os.environ.update(
         "ENCORE_STATE_DIR": str(_STATE),
         "ENCORE_PG_PORT": str(_free_port()),
         "ENCORE_S3_PORT": str(_free_port()),
+        "ENCORE_SPARK_MASTER_PORT": str(_free_port()),
+        "ENCORE_SPARK_THRIFT_PORT": str(_free_port()),
         "ENCORE_SHUFFLE_PARTITIONS": "2",
         "ENCORE_TUNING_GRID": "rank=8,16",
         "ENCORE_SPARK_DRIVER_MEMORY": "2g",
     }
 )
 os.environ.pop("ENCORE_PG_DSN", None)
-os.environ.pop("ENCORE_S3_ENDPOINT", None)
+for _name in ("ENCORE_S3_ENDPOINT", "ENCORE_METASTORE_DB", "ENCORE_DBT_SPARK_TARGET", "ENCORE_SPARK_MASTER"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture(scope="session")
@@ -50,10 +53,10 @@ def stack(settings):
 
 
 @pytest.fixture(scope="session")
-def spark(settings):
+def spark(stack):
     from python_jobs.spark import get_spark
 
-    session = get_spark(settings)
+    session = get_spark(stack)
     yield session
     session.stop()
 

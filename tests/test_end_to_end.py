@@ -155,3 +155,26 @@ def test_dirty_data_stops_at_the_input_gate_and_latest_stays(published, stack):
     assert saved["status"] == "failed"
     assert saved["steps"][-1]["step"].startswith("validate inputs")
     assert not any(step["step"].startswith("train") for step in saved["steps"])
+
+
+def test_published_run_survives_a_restart_of_the_stack(published, stack, s3):
+    """The S3 server keeps objects on disk: after down/up the same run is latest and its URLs still work."""
+    import hashlib
+
+    summary, manifest, _, _ = published
+    latest_before = read_latest(stack)
+    assert local_stack.down(stack) == ["s3", "postgres"]
+    with pytest.raises(OSError):
+        _get(summary["manifest_url"])
+    local_stack.up(stack)
+    assert read_latest(stack) == latest_before
+    assert json.loads(_get(summary["manifest_url"]))["run_id"] == manifest["run_id"]
+    for entry in manifest["files"]:
+        body = s3.get_object(Bucket=stack.publish_bucket, Key=entry["key"])["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == entry["sha256"], entry["key"]
+    catalog = psycopg2.connect(host="127.0.0.1", port=stack.pg_port, user="postgres", dbname=stack.metastore_db)
+    with catalog, catalog.cursor() as cur:
+        cur.execute('select d."NAME", t."TBL_NAME" from "TBLS" t join "DBS" d on d."DB_ID" = t."DB_ID"')
+        tables = set(cur.fetchall())
+    catalog.close()
+    assert {("marts", "fct_user_item_interactions"), ("recs", "recommendations"), ("staging", "stg_raw__bids")} <= tables

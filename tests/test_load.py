@@ -41,7 +41,7 @@ def test_good_file_loads_and_replace_empties_first(dsn, tmp_path):
     "content, message",
     [
         ("bid_id,uid,listing_id,bid_amount\n1,1,1,10\n", ":1: header does not match raw.bids (missing bid_at)"),
-        ("bid_id,uid,listing_id,bid_amount,bid_at,note\n", ":1: header does not match raw.bids (extra note)"),
+        ("bid_id,uid,listing_id,bid_amount,bid_at,note\n", ":1: header does not match raw.bids (extra 'note')"),
         (GOOD + "3,1,1,ten,2026-10-01T10:00:00Z\n", ":4: column bid_amount: 'ten' is not a number"),
         (GOOD + "3,1,1,1,yesterday\n", ":4: column bid_at: 'yesterday' is not an ISO 8601 timestamp"),
         (GOOD + "3.5,1,1,1,2026-10-01T10:00:00Z\n", ":4: column bid_id: '3.5' is not a whole number"),
@@ -77,3 +77,19 @@ def test_cli_missing_file_one_line_and_exit_code(stack, tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"encore-recs: error: {tmp_path / 'none.csv'}: no such file"
+
+
+def test_spreadsheet_export_with_byte_order_mark_and_crlf_loads(dsn, tmp_path):
+    path = tmp_path / "bids.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode())
+    assert load_csv(dsn, "bids", path, replace=True) == 2
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("select bid_id, bid_amount from raw.bids order by bid_id")
+        assert cur.fetchall() == [(1, 10.5), (2, None)]
+
+
+def test_a_refused_header_shows_invisible_characters(dsn, tmp_path):
+    path = tmp_path / "bids.csv"
+    path.write_text(GOOD.replace("bid_id", "bid_id\u200b", 1))
+    with pytest.raises(UserError, match=r"missing bid_id; extra 'bid_id\\u200b'"):
+        load_csv(dsn, "bids", path)

@@ -1,17 +1,20 @@
-"""The local S3 server checks signatures: presigned URLs work, tampered, expired and unsigned ones do not."""
+"""The local S3 server (versitygw) enforces SigV4: presigned URLs work for what they were signed for, nothing else."""
 
 import time
 import urllib.error
 import urllib.request
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from python_jobs.publish import presign
 
 
-def _status(url: str) -> int:
+def _status(url: str, method: str = "GET") -> int:
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -43,3 +46,44 @@ def test_expired_url_is_refused(s3, obj):
     url = presign(s3, *obj, seconds=1)
     time.sleep(2.1)
     assert _status(url) == 403
+
+
+def test_get_signed_url_cannot_put_or_delete(s3, obj):
+    url = presign(s3, *obj, seconds=60)
+    assert _status(url, "PUT") == 403
+    assert _status(url, "DELETE") == 403
+    assert s3.get_object(Bucket=obj[0], Key=obj[1])["Body"].read() == b'{"hello": 1}'
+
+
+@pytest.mark.parametrize("access_key", ["ENCUNKNOWNKEY000", "the real key"])
+def test_unknown_key_or_wrong_secret_is_refused(stack, obj, access_key):
+    from python_jobs.local_stack import s3_credentials
+
+    if access_key == "the real key":
+        access_key = s3_credentials(stack)["access_key"]
+    client = boto3.client("s3", endpoint_url=stack.s3_endpoint, region_name=stack.region,
+                          aws_access_key_id=access_key, aws_secret_access_key="not-the-secret",
+                          config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    with pytest.raises(ClientError) as caught:
+        client.get_object(Bucket=obj[0], Key=obj[1])
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_any_s3_compatible_endpoint_is_used_as_an_external_store(stack, obj, monkeypatch):
+    """ENCORE_S3_ENDPOINT naming a store the project did not start: credentials from AWS_*, buckets must exist."""
+    from python_jobs.config import Settings
+    from python_jobs.errors import UserError
+    from python_jobs.local_stack import s3_credentials
+    from python_jobs.s3 import ensure_buckets, s3_client
+
+    creds = s3_credentials(stack)
+    monkeypatch.setenv("ENCORE_S3_ENDPOINT", stack.s3_endpoint.replace("127.0.0.1", "localhost"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds["access_key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["secret_key"])
+    external = Settings.from_env()
+    assert not external.local_s3
+    ensure_buckets(external)
+    assert s3_client(external).get_object(Bucket=obj[0], Key=obj[1])["Body"].read() == b'{"hello": 1}'
+    monkeypatch.setenv("ENCORE_PUBLISH_BUCKET", "encore-not-there")
+    with pytest.raises(UserError, match="bucket encore-not-there is not usable"):
+        ensure_buckets(Settings.from_env())

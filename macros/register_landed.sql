@@ -1,0 +1,12 @@
+{#- Point each staging.<model> table of the Spark catalog at one run's landed Parquet (external tables:
+    dropping one forgets the location, never the files). Called by the marts stage:
+    dbt run-operation register_landed --args '{"tables": {"stg_raw__bids": "s3a://lake/landing/run_id=.../stg_raw__bids/"}, "lake_bucket": "lake"}'
+    and usable by hand to look at an older run's landing. -#}
+{% macro register_landed(tables, lake_bucket) %}
+  {% do adapter.execute("create database if not exists staging location 's3a://" ~ lake_bucket ~ "/warehouse/staging.db'", fetch=False) %}
+  {% for model, location in tables.items() %}
+    {% do adapter.execute("drop table if exists staging." ~ model, fetch=False) %}
+    {% do adapter.execute("create table staging." ~ model ~ " using parquet location '" ~ location ~ "'", fetch=False) %}
+    {% do log("staging." ~ model ~ " -> " ~ location) %}
+  {% endfor %}
+{% endmacro %}

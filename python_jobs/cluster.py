@@ -1,0 +1,180 @@
+"""The local Spark cluster that mirrors EMR on one machine: a standalone master and worker and the Thrift server.
+
+All three listen on loopback only (the Thrift server has no authentication),
+run from the PySpark wheel's own `spark-class` / `spark-submit`, share the
+catalog (the Postgres metastore) and the S3 settings through SPARK_CONF_DIR,
+and keep pid files and logs under `<state>/cluster/`. Every application sets
+`spark.cores.max`: without it the first one (the Thrift server) would hold
+every core and stage jobs would wait forever.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from python_jobs.config import Settings
+from python_jobs.errors import UserError
+
+PARTS = ("master", "worker", "thrift")
+WORKER_CORES, WORKER_MEMORY = 4, "10g"
+THRIFT_CORES, THRIFT_EXECUTOR_MEMORY, THRIFT_DRIVER_MEMORY = 1, "2g", "1g"
+JOB_CORES, JOB_EXECUTOR_MEMORY, JOB_DRIVER_MEMORY = 2, "4g", "2g"
+THRIFT_START_SECONDS = 240
+
+
+def spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def _dir(settings: Settings) -> Path:
+    path = settings.state_dir / "cluster"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def master_url(settings: Settings) -> str:
+    return f"spark://127.0.0.1:{settings.spark_master_port}"
+
+
+def _pid(settings: Settings, part: str) -> int | None:
+    path = _dir(settings) / f"{part}.pid"
+    if not path.exists():
+        return None
+    pid = int(path.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def running(settings: Settings) -> bool:
+    """True when the master, the worker and the Thrift server this state folder started are all alive."""
+    return all(_pid(settings, part) is not None for part in PARTS)
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """What every cluster process needs: the shared Spark conf, this Python, the stack's credentials."""
+    from python_jobs.spark import write_spark_defaults
+
+    return {
+        **os.environ,
+        "SPARK_HOME": str(spark_home()),
+        "SPARK_CONF_DIR": str(write_spark_defaults(settings)),
+        "SPARK_LOG_DIR": str(_dir(settings)),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+    }
+
+
+def stage_environment(settings: Settings) -> dict[str, str]:
+    """A stage job's environment on the cluster: its driver joins the master, dbt goes over thrift."""
+    return {
+        **environment(settings),
+        "ENCORE_SPARK_MASTER": master_url(settings),
+        "ENCORE_DBT_SPARK_TARGET": "spark_cluster",
+        "ENCORE_SPARK_THRIFT_PORT": str(settings.thrift_port),
+        "ENCORE_SPARK_THRIFT_HOST": "127.0.0.1",
+    }
+
+
+def submit_command(settings: Settings, stage: str, run_id: str) -> list[str]:
+    """spark-submit of one stage job to the local master (client mode: the driver runs here)."""
+    return [
+        str(spark_home() / "bin" / "spark-submit"), "--master", master_url(settings),
+        "--name", f"encore-{stage}-{run_id}",
+        "--conf", f"spark.cores.max={JOB_CORES}", "--conf", f"spark.executor.memory={JOB_EXECUTOR_MEMORY}",
+        "--driver-memory", JOB_DRIVER_MEMORY,
+        str(Path(__file__).with_name("stage_job.py")), stage, "--run-id", run_id,
+    ]
+
+
+def _commands(settings: Settings) -> dict[str, list[str]]:
+    home, work = spark_home(), _dir(settings)
+    return {
+        "master": [str(home / "bin" / "spark-class"), "org.apache.spark.deploy.master.Master",
+                   "--host", "127.0.0.1", "--port", str(settings.spark_master_port), "--webui-port", "0"],
+        "worker": [str(home / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker",
+                   "--host", "127.0.0.1", "--cores", str(WORKER_CORES), "--memory", WORKER_MEMORY,
+                   "--webui-port", "0", "--work-dir", str(work / "work"), master_url(settings)],
+        "thrift": [str(home / "bin" / "spark-submit"), "--master", master_url(settings),
+                   "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2", "--name", "encore-thrift",
+                   "--conf", f"spark.cores.max={THRIFT_CORES}", "--conf", f"spark.executor.memory={THRIFT_EXECUTOR_MEMORY}",
+                   "--driver-memory", THRIFT_DRIVER_MEMORY, "spark-internal",
+                   "--hiveconf", f"hive.server2.thrift.port={settings.thrift_port}",
+                   "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1"],
+    }
+
+
+def _wait(settings: Settings, part: str, port: int, seconds: float) -> None:
+    from python_jobs.local_stack import port_open
+
+    log = _dir(settings) / f"{part}.log"
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if port_open(port):
+            return
+        if _pid(settings, part) is None:
+            raise UserError(f"the Spark {part} exited while starting; see {log}")
+        time.sleep(0.5)
+    raise UserError(f"the Spark {part} did not listen on 127.0.0.1:{port} within {seconds:.0f}s; see {log}")
+
+
+def _start(settings: Settings, part: str, command: list[str], env: dict[str, str]) -> None:
+    work = _dir(settings)
+    with open(work / f"{part}.log", "ab") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=work, start_new_session=True)
+    (work / f"{part}.pid").write_text(str(proc.pid))
+
+
+def up(settings: Settings, log=print) -> None:
+    """Start whichever of master, worker and Thrift server is not running (the local stack must be up)."""
+    from python_jobs.local_stack import port_open
+    from python_jobs.metastore import check_schema
+
+    check_schema(settings)
+    env, commands = environment(settings), _commands(settings)
+    ports = {"master": settings.spark_master_port, "thrift": settings.thrift_port}
+    for part in PARTS:
+        if _pid(settings, part) is not None:
+            continue
+        port = ports.get(part)
+        if port is not None and port_open(port):
+            variable = "ENCORE_SPARK_MASTER_PORT" if part == "master" else "ENCORE_SPARK_THRIFT_PORT"
+            raise UserError(f"127.0.0.1:{port} is in use by another process; stop it or set {variable} to a free port")
+        began = time.time()
+        _start(settings, part, commands[part], env)
+        if part == "worker":
+            _wait_for_worker(settings)
+        else:
+            _wait(settings, part, port, THRIFT_START_SECONDS if part == "thrift" else 60)
+        log(f"spark {part}: up in {time.time() - began:.1f}s")
+
+
+def _wait_for_worker(settings: Settings, seconds: float = 60) -> None:
+    log = _dir(settings) / "worker.log"
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if log.exists() and "Successfully registered with master" in log.read_text(errors="ignore"):
+            return
+        if _pid(settings, "worker") is None:
+            raise UserError(f"the Spark worker exited while starting; see {log}")
+        time.sleep(0.5)
+    raise UserError(f"the Spark worker did not register with {master_url(settings)} within {seconds:.0f}s; see {log}")
+
+
+def down(settings: Settings) -> list[str]:
+    """Stop the Thrift server, the worker (and its executors) and the master; return what was stopped."""
+    from python_jobs.local_stack import stop_pid_file
+
+    running_parts = [part for part in reversed(PARTS) if _pid(settings, part) is not None]
+    for part in reversed(PARTS):
+        stop_pid_file(_dir(settings) / f"{part}.pid")
+    return [f"spark {part}" for part in running_parts]

@@ -1,0 +1,221 @@
+"""The stage jobs: each reads only what earlier stages wrote (catalog tables, S3, the run's recorded state).
+
+`run_stage` wraps one job: it times it, records the outcome in the run's
+state and saves it, also when the job fails, so a run can resume from the
+failed stage in another process or on another machine. The order of the
+stages is `orchestration.stages.STAGES`; this module only knows each job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from python_jobs.config import Settings
+from python_jobs.run_state import RunState
+
+
+@dataclass
+class StageContext:
+    """What a job gets: settings, the run's state, a log, and this process's SparkSession on first use."""
+
+    settings: Settings
+    state: RunState
+    log: Callable[[str], None] = print
+    _spark: object = field(default=None, repr=False)
+
+    @property
+    def spark(self):
+        if self._spark is None:
+            from python_jobs.spark import get_spark
+
+            self._spark = get_spark(self.settings)
+        return self._spark
+
+    @property
+    def summary(self) -> dict:
+        return self.state.data
+
+    @property
+    def run_id(self) -> str:
+        return self.state.run_id
+
+
+# --- the jobs ----------------------------------------------------------------
+
+
+def stage_pg(ctx: StageContext) -> dict:
+    """dbt staging on Postgres, source freshness, and the raw = clean + rejected accounting."""
+    from python_jobs import local_stack
+    from python_jobs.dbt_runner import run_dbt
+    from python_jobs.reconcile import reconcile
+
+    settings = ctx.settings
+    results = run_dbt(settings, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging",
+                                 "path:tests/dbt"], quiet=True)
+    freshness = run_dbt(settings, ["source", "freshness", "--target", "pg", "--select", "source:raw"], quiet=True)
+    ctx.summary["freshness"] = {r.node.name: str(r.status) for r in freshness}
+    ctx.summary["reconciliation"] = reconcile(local_stack.pg_dsn(settings))
+    return {"dbt nodes": len(results), "freshness": ctx.summary["freshness"],
+            **{r["table"]: {"raw": r["raw"], "clean": r["clean"], "rejected": r["rejected"]}
+               for r in ctx.summary["reconciliation"]}}
+
+
+def extract(ctx: StageContext) -> dict:
+    from python_jobs import local_stack
+    from python_jobs.extract import extract as land
+
+    return land(ctx.settings, local_stack.pg_dsn(ctx.settings), ctx.run_id)
+
+
+def marts(ctx: StageContext) -> int:
+    """Point staging.* at this run's landing, then dbt build the marts on the configured Spark target."""
+    from python_jobs.dbt_runner import run_dbt
+    from python_jobs.extract import landed_tables
+
+    settings = ctx.settings
+    target = settings.dbt_spark_target
+    if target == "spark":
+        ctx.spark  # dbt-spark's session method picks up this process's session
+    tables = json.dumps({"tables": landed_tables(settings, ctx.run_id), "lake_bucket": settings.lake_bucket})
+    run_dbt(settings, ["run-operation", "register_landed", "--args", tables, "--target", target], quiet=True)
+    results = run_dbt(settings, ["build", "--target", target, "--select", "path:models/marts"], quiet=True)
+    return len(results)
+
+
+def _gate_parameters(ctx: StageContext) -> dict:
+    from python_jobs.generate import load_taxonomy
+
+    return {"max_reject_rate": ctx.settings.max_reject_rate, "top_n": ctx.settings.top_n,
+            "categories": sorted(load_taxonomy()["category"].unique().tolist()),
+            "now_epoch": ctx.state.as_of.timestamp()}
+
+
+def _checkpoints(ctx: StageContext, gate: str, frames: dict, parameters: dict) -> dict:
+    """Run the named checkpoints; record them and their Data Docs in the run; a failure stops the run."""
+    from python_jobs.validate import raise_on_failure, run_checkpoints
+
+    results, docs = run_checkpoints(ctx.settings.project_dir / "expectations", frames, parameters)
+    kept = [c for c in ctx.summary.get("checkpoints", []) if c["checkpoint"] not in frames]
+    ctx.summary["checkpoints"] = kept + [r.to_dict() for r in results]
+    run_docs = ctx.state.dir / "data_docs"
+    shutil.copytree(Path(docs).parent, run_docs, dirs_exist_ok=True)
+    ctx.summary["data_docs"] = str(run_docs / "index.html")
+    raise_on_failure(gate, results, ctx.summary["data_docs"])
+    return {r.checkpoint: r.evaluated for r in results}
+
+
+def validate_inputs(ctx: StageContext) -> dict:
+    from python_jobs.validate import input_frames
+
+    frames = input_frames(ctx.spark, ctx.summary["reconciliation"])
+    return _checkpoints(ctx, "input", frames, _gate_parameters(ctx))
+
+
+def train(ctx: StageContext) -> dict:
+    """Evaluate and tune on the hold-out, then fit ALS, popularity and the hybrid on everything."""
+    from python_jobs.evaluate import evaluate_models, time_splitter
+    from python_jobs.report import write_report
+    from python_jobs.train import TrainParams, interaction_strength, popularity_scores, run_training
+
+    settings, spark, as_of = ctx.settings, ctx.spark, ctx.state.as_of
+    base = TrainParams(seed=settings.seed, **settings.model)
+    began = time.time()
+    evaluation = evaluate_models(
+        spark, interaction_strength(spark.table("marts.fct_user_item_interactions"), base),
+        time_splitter(spark.table("marts.dim_listings"), 0.2),
+        lambda part: popularity_scores(part, as_of, base.half_life_days),
+        k=settings.top_n, base=base, grid=settings.tuning_grid,
+        user_categories=spark.table("marts.dim_user_interests"), max_users=settings.eval_users,
+    )
+    ctx.summary["evaluation"] = evaluation.to_dict()
+    ctx.summary["report"] = str(write_report(ctx.state.dir / "report.html", ctx.run_id, ctx.summary["evaluation"]))
+    evaluated = time.time() - began
+    result = run_training(spark, settings.lake_bucket, ctx.run_id, settings.top_n,
+                          TrainParams(**ctx.summary["evaluation"]["params"]), as_of)
+    return {"evaluate_seconds": round(evaluated, 1), "fit_seconds": round(time.time() - began - evaluated, 1),
+            **{m: round(v["ndcg"], 4) for m, v in evaluation.metrics.items()},
+            "recommendations": result["recommendations"], "similar_listings": result["similar_listings"]}
+
+
+def validate_outputs(ctx: StageContext) -> dict:
+    from python_jobs.validate import output_frames
+
+    return _checkpoints(ctx, "output", output_frames(ctx.spark, ctx.run_id), _gate_parameters(ctx))
+
+
+def publish(ctx: StageContext) -> dict:
+    from pyspark.sql import functions as F
+
+    from python_jobs.publish import publish as write_and_publish
+    from python_jobs.validate import manifest_frame
+
+    settings, spark, summary = ctx.settings, ctx.spark, ctx.summary
+    extra = {"metrics": summary["evaluation"]["metrics"], "model_params": summary["evaluation"]["params"],
+             "checkpoints": summary["checkpoints"]}
+    recs = spark.table("recs.recommendations").where(F.col("run_id") == ctx.run_id)
+    similar = spark.table("recs.similar_listings").where(F.col("run_id") == ctx.run_id)
+    prefix = {"run_prefix_regex": f"^runs/{re.escape(ctx.run_id)}/"}
+    manifest, url = write_and_publish(
+        settings, ctx.run_id, recs, similar, extra,
+        check=lambda m: _checkpoints(ctx, "manifest", manifest_frame(spark, m), prefix),
+    )
+    summary["manifest_key"] = f"s3://{settings.publish_bucket}/runs/{ctx.run_id}/manifest.json"
+    summary["manifest_url"] = url
+    summary["published_files"] = len(manifest["files"])
+    summary["status"] = "ok"
+    return manifest["row_counts"]
+
+
+JOBS: dict[str, Callable[[StageContext], object]] = {
+    "stage": stage_pg,
+    "extract": extract,
+    "marts": marts,
+    "validate-inputs": validate_inputs,
+    "train": train,
+    "validate-outputs": validate_outputs,
+    "publish": publish,
+}
+
+
+# --- running one -------------------------------------------------------------
+
+
+def peak_memory_mb(spark) -> dict[str, float]:
+    """Peak resident memory of this process and, when it has one, its Spark driver JVM."""
+    import resource
+
+    peak = {"python_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    try:
+        pid = spark.sparkContext._gateway.proc.pid
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak["jvm_mb"] = int(line.split()[1]) / 1024
+    except (AttributeError, OSError):
+        pass
+    return {k: round(v, 1) for k, v in peak.items()}
+
+
+def run_stage(ctx: StageContext, name: str, title: str) -> None:
+    """Run one job, record its outcome (ok or failed, seconds, rows, memory) and save the run's state."""
+    ctx.log(f"[{ctx.run_id}] {title} ...")
+    began = time.time()
+    try:
+        rows = JOBS[name](ctx)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        ctx.state.record(name, title, "failed", time.time() - began, error=f"{name}: {first}")
+        ctx.state.save()
+        raise
+    seconds = time.time() - began
+    ctx.state.record(name, title, "ok", seconds, rows)
+    ctx.state.data["steps"][-1].update(pid=os.getpid(), peak_memory=peak_memory_mb(ctx._spark))
+    ctx.summary["total_seconds"] = round(sum(s["seconds"] for s in ctx.summary["steps"]), 1)
+    ctx.state.save()
+    ctx.log(f"[{ctx.run_id}] {title} done in {seconds:.1f}s" + (f" rows={rows}" if rows is not None else ""))

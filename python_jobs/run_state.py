@@ -1,0 +1,106 @@
+"""A run's recorded state: what each stage hands on to the next, kept where every stage job can read it.
+
+Stages run in separate processes (spark-submit, EMR steps), possibly on other
+machines, so nothing passes through memory: each stage loads the run's state,
+does its work, records its outcome and saves. The state lives on S3 beside
+the run (`s3://<lake>/runs/<run_id>/summary.json`) and is mirrored to
+`<state>/runs/<run_id>/summary.json` for people and tests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+from python_jobs.config import Settings
+from python_jobs.errors import UserError
+
+RUN_ID_FORMAT = "YYYYMMDDTHHMMSSZ-suffix (suffix: 1 to 16 lowercase letters or digits), e.g. 20261123T120000Z-1a2b3c"
+_RUN_ID = re.compile(r"\d{8}T\d{6}Z-[a-z0-9]{1,16}")
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique: 20261123T120000Z-1a2b3c."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id becomes a folder, an S3 prefix and a partition value: one format, checked where it enters."""
+    if not _RUN_ID.fullmatch(run_id):
+        shown = run_id if len(run_id) <= 80 else run_id[:80] + "..."
+        raise UserError(f"run id {shown!r} is not valid; use the format {RUN_ID_FORMAT}")
+    try:
+        datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        raise UserError(f"run id {run_id!r} does not start with a real UTC time; use the format {RUN_ID_FORMAT}") from None
+    return run_id
+
+
+def state_key(run_id: str) -> str:
+    return f"runs/{run_id}/summary.json"
+
+
+class RunState:
+    """The summary of one run: steps with status and seconds, and what stages recorded for later ones."""
+
+    def __init__(self, settings: Settings, run_id: str, data: dict) -> None:
+        self.settings = settings
+        self.run_id = run_id
+        self.data = data
+
+    @classmethod
+    def load(cls, settings: Settings, run_id: str, create: bool = True) -> RunState:
+        from python_jobs.s3 import s3_client
+
+        check_run_id(run_id)
+        client = s3_client(settings)
+        try:
+            body = client.get_object(Bucket=settings.lake_bucket, Key=state_key(run_id))["Body"].read()
+            return cls(settings, run_id, json.loads(body))
+        except client.exceptions.NoSuchKey:
+            if not create:
+                raise UserError(f"run {run_id} has no recorded state in s3://{settings.lake_bucket}/runs/; "
+                                "start it from the first stage") from None
+        now = datetime.now(timezone.utc)
+        return cls(settings, run_id, {"run_id": run_id, "started_at": now.isoformat(), "as_of": now.isoformat(), "steps": []})
+
+    @property
+    def dir(self) -> Path:
+        path = self.settings.runs_dir / self.run_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def as_of(self) -> datetime:
+        """The run's clock: fixed at its first stage, so a resumed stage sees the same 'now'."""
+        return datetime.fromisoformat(self.data["as_of"])
+
+    def done(self, stage: str) -> bool:
+        return any(s["stage"] == stage and s["status"] == "ok" for s in self.data["steps"])
+
+    def forget_from(self, stages: list[str]) -> None:
+        """Drop the records of these stages (a resume re-runs them)."""
+        self.data["steps"] = [s for s in self.data["steps"] if s["stage"] not in stages]
+        self.data.pop("status", None)
+        self.data.pop("error", None)
+
+    def record(self, stage: str, step: str, status: str, seconds: float, rows=None, error: str | None = None) -> None:
+        self.data["steps"] = [s for s in self.data["steps"] if s["stage"] != stage]
+        entry = {"stage": stage, "step": step, "status": status, "seconds": round(seconds, 1), "rows": rows,
+                 "finished_at": datetime.now(timezone.utc).isoformat()}
+        self.data["steps"].append(entry)
+        if error is not None:
+            self.data["status"], self.data["error"] = "failed", error
+
+    def save(self) -> Path:
+        from python_jobs.s3 import s3_client
+
+        body = json.dumps(self.data, indent=1, default=str)
+        s3_client(self.settings).put_object(Bucket=self.settings.lake_bucket, Key=state_key(self.run_id),
+                                            Body=body.encode(), ContentType="application/json")
+        path = self.dir / "summary.json"
+        path.write_text(body)
+        return path

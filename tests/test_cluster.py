@@ -1,0 +1,177 @@
+"""The local cluster mirrors EMR: each stage its own spark-submit / process, dbt over thrift, one shared catalog."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.request
+
+import pytest
+
+from python_jobs import cluster, local_stack
+from python_jobs.generate import generate, write_raw
+from python_jobs.publish import read_latest
+
+USERS = 150
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read()
+
+
+@pytest.fixture(scope="module")
+def spark_cluster(stack):
+    cluster.up(stack, log=lambda line: None)
+    yield stack
+    assert set(cluster.down(stack)) == {"spark master", "spark worker", "spark thrift"}
+    assert not cluster.running(stack)
+
+
+@pytest.fixture(scope="module")
+def cluster_run(spark_cluster):
+    from orchestration.local_runner import run_pipeline
+
+    write_raw(local_stack.pg_dsn(spark_cluster), generate(USERS, seed=31))
+    lines = []
+    summary = run_pipeline(spark_cluster, log=lines.append)
+    return summary, lines
+
+
+def test_every_stage_ran_in_its_own_process_on_the_cluster(cluster_run):
+    summary, lines = cluster_run
+    assert summary["status"] == "ok", summary.get("error")
+    assert any("on the local cluster spark://127.0.0.1:" in line for line in lines)
+    pids = [step["pid"] for step in summary["steps"]]
+    assert len(set(pids)) == len(pids) == 7 and os.getpid() not in pids
+
+
+def test_cluster_run_publishes_what_the_local_run_would(cluster_run, spark_cluster):
+    summary, _ = cluster_run
+    assert read_latest(spark_cluster)["run_id"] == summary["run_id"]
+    manifest = json.loads(_get(summary["manifest_url"]))
+    users = {}
+    for entry in manifest["files"]:
+        body = _get(entry["url"])
+        assert hashlib.sha256(body).hexdigest() == entry["sha256"] and body.count(b"\n") == entry["rows"]
+        if entry["kind"] == "recommendations":
+            users.update({row["uid"]: row for row in map(json.loads, body.decode().splitlines())})
+    assert len(users) == USERS
+    for row in users.values():
+        assert len({item["listing_id"] for item in row["recommendations"]}) == spark_cluster.top_n
+    assert all(c["success"] for c in manifest["checkpoints"])
+
+
+def _dbt_over_thrift(settings, args: list[str]) -> subprocess.CompletedProcess:
+    env = {**cluster.stage_environment(settings), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    project = str(settings.project_dir)
+    return subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "dbt"), *args, "--target", "spark_cluster",
+         "--project-dir", project, "--profiles-dir", project, "--target-path", str(settings.state_dir / "dbt-thrift")],
+        capture_output=True, text=True, env=env, timeout=900, stdin=subprocess.DEVNULL,
+    )
+
+
+def test_thrift_dbt_spark_submit_and_a_local_session_share_the_catalog_at_once(cluster_run, spark_cluster, spark):
+    run_id = cluster_run[0]["run_id"]
+    results = {}
+
+    def dbt_build():
+        results["dbt"] = _dbt_over_thrift(spark_cluster, ["build", "--select", "path:models/marts"])
+
+    def submitted_job():  # re-publishes the run: reads recs.*, which the dbt build does not rewrite
+        results["spark-submit"] = subprocess.run(
+            cluster.submit_command(spark_cluster, "publish", run_id), capture_output=True, text=True,
+            env=cluster.stage_environment(spark_cluster), timeout=900, stdin=subprocess.DEVNULL,
+        )
+
+    threads = [threading.Thread(target=dbt_build), threading.Thread(target=submitted_job)]
+    for thread in threads:
+        thread.start()
+    spark.sql(f"create database if not exists shared_check location 's3a://{spark_cluster.lake_bucket}/warehouse/shared_check.db'")
+    spark.table("staging.stg_raw__users").write.mode("overwrite").saveAsTable("shared_check.users_copy")
+    local_rows = spark.table("shared_check.users_copy").count()
+    for thread in threads:
+        thread.join()
+    assert results["dbt"].returncode == 0, results["dbt"].stdout[-3000:]
+    assert results["spark-submit"].returncode == 0, results["spark-submit"].stderr[-3000:]
+    assert local_rows == USERS
+    assert read_latest(spark_cluster)["run_id"] == run_id
+    seen = _dbt_over_thrift(spark_cluster, ["show", "--inline", "select count(*) as n from shared_check.users_copy"])
+    assert seen.returncode == 0 and str(USERS) in seen.stdout, seen.stdout[-2000:]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _rendered_parents(page, base: str, href: str) -> set[str]:
+    """The links a reader sees under a node's 'Depends On', every tab of it clicked."""
+    page.goto(base + href)
+    section = page.locator("section:has(#depends_on)")
+    section.locator("a[href^='#!/']").first.wait_for(timeout=20000)
+    tabs = section.locator("ul.nav-tabs li a")
+    found = set()
+    for index in range(max(tabs.count(), 1)):
+        if tabs.count():
+            tabs.nth(index).click()
+        found |= {a.get_attribute("href") for a in section.locator("ul.list-unstyled a[href^='#!/']").all()}
+    return found
+
+
+def test_docs_site_shows_lineage_from_the_published_json_back_to_raw_bids(cluster_run, spark_cluster):
+    """dbt docs over thrift, served as the data team serves it, read in headless Chromium page by page."""
+    from playwright.sync_api import sync_playwright
+
+    generated = _dbt_over_thrift(spark_cluster, ["docs", "generate"])
+    assert generated.returncode == 0, generated.stdout[-3000:]
+    port = _free_port()
+    env = {**cluster.stage_environment(spark_cluster), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    project = str(spark_cluster.project_dir)
+    server = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "dbt"), "docs", "serve", "--no-browser", "--host", "127.0.0.1",
+         "--port", str(port), "--project-dir", project, "--profiles-dir", project,
+         "--target-path", str(spark_cluster.state_dir / "dbt-thrift")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/index.html"
+    try:
+        _wait_http(base)
+        with sync_playwright() as play:
+            browser = play.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            page = browser.new_page()
+            start = "#!/exposure/exposure.encore.published_recommendations"
+            seen, todo = set(), [start]
+            while todo and "#!/source/source.encore.raw.bids" not in seen:
+                href = todo.pop(0)
+                seen.add(href)
+                if href.startswith(("#!/model/", "#!/exposure/")):
+                    todo += sorted(_rendered_parents(page, base, href) - seen - set(todo))
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "#!/source/source.encore.raw.bids" in seen, sorted(seen)
+    assert {"#!/model/model.encore.dim_listings", "#!/model/model.encore.stg_raw__bids"} <= seen
+
+
+def _wait_http(url: str, seconds: float = 60) -> None:
+    import time
+
+    deadline = time.time() + seconds
+    while True:
+        try:
+            _get(url)
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)

@@ -1,0 +1,19 @@
+"""The run report's chart keeps every model visible, even when two score exactly alike, and has axis values."""
+
+import re
+
+from python_jobs.report import _plot
+
+
+def test_identical_curves_stay_distinguishable_with_axis_values():
+    same = {"1": 0.1, "5": 0.2, "10": 0.25}
+    svg = _plot({"als": same, "popularity": {"1": 0.05, "5": 0.1, "10": 0.2}, "hybrid": dict(same)})
+    lines = dict(re.findall(r'<polyline [^>]*data-model="(\w+)" points="([^"]+)"', svg))
+    assert set(lines) == {"als", "popularity", "hybrid"}
+    assert lines["als"] != lines["hybrid"]
+    dashes = re.findall(r'stroke-dasharray="([^"]*)"', svg)
+    assert len(set(dashes)) == 3
+    markers = len(re.findall(r"<(circle|rect|polygon) ", svg))
+    assert markers == 3 * 3 + 3  # one per point per model, one per legend entry
+    ticks = re.findall(r'text-anchor="end">([0-9.]+)</text>', svg)
+    assert ticks[0] == "0.000" and ticks[-1] == "0.250" and len(ticks) == 5

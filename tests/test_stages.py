@@ -1,0 +1,128 @@
+"""Stages as jobs: a failed run resumes from its failed stage; one stage runs as its own process; the catalog is checked."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import psycopg2
+import pytest
+
+from orchestration.stages import NAMES
+from python_jobs import local_stack
+from python_jobs.errors import UserError
+from python_jobs.generate import generate, write_raw
+from python_jobs.publish import read_latest
+from python_jobs.run_state import RunState, check_run_id
+
+USERS = 200
+
+
+def _cli(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "python_jobs.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def failed_in_train(stack, spark):
+    """A run whose train stage fails (ALS rank 0), and its recorded state."""
+    from orchestration.local_runner import run_pipeline
+
+    write_raw(local_stack.pg_dsn(stack), generate(USERS, seed=21))
+    broken = dataclasses.replace(stack, tuning_grid={"rank": [0]})
+    run_id = "20261124T090000Z-resume"
+    with pytest.raises(Exception, match="rank"):
+        run_pipeline(broken, log=lambda line: None, run_id=run_id)
+    return run_id, RunState.load(stack, run_id, create=False).data
+
+
+def test_a_failed_stage_is_recorded_with_the_stages_before_it(failed_in_train):
+    _, state = failed_in_train
+    assert state["status"] == "failed" and state["error"].startswith("train:")
+    assert [(s["stage"], s["status"]) for s in state["steps"]] == [
+        ("stage", "ok"), ("extract", "ok"), ("marts", "ok"), ("validate-inputs", "ok"), ("train", "failed")]
+
+
+def test_resume_from_train_publishes_without_rerunning_earlier_stages(failed_in_train, stack):
+    from orchestration.local_runner import run_pipeline
+
+    run_id, before = failed_in_train
+    lines = []
+    summary = run_pipeline(stack, log=lines.append, run_id=run_id, start="train")
+    assert summary["status"] == "ok"
+    assert read_latest(stack)["run_id"] == run_id
+    earlier = {s["stage"]: s["finished_at"] for s in before["steps"] if s["status"] == "ok"}
+    after = {s["stage"]: s["finished_at"] for s in summary["steps"]}
+    assert {name: after[name] for name in earlier} == earlier
+    assert list(after) == list(NAMES)
+    assert not any("dbt staging" in line or "dbt marts" in line for line in lines)
+
+
+def test_one_stage_runs_as_its_own_process_and_is_idempotent(failed_in_train, stack):
+    run_id, _ = failed_in_train
+    for _ in range(2):
+        result = _cli("step", "validate-outputs", "--run-id", run_id)
+        assert result.returncode == 0, result.stderr[-2000:]
+    state = RunState.load(stack, run_id, create=False).data
+    step = next(s for s in state["steps"] if s["stage"] == "validate-outputs")
+    assert step["status"] == "ok" and step["pid"] != os.getpid()
+    assert [c["checkpoint"] for c in state["checkpoints"]].count("outputs__recommendations") == 1
+
+
+def test_resume_refuses_when_an_earlier_stage_did_not_finish(stack):
+    result = _cli("run", "--run-id", "20261124T090000Z-nostate", "--from", "train")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "encore-recs: error: run 20261124T090000Z-nostate has no recorded state in "
+        f"s3://{stack.lake_bucket}/runs/; start it from the first stage"]
+
+
+@pytest.mark.parametrize("bad", ["../../etc", "latest", "20261124T090000Z-UPPER", "20261399T000000Z-x", ""])
+def test_run_ids_outside_the_format_are_refused(bad):
+    with pytest.raises(UserError, match="is not valid|real UTC time"):
+        check_run_id(bad)
+
+
+def _metastore_db(stack, name: str, version: str | None) -> None:
+    conn = psycopg2.connect(host="127.0.0.1", port=stack.pg_port, user="postgres", dbname="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"drop database if exists {name}")
+        cur.execute(f"create database {name}")
+    conn.close()
+    if version is not None:
+        with psycopg2.connect(host="127.0.0.1", port=stack.pg_port, user="postgres", dbname=name) as conn:
+            with conn.cursor() as cur:
+                cur.execute('create table "VERSION" ("VER_ID" bigint, "SCHEMA_VERSION" varchar(127), "VERSION_COMMENT" varchar(255))')
+                cur.execute('insert into "VERSION" values (1, %s, %s)', (version, "an older Hive"))
+
+
+def test_a_metastore_of_the_wrong_version_stops_a_stage_with_one_line(stack):
+    _metastore_db(stack, "metastore_old", "1.2.0")
+    result = _cli("step", "validate-inputs", "--run-id", "20261124T090000Z-resume",
+                  env={"ENCORE_METASTORE_DB": "metastore_old"}, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["encore-recs: error: the Hive metastore in database metastore_old has schema 1.2.0, Spark needs "
+                     "2.3.0; point ENCORE_METASTORE_DB at a database of that version or an empty one"], lines
+
+
+def test_a_missing_metastore_schema_refuses_to_start_spark(stack):
+    from python_jobs.metastore import check_schema
+
+    _metastore_db(stack, "metastore_empty", None)
+    with pytest.raises(UserError, match="^the Hive metastore schema is missing in database metastore_empty"):
+        check_schema(dataclasses.replace(stack, metastore_db="metastore_empty"))
+    with pytest.raises(UserError, match="metastore_absent .* is unreachable .*does not exist"):
+        check_schema(dataclasses.replace(stack, metastore_db="metastore_absent"))
+
+
+def test_tables_are_recorded_in_the_postgres_metastore(stack, spark):
+    spark.sql("create database if not exists scratch location 's3a://%s/warehouse/scratch.db'" % stack.lake_bucket)
+    spark.createDataFrame([(1, "a")], "id int, v string").write.mode("overwrite").saveAsTable("scratch.kept")
+    conn = psycopg2.connect(host="127.0.0.1", port=stack.pg_port, user="postgres", dbname=stack.metastore_db)
+    with conn, conn.cursor() as cur:
+        cur.execute('select t."TBL_NAME" from "TBLS" t join "DBS" d on d."DB_ID" = t."DB_ID" where d."NAME" = %s',
+                    ("scratch",))
+        assert ("kept",) in cur.fetchall()
+    conn.close()
