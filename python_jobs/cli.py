@@ -16,6 +16,8 @@ from pathlib import Path
 
 from python_jobs.errors import UserError
 
+MAX_USERS = 10_000_000
+
 
 def _settings():
     from python_jobs.config import Settings
@@ -65,10 +67,10 @@ def cmd_generate(args) -> None:
     from python_jobs.faults import inject
     from python_jobs.generate import generate, write_raw
 
-    if args.users < 10:
-        raise UserError("--users must be at least 10")
+    if not 10 <= args.users <= MAX_USERS:
+        raise UserError(f"--users {args.users} is out of range; use 10 to {MAX_USERS:,}")
     if not 0 <= args.dirty_rate <= 0.9:
-        raise UserError("--dirty-rate must be between 0 and 0.9, e.g. 0.05")
+        raise UserError(f"--dirty-rate {args.dirty_rate} is out of range; use 0 to 0.9, e.g. 0.05")
     settings = _settings()
     local_stack.up(settings)
     started = time.time()
@@ -91,6 +93,8 @@ def cmd_load(args) -> None:
     from python_jobs.load import load_csv
 
     settings = _settings()
+    if not args.csv.is_file():
+        raise UserError(f"{args.csv}: no such file; pass --csv PATH to a CSV export")
     local_stack.up(settings)
     table = "user_interests" if args.table == "interests" else args.table
     rows = load_csv(local_stack.pg_dsn(settings), table, args.csv, replace=args.replace)
@@ -100,6 +104,10 @@ def cmd_load(args) -> None:
 def cmd_run(args) -> None:
     from orchestration.local_runner import run_pipeline
 
+    from python_jobs.run_state import check_run_id
+
+    if args.run_id is not None:
+        check_run_id(args.run_id)
     if args.start and not args.run_id:
         raise UserError("--from resumes a run: give its id with --run-id (see the runs under .state/runs/)")
     summary = run_pipeline(_settings(), run_id=args.run_id, start=args.start)
@@ -116,7 +124,9 @@ def cmd_step(args) -> None:
     from orchestration.local_runner import prepare
     from python_jobs import local_stack
     from python_jobs.jobs import StageContext, run_stage
+    from python_jobs.run_state import check_run_id
 
+    check_run_id(args.run_id)
     settings = _settings()
     local_stack.ready(settings)
     state, todo = prepare(settings, args.run_id, args.stage)
@@ -126,6 +136,35 @@ def cmd_step(args) -> None:
         raise
     except Exception as exc:
         raise UserError(f"stage {args.stage} of run {args.run_id} failed: {state.data.get('error', exc)}") from exc
+
+
+def cmd_serve(args) -> None:
+    """The read-only API and web page over the latest published run (polled; swapped only when checked)."""
+    import logging
+    import threading
+
+    from python_jobs import local_stack
+    from python_jobs.serving.app import build_app
+    from python_jobs.serving.loader import RunHolder
+
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port {args.port} is out of range; use 1 to 65535")
+    if not 1 <= args.poll_seconds <= 86400:
+        raise UserError(f"--poll-seconds {args.poll_seconds} is out of range; use 1 to 86400")
+    settings = _settings()
+    local_stack.up(settings)  # reads the publish bucket only: no bucket creation, no lake access
+    logging.basicConfig(level=logging.INFO, format="encore-recs serve: %(message)s")
+    holder = RunHolder(settings)
+    holder.check()
+    stop = threading.Event()
+    threading.Thread(target=holder.poll, args=(args.poll_seconds, stop), daemon=True).start()
+    import uvicorn
+
+    print(f"serving http://{args.host}:{args.port}/ (API under /v1, OpenAPI at /openapi.json); Ctrl-C stops")
+    try:
+        uvicorn.run(build_app(holder), host=args.host, port=args.port, log_level="warning", access_log=False)
+    finally:
+        stop.set()
 
 
 def cmd_expectations(args) -> None:
@@ -150,11 +189,27 @@ def cmd_dbt(args) -> None:
     run_dbt(settings, dbt_args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are the CLI's one line, not a usage block and a second error line."""
+
+    argv: list[str] = []
+
+    def error(self, message: str):
+        if "required" in message:  # argparse reports a missing argument before an unknown flag: name the flag first
+            known = self._option_string_actions
+            unknown = [a for a in _Parser.argv if a.startswith("--") and not any(
+                option.startswith(a.split("=", 1)[0]) for option in known)]
+            if unknown:
+                message = f"unrecognized arguments: {' '.join(unknown)}"
+        print(f"encore-recs: error: {message}; see `{self.prog} --help`", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from orchestration.stages import NAMES
     from python_jobs.run_state import RUN_ID_FORMAT
 
-    parser = argparse.ArgumentParser(prog="encore-recs", description="Encore recommendations pipeline")
+    parser = _Parser(prog="encore-recs", description="Encore recommendations pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the local stack (Postgres with the Hive metastore, S3)")
     up.add_argument("--cluster", action="store_true",
@@ -181,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("stage", choices=NAMES)
     step.add_argument("--run-id", required=True, help=RUN_ID_FORMAT)
     step.set_defaults(fn=cmd_step)
+    serve = sub.add_parser("serve", help="read-only API and web page over the latest published run")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--poll-seconds", type=float, default=30.0, help="how often to look for a newer run")
+    serve.set_defaults(fn=cmd_serve)
     sub.add_parser("expectations", help="rewrite the Great Expectations project under expectations/").set_defaults(
         fn=cmd_expectations
     )
@@ -195,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    _Parser.argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)

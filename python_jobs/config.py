@@ -7,6 +7,7 @@ standard AWS chain (environment or instance role).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -26,8 +27,32 @@ def _int(name: str, default: int, low: int, high: int) -> int:
     except ValueError:
         raise UserError(f"{name}={raw!r} is not an integer; set it to a whole number") from None
     if not low <= value <= high:
-        raise UserError(f"{name}={value} is out of range; use a value from {low} to {high}")
+        raise UserError(f"{name}={raw!r} is out of range; use a value from {low} to {high}")
     return value
+
+
+def _number(name: str, raw: str, low: float, high: float = math.inf, low_open: bool = False) -> float:
+    """A finite number within [low, high] (or (low, high] when low_open), read from the variable `name`."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UserError(f"{name}={raw!r} is not a number; set it to e.g. 0.1") from None
+    if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
+        bounds = f"{'above' if low_open else 'from'} {low:g}" + (f" to {high:g}" if math.isfinite(high) else "")
+        raise UserError(f"{name}={raw!r} is out of range; use a finite number {bounds}")
+    return value
+
+
+def _matching(name: str, value: str, pattern: str, what: str) -> str:
+    if not re.fullmatch(pattern, value):
+        raise UserError(f"{name}={value!r} is not {what}")
+    return value
+
+
+SPARK_MASTER = r"local(\[(\d+|\*)(,\d+)?\])?|spark://[A-Za-z0-9.-]+:\d+(,[A-Za-z0-9.-]+:\d+)*|yarn|k8s://\S+"
+JVM_MEMORY = r"[1-9]\d{0,5}[kmgtKMGT]?"
+BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+ENDPOINT = r"aws|https?://[A-Za-z0-9.\-\[\]:]+(:\d{1,5})?/?"
 
 
 def _identifier(name: str, value: str) -> str:
@@ -46,20 +71,26 @@ DEFAULT_GRID = "rank=16,32;alpha=1,5"
 TUNABLE = {"rank": int, "reg_param": float, "alpha": float, "max_iter": int}
 
 
+TUNABLE_LOW = {"rank": 1, "reg_param": 0, "alpha": 0, "max_iter": 1}
+
+
 def parse_grid(text: str) -> dict | None:
     """'rank=16,32;alpha=5,20' -> {'rank': [16, 32], 'alpha': [5.0, 20.0]}; '' -> None (no tuning)."""
     if not text.strip():
         return None
+    example = "use e.g. rank=16,32;reg_param=0.01,0.1;alpha=5,20"
     grid = {}
     for part in text.split(";"):
         name, _, values = part.partition("=")
         name = name.strip()
         if name not in TUNABLE or not values.strip():
-            raise UserError(f"ENCORE_TUNING_GRID part {part!r} is invalid; use e.g. rank=16,32;reg_param=0.01,0.1;alpha=5,20")
+            raise UserError(f"ENCORE_TUNING_GRID={text!r}: part {part!r} is invalid; {example}")
         try:
             grid[name] = [TUNABLE[name](v) for v in values.split(",")]
         except ValueError:
-            raise UserError(f"ENCORE_TUNING_GRID values for {name} must be numbers: {values!r}") from None
+            raise UserError(f"ENCORE_TUNING_GRID={text!r}: values for {name} must be numbers; {example}") from None
+        if any(not math.isfinite(v) or v < TUNABLE_LOW[name] for v in grid[name]):
+            raise UserError(f"ENCORE_TUNING_GRID={text!r}: {name} must be at least {TUNABLE_LOW[name]}; {example}")
     return grid
 
 
@@ -77,12 +108,10 @@ def _model_settings(env) -> dict:
     for name, (param, kind) in MODEL_KNOBS.items():
         raw = env.get(name)
         if raw:
-            try:
-                values[param] = kind(raw)
-            except ValueError:
-                raise UserError(f"{name}={raw!r} is not a number") from None
-            if values[param] < 0 or (param == "half_life_days" and values[param] == 0):
-                raise UserError(f"{name} must be positive")
+            value = _number(name, raw, 0, low_open=param == "half_life_days")
+            if kind is int and value != int(value):
+                raise UserError(f"{name}={raw!r} is not a whole number")
+            values[param] = kind(value)
     return values
 
 
@@ -108,6 +137,7 @@ class Settings:
     keep_runs: int = 5
     seed: int = 42
     spark_master: str = "local[2]"
+    driver_memory: str = "4g"
     shuffle_partitions: int = 4
     max_reject_rate: float = 0.10
     tuning_grid: dict | None = None
@@ -142,10 +172,9 @@ class Settings:
                 f"ENCORE_URL_EXPIRY_SECONDS={expiry} is outside what S3 allows; "
                 "use 60 (one minute) to 604800 (7 days)"
             )
-        try:
-            max_reject = float(env.get("ENCORE_MAX_REJECT_RATE", "0.10"))
-        except ValueError:
-            raise UserError("ENCORE_MAX_REJECT_RATE must be a fraction such as 0.10") from None
+        max_reject = _number("ENCORE_MAX_REJECT_RATE", env.get("ENCORE_MAX_REJECT_RATE") or "0.10", 0, 1)
+        if endpoint:
+            _matching("ENCORE_S3_ENDPOINT", endpoint, ENDPOINT, "an S3 endpoint; use aws or http(s)://host:port")
         return cls(
             state_dir=state,
             pg_dsn=env.get("ENCORE_PG_DSN") or None,
@@ -158,13 +187,18 @@ class Settings:
             s3_endpoint=endpoint_value,
             s3_port=s3_port,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            lake_bucket=env.get("ENCORE_LAKE_BUCKET", "encore-lake"),
-            publish_bucket=env.get("ENCORE_PUBLISH_BUCKET", "encore-publish"),
+            lake_bucket=_matching("ENCORE_LAKE_BUCKET", env.get("ENCORE_LAKE_BUCKET") or "encore-lake", BUCKET,
+                                  "an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)"),
+            publish_bucket=_matching("ENCORE_PUBLISH_BUCKET", env.get("ENCORE_PUBLISH_BUCKET") or "encore-publish",
+                                     BUCKET, "an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)"),
             top_n=_int("ENCORE_TOP_N", 10, 1, 1000),
             url_expiry_seconds=expiry,
             keep_runs=_int("ENCORE_KEEP_RUNS", 5, 1, 1000),
             seed=_int("ENCORE_SEED", 42, 0, 2**31 - 1),
-            spark_master=env.get("ENCORE_SPARK_MASTER", "local[2]"),
+            spark_master=_matching("ENCORE_SPARK_MASTER", env.get("ENCORE_SPARK_MASTER") or "local[2]", SPARK_MASTER,
+                                   "a Spark master; use local[2], spark://host:port, yarn or k8s://..."),
+            driver_memory=_matching("ENCORE_SPARK_DRIVER_MEMORY", env.get("ENCORE_SPARK_DRIVER_MEMORY") or "4g",
+                                    JVM_MEMORY, "a JVM memory size such as 4g or 2048m"),
             shuffle_partitions=_int("ENCORE_SHUFFLE_PARTITIONS", 4, 1, 100000),
             max_reject_rate=max_reject,
             eval_users=_int("ENCORE_EVAL_USERS", 10000, 0, 10**9),

@@ -28,9 +28,9 @@ def _check_args(args) -> None:
     if not args.interactions.exists():
         raise UserError(f"{args.interactions}: no such file; pass --interactions PATH to a CSV or Parquet file")
     if args.k < 1:
-        raise UserError("--k must be at least 1")
+        raise UserError(f"--k {args.k} is out of range; use at least 1")
     if not 0 < args.test_fraction < 1:
-        raise UserError("--test-fraction must be between 0 and 1, e.g. 0.25")
+        raise UserError(f"--test-fraction {args.test_fraction} is out of range; use between 0 and 1, e.g. 0.25")
 
 
 def load_interactions(spark, args):

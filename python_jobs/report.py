@@ -22,22 +22,22 @@ def _marker(shape: str, cx: float, cy: float, colour: str) -> str:
     return f'<polygon points="{" ".join(f"{cx + dx:.1f},{cy + dy:.1f}" for dx, dy in points)}" fill="{colour}"/>'
 
 
-def _plot(curves: dict[str, dict], width: int = 520, height: int = 300, pad: int = 48) -> str:
+def _plot(curves: dict[str, dict], width: int = 620, height: int = 300, pad: int = 48, legend: int = 110) -> str:
     ks = sorted({int(k) for curve in curves.values() for k in curve})
     top = max((v for curve in curves.values() for v in curve.values()), default=0) or 1.0
     if not ks:
         return ""
 
     def x(k: int) -> float:
-        return pad + (ks.index(k) / max(1, len(ks) - 1)) * (width - 2 * pad)
+        return pad + (ks.index(k) / max(1, len(ks) - 1)) * (width - legend - 2 * pad)
 
     def y(v: float) -> float:
         return height - pad - v / top * (height - 2 * pad)
 
     parts = [f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" font-size="11">',
-             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#333"/>',
+             f'<line x1="{pad}" y1="{height - pad}" x2="{width - legend - pad}" y2="{height - pad}" stroke="#333"/>',
              f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#333"/>',
-             f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">k</text>',
+             f'<text x="{(width - legend) / 2}" y="{height - 8}" text-anchor="middle">k</text>',
              f'<text x="4" y="{pad - 16}">nDCG@k</text>']
     for k in ks:
         parts.append(f'<text x="{x(k)}" y="{height - pad + 14}" text-anchor="middle">{k}</text>')
@@ -54,8 +54,8 @@ def _plot(curves: dict[str, dict], width: int = 520, height: int = 300, pad: int
                      f'data-model="{html.escape(model)}" points="{points}"/>')
         parts += [_marker(shape, px, py, colour) for px, py in xy]
         legend_y = pad + 16 * i
-        parts.append(_marker(shape, width - pad - 90, legend_y - 4, colour))
-        parts.append(f'<text x="{width - pad - 80}" y="{legend_y}" fill="{colour}">{html.escape(model)}</text>')
+        parts.append(_marker(shape, width - legend + 10, legend_y - 4, colour))
+        parts.append(f'<text x="{width - legend + 20}" y="{legend_y}" fill="{colour}">{html.escape(model)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -125,10 +125,8 @@ def _rendered_parents(page, base: str, href: str) -> set[str]:
     return found
 
 
-def test_docs_site_shows_lineage_from_the_published_json_back_to_raw_bids(cluster_run, spark_cluster):
+def test_docs_site_shows_lineage_from_the_published_json_back_to_raw_bids(cluster_run, spark_cluster, chromium):
     """dbt docs over thrift, served as the data team serves it, read in headless Chromium page by page."""
-    from playwright.sync_api import sync_playwright
-
     generated = _dbt_over_thrift(spark_cluster, ["docs", "generate"])
     assert generated.returncode == 0, generated.stdout[-3000:]
     port = _free_port()
@@ -143,19 +141,14 @@ def test_docs_site_shows_lineage_from_the_published_json_back_to_raw_bids(cluste
     base = f"http://127.0.0.1:{port}/index.html"
     try:
         _wait_http(base)
-        with sync_playwright() as play:
-            browser = play.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"])
-            page = browser.new_page()
-            start = "#!/exposure/exposure.encore.published_recommendations"
-            seen, todo = set(), [start]
-            while todo and "#!/source/source.encore.raw.bids" not in seen:
-                href = todo.pop(0)
-                seen.add(href)
-                if href.startswith(("#!/model/", "#!/exposure/")):
-                    todo += sorted(_rendered_parents(page, base, href) - seen - set(todo))
-            browser.close()
+        page = chromium.new_page()
+        seen, todo = set(), ["#!/exposure/exposure.encore.published_recommendations"]
+        while todo and "#!/source/source.encore.raw.bids" not in seen:
+            href = todo.pop(0)
+            seen.add(href)
+            if href.startswith(("#!/model/", "#!/exposure/")):
+                todo += sorted(_rendered_parents(page, base, href) - seen - set(todo))
+        page.close()
     finally:
         server.terminate()
         server.wait(timeout=30)

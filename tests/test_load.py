@@ -76,7 +76,7 @@ def test_cli_missing_file_one_line_and_exit_code(stack, tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == f"encore-recs: error: {tmp_path / 'none.csv'}: no such file"
+    assert result.stderr.strip() == f"encore-recs: error: {tmp_path / 'none.csv'}: no such file; pass --csv PATH to a CSV export"
 
 
 def test_spreadsheet_export_with_byte_order_mark_and_crlf_loads(dsn, tmp_path):

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Load on `encore-recs serve` over the latest published run of the configured state folder:
+# wrk (Debian package) from loopback, random uids and user names, closed loop at several connection counts,
+# then the server's peak memory. Publish a 100,000-user run first: make demo USERS=100000
+# Usage: benchmarks/serve_load.sh [seconds per level, default 20]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-20}
+command -v wrk >/dev/null || { echo "serve_load: wrk is missing; apt-get install wrk" >&2; exit 2; }
+port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+.venv/bin/encore-recs serve --port "$port" --poll-seconds 3600 > /tmp/encore-serve-load.log 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 600); do
+  curl -sf "127.0.0.1:$port/ready" >/dev/null && break
+  kill -0 $server 2>/dev/null || { cat /tmp/encore-serve-load.log >&2; exit 2; }
+  sleep 0.5
+done
+users=$(curl -sf "127.0.0.1:$port/v1/run" | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["users"])')
+echo "serving $(curl -sf 127.0.0.1:$port/ready); users=$users; loaded RSS $(ps -o rss= -p $server | awk '{printf "%.0f MB", $1/1024}')"
+names=$(.venv/bin/python - "$port" "$users" <<'PY'
+import json, random, sys, urllib.parse, urllib.request
+port, users = sys.argv[1], int(sys.argv[2])
+random.seed(42)
+names = []
+for uid in random.sample(range(1, users + 1), min(users, 500)):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/users/{uid}/recommendations?n=1") as r:
+            names.append(urllib.parse.quote(json.load(r)["user_name"]))
+    except OSError:
+        pass
+print(",".join(f'"{n}"' for n in names))
+PY
+)
+script=$(mktemp --suffix=.lua)
+cat > "$script" <<LUA
+math.randomseed(42)
+local names = {$names}
+request = function()
+  if math.random() < 0.5 then
+    return wrk.format("GET", "/v1/users/" .. math.random(1, $users) .. "/recommendations")
+  end
+  return wrk.format("GET", "/v1/users/by-name/" .. names[math.random(1, #names)] .. "/recommendations?n=5")
+end
+LUA
+printf "%-12s %10s %10s %10s %10s %8s\n" connections "req/s" "p50 ms" "p99 ms" "max ms" non2xx
+for connections in 1 4 16; do
+  out=$(wrk -t1 -c"$connections" -d"${seconds}s" --latency -s "$script" "http://127.0.0.1:$port")
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  max=$(echo "$out" | awk '/Latency/ && !/Distribution/ {print $4}')
+  bad=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  printf "%-12s %10s %10s %10s %10s %8s\n" "$connections" "$rps" "$p50" "$p99" "$max" "${bad:-0}"
+done
+echo "server peak RSS: $(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' /proc/$server/status)"

@@ -1,0 +1,1 @@
+"""`encore-recs serve`: a read-only API and web page over the latest published run."""

@@ -1,0 +1,145 @@
+"""The read-only API: typed routes over the run a RunHolder serves; the OpenAPI document is the contract.
+
+Invalid input is refused by the declared types (422) before our code runs;
+an unknown user or listing is a 404 that says which; no run loaded yet is a
+503 on every data route and on /ready (while /health says the process lives).
+"""
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
+
+from python_jobs.serving.loader import RunHolder, ServedRun
+
+PAGE = Path(__file__).with_name("page.html")
+MAX_N = 100
+Uid = Annotated[int, PathParam(ge=0, le=2**31 - 1, description="the user's id")]
+ListingId = Annotated[int, PathParam(ge=0, le=2**31 - 1, description="the listing's id")]
+N = Annotated[int, Query(ge=1, le=MAX_N, description="how many to return, best first")]
+Model = Annotated[Literal["hybrid"], Query(description="the model whose list to return; the hybrid is what is served")]
+
+
+class Item(BaseModel):
+    rank: int
+    listing_id: int
+    product: str
+    category: str
+    sub_category: str
+    listing_amount: float
+    ends_at: str
+    score: float
+    source: str
+
+
+class UserRecommendations(BaseModel):
+    uid: int
+    user_name: str
+    source: str
+    model: str
+    run_id: str
+    recommendations: list[Item]
+
+
+class SimilarItem(BaseModel):
+    rank: int
+    similar_listing_id: int
+    score: float
+
+
+class SimilarListings(BaseModel):
+    listing_id: int
+    run_id: str
+    similar: list[SimilarItem]
+
+
+class RunInfo(BaseModel):
+    run_id: str
+    published_at: str
+    users: int
+    listings_with_similar: int
+    metrics: dict[str, dict[str, float]]
+    model_params: dict[str, float | int | str]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+NOT_FOUND = {404: {"model": Problem}, 503: {"model": Problem}}
+
+
+def served(request: Request) -> ServedRun:
+    """The run being served, from the app's RunHolder; 503 until one is loaded."""
+    run = request.app.state.holder.current
+    if run is None:
+        raise HTTPException(503, "no published run is loaded yet; retry shortly")
+    return run
+
+
+Served = Annotated[ServedRun, Depends(served)]
+
+
+def build_app(holder: RunHolder) -> FastAPI:
+    app = FastAPI(title="Encore recommendations", version="1",
+                  description="Read-only recommendations of the latest published and validated run.")
+    app.state.holder = holder
+
+    def user_list(run: ServedRun, uid: int, n: int, model: str) -> dict:
+        line = run.users.get(uid)
+        if line is None:
+            raise HTTPException(404, f"user {uid} has no recommendations in run {run.run_id}")
+        row = json.loads(line)
+        return {**row, "model": model, "run_id": run.run_id, "recommendations": row["recommendations"][:n]}
+
+    @app.get("/v1/users/{uid}/recommendations", response_model=UserRecommendations, responses=NOT_FOUND)
+    def recommendations_by_uid(run: Served, uid: Uid, n: N = 10, model: Model = "hybrid") -> dict:
+        """A user's list, best first, looked up by uid."""
+        return user_list(run, uid, n, model)
+
+    @app.get("/v1/users/by-name/{user_name}/recommendations", response_model=UserRecommendations,
+             responses=NOT_FOUND)
+    def recommendations_by_name(run: Served, user_name: Annotated[str, PathParam(min_length=1, max_length=200)],
+                                n: N = 10, model: Model = "hybrid") -> dict:
+        """A user's list, best first, looked up by user name."""
+        uid = run.by_name.get(user_name)
+        if uid is None:
+            raise HTTPException(404, f"no user named {user_name!r} in run {run.run_id}")
+        return user_list(run, uid, n, model)
+
+    @app.get("/v1/listings/{listing_id}/similar", response_model=SimilarListings, responses=NOT_FOUND)
+    def similar_listings(run: Served, listing_id: ListingId, n: N = 10) -> dict:
+        """Open listings closest to this one in the ALS item-factor space."""
+        line = run.similar.get(listing_id)
+        if line is None:
+            raise HTTPException(404, f"listing {listing_id} has no similar listings in run {run.run_id}")
+        row = json.loads(line)
+        return {"listing_id": listing_id, "run_id": run.run_id, "similar": row["similar"][:n]}
+
+    @app.get("/v1/run", response_model=RunInfo, responses={503: {"model": Problem}})
+    def run_info(run: Served) -> dict:
+        """The run being served: id, publish time, offline metrics, model parameters."""
+        return {"run_id": run.run_id, "published_at": run.published_at, "users": len(run.users),
+                "listings_with_similar": len(run.similar), "metrics": run.metrics, "model_params": run.model_params}
+
+    @app.get("/health")
+    def health() -> dict:
+        """The process is alive (it may not serve data yet: see /ready)."""
+        return {"status": "alive"}
+
+    @app.get("/ready", responses={503: {"model": Problem}})
+    def ready(request: Request) -> JSONResponse:
+        """Ready when a checked run is loaded."""
+        run = request.app.state.holder.current
+        if run is None:
+            return JSONResponse({"status": "loading", "detail": "no published run is loaded yet"}, status_code=503)
+        return JSONResponse({"status": "ready", "run_id": run.run_id})
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return PAGE.read_text()
+
+    return app

@@ -1,0 +1,128 @@
+"""The read-only API over published runs: lookups, errors, the swap to a newer run, refusal of a corrupt one."""
+
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from python_jobs.publish import run_prefix
+from python_jobs.serving.app import build_app
+from python_jobs.serving.loader import RunHolder
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from publish_run import main as publish_synthetic  # noqa: E402
+
+USERS = 40
+
+
+@pytest.fixture(scope="module")
+def holder(stack, spark):
+    return RunHolder(stack)
+
+
+@pytest.fixture(scope="module")
+def client(holder):
+    return TestClient(build_app(holder))
+
+
+def test_nothing_is_served_before_a_run_is_loaded(client):
+    assert client.get("/health").json() == {"status": "alive"}
+    assert client.get("/ready").status_code == 503
+    response = client.get("/v1/users/1/recommendations")
+    assert response.status_code == 503 and "no published run" in response.json()["detail"]
+
+
+def test_a_published_run_is_loaded_and_looked_up(holder, client):
+    publish_synthetic("20300101T000000Z-servea", USERS)
+    assert holder.refresh() is True
+    assert client.get("/ready").json() == {"status": "ready", "run_id": "20300101T000000Z-servea"}
+    body = client.get("/v1/users/7/recommendations").json()
+    assert body["uid"] == 7 and body["user_name"] == "user7" and body["run_id"] == "20300101T000000Z-servea"
+    assert [item["rank"] for item in body["recommendations"]] == list(range(1, 11))
+    assert body["recommendations"][0]["listing_id"] == 7 * 100 + 1
+    assert client.get("/v1/users/by-name/user7/recommendations?n=3").json()["recommendations"] == \
+        body["recommendations"][:3]
+    similar = client.get("/v1/listings/701/similar?n=1").json()
+    assert similar["similar"] == [{"rank": 1, "similar_listing_id": 702, "score": 1.0}]
+    run = client.get("/v1/run").json()
+    assert run["users"] == USERS and run["run_id"] == "20300101T000000Z-servea"
+
+
+@pytest.mark.parametrize("url,status,says", [
+    ("/v1/users/999999/recommendations", 404, "user 999999 has no recommendations"),
+    ("/v1/users/by-name/nobody/recommendations", 404, "no user named 'nobody'"),
+    ("/v1/listings/5/similar", 404, "listing 5 has no similar listings"),
+    ("/v1/users/abc/recommendations", 422, None),
+    ("/v1/users/-1/recommendations", 422, None),
+    ("/v1/users/1/recommendations?n=0", 422, None),
+    ("/v1/users/1/recommendations?n=101", 422, None),
+    ("/v1/users/1/recommendations?model=unknown", 422, None),
+])
+def test_unknown_ids_are_404_and_invalid_input_422(client, url, status, says):
+    response = client.get(url)
+    assert response.status_code == status, response.text
+    if says:
+        assert says in response.json()["detail"]
+
+
+def test_a_newer_run_is_swapped_in_and_a_corrupt_one_refused(holder, client, s3, stack):
+    publish_synthetic("20300101T000001Z-serveb", USERS + 5)
+    assert holder.refresh() is True
+    assert client.get("/v1/run").json()["run_id"] == "20300101T000001Z-serveb"
+    assert client.get(f"/v1/users/{USERS + 3}/recommendations").status_code == 200
+
+    publish_synthetic("20300101T000002Z-servec", USERS)
+    page = s3.list_objects_v2(Bucket=stack.publish_bucket, Prefix=run_prefix("20300101T000002Z-servec") + "user_index/")
+    key = next(o["Key"] for o in page["Contents"] if o["Key"].endswith(".json"))
+    s3.put_object(Bucket=stack.publish_bucket, Key=key, Body=b'{"user_name": "mallory", "uid": 1, "bucket": 0}\n')
+    assert holder.refresh() is False
+    assert client.get("/v1/run").json()["run_id"] == "20300101T000001Z-serveb"
+    assert "checksum" in holder.rejected["20300101T000002Z-servec"]
+
+
+def test_the_openapi_document_declares_every_route(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/users/{uid}/recommendations", "/v1/users/by-name/{user_name}/recommendations",
+            "/v1/listings/{listing_id}/similar", "/v1/run", "/health", "/ready"} <= set(paths)
+
+
+def test_the_web_page_shows_the_users_cards_in_headless_chromium(holder, client, stack, chromium):
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(build_app(holder), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    expected = client.get("/v1/users/by-name/user12/recommendations").json()["recommendations"]
+    screenshot = stack.state_dir / "serve-page.png"
+    try:
+        page = chromium.new_page(viewport={"width": 390, "height": 844})  # a phone
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.fill("#user", "user12")
+        page.click("button[type=submit]")
+        page.locator(".card").first.wait_for(timeout=10000)
+        shown = [int(card.get_attribute("data-listing-id")) for card in page.locator(".card").all()]
+        titles = page.locator(".card h3").all_inner_texts()
+        page.locator(".card button").first.click()
+        page.locator(".card .similar").first.filter(has_text="similar:").wait_for(timeout=10000)
+        assert "run 20300101T000001Z-serveb" in page.inner_text("#run")
+        page.screenshot(path=str(screenshot), full_page=True)
+        page.fill("#user", "nobody")
+        page.click("button[type=submit]")
+        page.locator("#message").filter(has_text="no user named").wait_for(timeout=10000)
+        page.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert shown == [item["listing_id"] for item in expected]
+    assert titles[0] == f"1. {expected[0]['product']}"
+    assert screenshot.stat().st_size > 10_000

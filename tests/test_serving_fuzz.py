@@ -1,0 +1,31 @@
+"""Property-based fuzz of the API from its own OpenAPI document (schemathesis): no 500, every response conforms."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import settings
+
+from python_jobs.config import Settings
+from python_jobs.serving.app import build_app
+from python_jobs.serving.loader import RunHolder
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from publish_run import main as publish_synthetic  # noqa: E402
+
+HOLDER = RunHolder(Settings.from_env())  # conftest has pointed the environment at the test stack
+schema = schemathesis.openapi.from_asgi("/openapi.json", build_app(HOLDER))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def loaded_run(stack, spark):
+    publish_synthetic("20300101T000003Z-fuzz", 30)
+    assert HOLDER.refresh() is True
+    return HOLDER.current
+
+
+@schema.parametrize()
+@settings(max_examples=40, deadline=None)
+def test_every_operation_conforms_to_its_schema(case):
+    case.call_and_validate()
