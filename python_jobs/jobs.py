@@ -161,10 +161,11 @@ def publish(ctx: StageContext) -> dict:
              "checkpoints": summary["checkpoints"]}
     recs = spark.table("recs.recommendations").where(F.col("run_id") == ctx.run_id)
     similar = spark.table("recs.similar_listings").where(F.col("run_id") == ctx.run_id)
+    model_recs = spark.table("recs.model_recommendations").where(F.col("run_id") == ctx.run_id)
     prefix = {"run_prefix_regex": f"^runs/{re.escape(ctx.run_id)}/"}
     manifest, url = write_and_publish(
         settings, ctx.run_id, recs, similar, extra,
-        check=lambda m: _checkpoints(ctx, "manifest", manifest_frame(spark, m), prefix),
+        check=lambda m: _checkpoints(ctx, "manifest", manifest_frame(spark, m), prefix), model_recs=model_recs,
     )
     summary["manifest_key"] = f"s3://{settings.publish_bucket}/runs/{ctx.run_id}/manifest.json"
     summary["manifest_url"] = url

@@ -1,7 +1,9 @@
 """Publish a run: JSON part files on S3, a manifest of presigned URLs, then `latest.json`.
 
 Layout under the publish bucket:
-  runs/<run_id>/recommendations/bucket=<uid % buckets>/part-*.json   one user per line
+  runs/<run_id>/recommendations/bucket=<uid % buckets>/part-*.json   one user per line (the served hybrid)
+  runs/<run_id>/model_lists/model=<als|popularity>/bucket=<b>/part-*.json  each model's own list, to compare
+                                                                     (the model is in the path and the manifest)
   runs/<run_id>/similar_listings/part-*.json                         one listing per line
   runs/<run_id>/user_index/part-*.json                               user_name -> uid, bucket
   runs/<run_id>/manifest.json                                        every file: size, sha256, rows, URL
@@ -53,9 +55,16 @@ def shape_similar(similar):
     return similar.groupBy("listing_id").agg(F.array_sort(F.collect_list(item)).alias("similar"))
 
 
-def write_files(settings: Settings, run_id: str, recs, similar) -> tuple[int, dict[str, int]]:
+def shape_model_lists(model_recs):
+    """One row per user and model: uid, user_name, model, recommendations[rank order]."""
+    lists = shape_user_lists(model_recs.withColumn("list_source", F.col("model")))
+    return lists.withColumnRenamed("source", "model")
+
+
+def write_files(settings: Settings, run_id: str, recs, similar, model_recs=None) -> tuple[int, dict[str, int]]:
     """Write the run's JSON part files with Spark; return the uid bucket count and the lines each kind must hold."""
     base = f"s3a://{settings.publish_bucket}/{run_prefix(run_id)}"
+    expected = {}
     lists = shape_user_lists(recs).cache()
     users = lists.count()
     buckets = bucket_count(users)
@@ -65,9 +74,15 @@ def write_files(settings: Settings, run_id: str, recs, similar) -> tuple[int, di
     neighbours = shape_similar(similar).cache()
     listings = neighbours.count()
     neighbours.coalesce(2).write.mode("overwrite").json(base + "similar_listings")
+    if model_recs is not None:
+        per_model = shape_model_lists(model_recs).withColumn("bucket", F.pmod("uid", F.lit(buckets))).cache()
+        expected["model_lists"] = per_model.count()
+        per_model.repartition("model", "bucket").write.mode("overwrite").partitionBy("model", "bucket").json(
+            base + "model_lists")
+        per_model.unpersist()
     lists.unpersist()
     neighbours.unpersist()
-    return buckets, {"recommendations": users, "user_index": users, "similar_listings": listings}
+    return buckets, {"recommendations": users, "user_index": users, "similar_listings": listings, **expected}
 
 
 def _describe(client, bucket: str, key: str) -> tuple[int, str, int]:
@@ -103,8 +118,10 @@ def build_manifest(settings: Settings, run_id: str, buckets: int, extra: dict) -
             entry = {"kind": kind, "key": key, "size": size, "sha256": sha, "rows": rows,
                      "url": presign(client, settings.publish_bucket, key, settings.url_expiry_seconds),
                      "expires_at": expires}
-            if kind == "recommendations" and "/bucket=" in key:
+            if kind in ("recommendations", "model_lists") and "/bucket=" in key:
                 entry["bucket"] = int(key.split("/bucket=")[1].split("/")[0])
+            if kind == "model_lists" and "/model=" in key:
+                entry["model"] = key.split("/model=")[1].split("/")[0]
             files.append(entry)
     files.sort(key=lambda f: f["key"])
     return {
@@ -136,13 +153,15 @@ def check_manifest(manifest: dict, expected: dict[str, int]) -> None:
             raise GateFailed(f"publish check failed: {entry['key']} is empty; latest not moved")
 
 
-def publish(settings: Settings, run_id: str, recs, similar, extra: dict, check=None) -> tuple[dict, str]:
+def publish(settings: Settings, run_id: str, recs, similar, extra: dict, check=None,
+            model_recs=None) -> tuple[dict, str]:
     """Write, list, check, then move `latest`; return the manifest and its presigned URL.
 
-    recs: the run's recommendations rows; similar: its similar-listings rows;
+    recs: the run's recommendations rows; similar: its similar-listings rows; model_recs: each model's
+    own lists (column `model`), published beside the served ones for comparison;
     check(manifest): an extra gate (the GX manifest suite) that raises to stop the publish.
     """
-    buckets, expected = write_files(settings, run_id, recs, similar)
+    buckets, expected = write_files(settings, run_id, recs, similar, model_recs)
     manifest = build_manifest(settings, run_id, buckets, extra)
     check_manifest(manifest, expected)
     if check is not None:

@@ -82,7 +82,7 @@ def suite_definitions() -> dict[str, list]:
         ],
         "outputs__manifest": [
             gxe.ExpectTableRowCountToBeBetween(min_value=3),
-            gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=["recommendations", "user_index", "similar_listings"]),
+            gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=["recommendations", "user_index", "similar_listings", "model_lists"]),
             gxe.ExpectColumnValuesToBeUnique(column="key"),
             gxe.ExpectColumnValuesToMatchRegex(column="key", regex=_p("run_prefix_regex")),
             gxe.ExpectColumnValuesToBeBetween(column="size", min_value=0, strict_min=True),

@@ -225,7 +225,8 @@ def save_run_table(frame: DataFrame, table: str, run_id: str) -> None:
 
 
 def run_training(spark: SparkSession, lake_bucket: str, run_id: str, n: int, params: TrainParams, as_of) -> dict:
-    """Fit on the marts, write recs.recommendations and recs.similar_listings for this run."""
+    """Fit on the marts; write recs.recommendations (served), recs.model_recommendations (als and popularity
+    lists, for comparison) and recs.similar_listings for this run."""
     interactions = spark.table("marts.fct_user_item_interactions")
     listings = spark.table("marts.dim_listings")
     users = spark.table("marts.dim_users").select("uid", "user_name", "listing_count")
@@ -240,12 +241,21 @@ def run_training(spark: SparkSession, lake_bucket: str, run_id: str, n: int, par
         spark, users=users, items=open_items, seen=interactions, popularity=popularity, n=n, model=model,
         user_categories=interests.unionByName(bid_categories), min_bids_for_als=params.min_bids_for_als,
     )
+    # each model's own list beside the served hybrid, so a stakeholder can compare them user by user
+    als_only = recommend(spark, users=users, items=open_items, seen=interactions, popularity=popularity, n=n,
+                         model=model, min_bids_for_als=0, use_global=False)
+    popularity_only = recommend(spark, users=users, items=open_items, seen=interactions, popularity=popularity,
+                                n=n, user_categories=interests.unionByName(bid_categories))
+    model_lists = als_only.withColumn("model", F.lit("als")).unionByName(
+        popularity_only.withColumn("model", F.lit("popularity")))
     details = listings.select("listing_id", "product", "category", "sub_category", "listing_amount", "ends_at")
     recs = recs.join(users.select("uid", "user_name"), "uid").join(details, "listing_id")
+    model_lists = model_lists.join(users.select("uid", "user_name"), "uid").join(details, "listing_id")
     similar = similar_listings(spark, model, open_items, n)
 
     spark.sql(f"create database if not exists recs location 's3a://{lake_bucket}/warehouse/recs.db'")
     save_run_table(recs, "recommendations", run_id)
+    save_run_table(model_lists, "model_recommendations", run_id)
     save_run_table(similar, "similar_listings", run_id)
     weighted.unpersist()
     popularity.unpersist()

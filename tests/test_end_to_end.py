@@ -138,6 +138,25 @@ def test_summary_records_steps_and_reconciliation(published):
     assert {"1", "10"} <= set(saved["evaluation"]["ndcg_at"]["als"])
 
 
+def test_each_models_own_list_is_published_for_comparison(published):
+    _, manifest, users, dsn = published
+    lists = {}
+    for entry in manifest["files"]:
+        if entry["kind"] == "model_lists":
+            for line in _get(entry["url"]).decode().splitlines():
+                row = json.loads(line)
+                lists.setdefault(entry["model"], {})[row["uid"]] = row
+    assert set(lists["popularity"]) == set(users)
+    bidders = {r[0] for r in _query(dsn, "select distinct uid from staging.stg_raw__bids")}
+    assert set(lists["als"]) <= bidders and len(lists["als"]) >= 0.9 * len(bidders)
+    for model, rows in lists.items():
+        for row in rows.values():
+            listed = [item["listing_id"] for item in row["recommendations"]]
+            assert len(listed) == len(set(listed)) <= 10
+            assert {item["source"] for item in row["recommendations"]} == {model}
+    assert manifest["row_counts"]["model_lists"] == len(lists["als"]) + len(lists["popularity"])
+
+
 def test_dirty_data_stops_at_the_input_gate_and_latest_stays(published, stack):
     from orchestration.local_runner import run_pipeline
     from python_jobs.errors import GateFailed
@@ -178,3 +197,4 @@ def test_published_run_survives_a_restart_of_the_stack(published, stack, s3):
         tables = set(cur.fetchall())
     catalog.close()
     assert {("marts", "fct_user_item_interactions"), ("recs", "recommendations"), ("staging", "stg_raw__bids")} <= tables
+

@@ -47,6 +47,16 @@ def test_a_published_run_is_loaded_and_looked_up(holder, client):
     assert similar["similar"] == [{"rank": 1, "similar_listing_id": 702, "score": 1.0}]
     run = client.get("/v1/run").json()
     assert run["users"] == USERS and run["run_id"] == "20300101T000000Z-servea"
+    assert run["models"] == ["hybrid", "als", "popularity"]
+
+
+def test_every_models_list_is_served_for_comparison(holder, client):
+    popular = client.get("/v1/users/7/recommendations?model=popularity&n=4").json()
+    assert popular["model"] == "popularity" and popular["source"] == "popularity"
+    assert [item["source"] for item in popular["recommendations"]] == ["popularity"] * 4
+    assert client.get("/v1/users/by-name/user8/recommendations?model=als").json()["model"] == "als"
+    missing = client.get("/v1/users/7/recommendations?model=als")
+    assert missing.status_code == 404 and "no als list" in missing.json()["detail"]
 
 
 @pytest.mark.parametrize("url,status,says", [

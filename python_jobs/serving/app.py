@@ -20,7 +20,8 @@ MAX_N = 100
 Uid = Annotated[int, PathParam(ge=0, le=2**31 - 1, description="the user's id")]
 ListingId = Annotated[int, PathParam(ge=0, le=2**31 - 1, description="the listing's id")]
 N = Annotated[int, Query(ge=1, le=MAX_N, description="how many to return, best first")]
-Model = Annotated[Literal["hybrid"], Query(description="the model whose list to return; the hybrid is what is served")]
+Model = Annotated[Literal["hybrid", "als", "popularity"],
+                  Query(description="the model whose list to return; the hybrid is what the app is served")]
 
 
 class Item(BaseModel):
@@ -61,6 +62,7 @@ class RunInfo(BaseModel):
     published_at: str
     users: int
     listings_with_similar: int
+    models: list[str]
     metrics: dict[str, dict[str, float]]
     model_params: dict[str, float | int | str]
 
@@ -93,6 +95,13 @@ def build_app(holder: RunHolder) -> FastAPI:
         if line is None:
             raise HTTPException(404, f"user {uid} has no recommendations in run {run.run_id}")
         row = json.loads(line)
+        if model != "hybrid":
+            model_line = run.models.get(model, {}).get(uid)
+            if model_line is None:
+                why = " (ALS lists only users who have bid)" if model == "als" else ""
+                raise HTTPException(404, f"user {uid} has no {model} list in run {run.run_id}{why}")
+            listed = json.loads(model_line)
+            row = {**row, "source": model, "recommendations": listed["recommendations"]}
         return {**row, "model": model, "run_id": run.run_id, "recommendations": row["recommendations"][:n]}
 
     @app.get("/v1/users/{uid}/recommendations", response_model=UserRecommendations, responses=NOT_FOUND)
@@ -123,7 +132,8 @@ def build_app(holder: RunHolder) -> FastAPI:
     def run_info(run: Served) -> dict:
         """The run being served: id, publish time, offline metrics, model parameters."""
         return {"run_id": run.run_id, "published_at": run.published_at, "users": len(run.users),
-                "listings_with_similar": len(run.similar), "metrics": run.metrics, "model_params": run.model_params}
+                "listings_with_similar": len(run.similar), "models": ["hybrid", *sorted(run.models)],
+                "metrics": run.metrics, "model_params": run.model_params}
 
     @app.get("/health")
     def health() -> dict:

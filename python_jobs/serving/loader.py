@@ -33,7 +33,7 @@ class ServedRun:
     by_name: dict[str, int]
     similar: dict[int, bytes]  # listing_id -> the published JSON line
     files: int = 0
-    details: dict = field(default_factory=dict)
+    models: dict[str, dict[int, bytes]] = field(default_factory=dict)  # model -> uid -> that model's list
 
 
 def _lines(body: bytes) -> list[bytes]:
@@ -46,6 +46,7 @@ def load_run(client, bucket: str, manifest_key: str) -> ServedRun:
     users: dict[int, bytes] = {}
     by_name: dict[str, int] = {}
     similar: dict[int, bytes] = {}
+    models: dict[str, dict[int, bytes]] = {}
     for entry in manifest["files"]:
         body = client.get_object(Bucket=bucket, Key=entry["key"])["Body"].read()
         if hashlib.sha256(body).hexdigest() != entry["sha256"]:
@@ -63,11 +64,14 @@ def load_run(client, bucket: str, manifest_key: str) -> ServedRun:
         elif entry["kind"] == "similar_listings":
             for line in lines:
                 similar[int(json.loads(line)["listing_id"])] = line
+        elif entry["kind"] == "model_lists":  # the model is in the path (and the manifest), not in the line
+            for line in lines:
+                models.setdefault(entry["model"], {})[int(json.loads(line)["uid"])] = line
     expected = manifest["row_counts"].get("recommendations", 0)
     if len(users) != expected:
         raise RunRejected(f"{len(users)} distinct users loaded, the manifest counts {expected}")
     return ServedRun(manifest["run_id"], manifest["published_at"], manifest.get("metrics", {}),
-                     manifest.get("model_params", {}), users, by_name, similar, len(manifest["files"]))
+                     manifest.get("model_params", {}), users, by_name, similar, len(manifest["files"]), models)
 
 
 class RunHolder:

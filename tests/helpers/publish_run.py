@@ -27,7 +27,9 @@ def main(run_id: str, users: int) -> None:
         )
     )
     similar = recs.select(F.col("listing_id"), "rank", (F.col("listing_id") + 1).alias("similar_listing_id"), "score")
-    manifest, _ = publish(settings, run_id, recs, similar, {"metrics": {}, "checkpoints": []})
+    model_recs = (recs.where(F.col("uid") % 2 == 0).withColumn("model", F.lit("als"))  # ALS: bidders only
+                  .unionByName(recs.withColumn("model", F.lit("popularity")).withColumn("source", F.lit("popularity"))))
+    manifest, _ = publish(settings, run_id, recs, similar, {"metrics": {}, "checkpoints": []}, model_recs=model_recs)
     print(manifest["row_counts"])
 
 
