@@ -11,6 +11,7 @@ through SPARK_CONF_DIR.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from python_jobs.config import Settings
@@ -81,6 +82,8 @@ def get_spark(settings: Settings, catalog: bool = True):
         check_schema(settings)
     conf = spark_conf(settings)
     os.environ["SPARK_CONF_DIR"] = str(write_spark_defaults(settings, conf))
+    # Python workers run this interpreter (the venv's, with pandas and pyarrow), not whatever python3 is first
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if not catalog:
         conf["spark.sql.catalogImplementation"] = "in-memory"
     builder = SparkSession.builder
