@@ -143,6 +143,8 @@ def cmd_serve(args) -> None:
     import logging
     import threading
 
+    import uvicorn
+
     from python_jobs import local_stack
     from python_jobs.serving.app import build_app
     from python_jobs.serving.loader import RunHolder
@@ -158,8 +160,6 @@ def cmd_serve(args) -> None:
     holder.check()
     stop = threading.Event()
     threading.Thread(target=holder.poll, args=(args.poll_seconds, stop), daemon=True).start()
-    import uvicorn
-
     print(f"serving http://{args.host}:{args.port}/ (API under /v1, OpenAPI at /openapi.json); Ctrl-C stops")
     try:
         uvicorn.run(build_app(holder), host=args.host, port=args.port, log_level="warning", access_log=False)

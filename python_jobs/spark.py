@@ -21,13 +21,14 @@ from python_jobs.metastore import check_schema, connection_params, jdbc_url
 
 def spark_conf(settings: Settings) -> dict[str, str]:
     meta = connection_params(settings)
+    jars, jdbc = ensure_jars(), jdbc_driver()
     conf = {
         "spark.master": settings.spark_master,
         "spark.app.name": "encore-recs",
         # on the class path of every JVM (driver, executors, Thrift server), not in spark.jars: the Hive client
         # and the Thrift server load S3A and the JDBC driver from the system class loader
-        "spark.driver.extraClassPath": ":".join(str(p) for p in ensure_jars()),
-        "spark.executor.extraClassPath": ":".join(str(p) for p in ensure_jars() if p != jdbc_driver()),
+        "spark.driver.extraClassPath": ":".join(str(p) for p in jars),
+        "spark.executor.extraClassPath": ":".join(str(p) for p in jars if p != jdbc),
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": f"s3a://{settings.lake_bucket}/warehouse",
         # the shared catalog: a Hive 2.3 metastore in PostgreSQL, schema loaded by python_jobs.metastore
