@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+AIRFLOW_STAMP := $(VENV)/.airflow-$(shell cat requirements-airflow.lock | cksum | cut -d' ' -f1)
 USERS  ?= 1000
 
 .PHONY: setup demo test down clean
@@ -14,6 +15,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+# the .[airflow] extra (Airflow as MWAA runs it, and moto for EMR's API): the orchestration tests, not the demo
+$(AIRFLOW_STAMP): requirements-airflow.lock | $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -r requirements-airflow.lock
+	rm -f $(VENV)/.airflow-* && touch $@
 
 .jars/.fetched: python_jobs/jars.py | $(STAMP)
 	$(BIN)/python -m python_jobs.jars
@@ -32,7 +38,7 @@ demo: setup
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
-test: setup /usr/bin/chromium
+test: setup $(AIRFLOW_STAMP) /usr/bin/chromium
 	$(BIN)/pytest
 
 down:

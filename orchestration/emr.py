@@ -7,14 +7,24 @@ the day's cluster; the Glue Data Catalog is the metastore shared by the steps an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from orchestration.stages import STAGES
-from python_jobs.run_state import check_run_id
+from python_jobs.errors import UserError
+from python_jobs.run_ids import check_run_id
 
 RELEASE_LABEL = "emr-7.13.0"  # Spark 3.5.6, the line the project pins
 GLUE_CLIENT_FACTORY = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
 THRIFT_PORT = 10001
+# what the steps are told (passed on when the scheduler has them); credentials come from the instance profile
+STEP_VARIABLES = ("ENCORE_LAKE_BUCKET", "ENCORE_PUBLISH_BUCKET", "AWS_REGION", "ENCORE_TOP_N", "ENCORE_SEED",
+                  "ENCORE_TUNING_GRID", "ENCORE_URL_EXPIRY_SECONDS", "ENCORE_KEEP_RUNS", "ENCORE_SHUFFLE_PARTITIONS")
+# every step's environment on EMR: AWS S3 through the instance profile, YARN, dbt in the step's own SparkSession,
+# the dbt project unpacked by the bootstrap action, ALS checkpoints on the cluster's HDFS
+STEP_DEFAULTS = {"ENCORE_S3_ENDPOINT": "aws", "ENCORE_SPARK_MASTER": "yarn", "ENCORE_DBT_SPARK_TARGET": "spark",
+                 "ENCORE_PROJECT_DIR": "/opt/encore-recs/project", "ENCORE_STATE_DIR": "/tmp/encore-recs",
+                 "ENCORE_CHECKPOINT_DIR": "hdfs:///encore-recs/checkpoints", "PYSPARK_PYTHON": "/usr/bin/python3.11"}
 SITE_PACKAGES = "/usr/local/lib/python3.11/site-packages"  # where the bootstrap action installs the wheel
 
 
@@ -33,7 +43,27 @@ class EmrSettings:
     idle_timeout_seconds: int = 3600
     wheel_key: str = "encore/dist/encore_recs-0.1.0-py3-none-any.whl"
     bootstrap_key: str = "encore/bootstrap/install_wheel.sh"
-    environment: dict[str, str] = field(default_factory=dict)  # ENCORE_* for the steps (no secrets: roles)
+    project_key: str = "encore/dist/project.tar.gz"
+    constraints_key: str = "encore/dist/requirements.lock"
+    environment: dict[str, str] = field(default_factory=lambda: dict(STEP_DEFAULTS))  # the steps' ENCORE_*; no secrets
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EmrSettings:
+        """Read inside a task (never at DAG parse time) from the scheduler's environment; one line per missing name."""
+        missing = [name for name in ("ENCORE_EMR_ARTIFACT_BUCKET", "ENCORE_EMR_LOG_BUCKET") if not env.get(name)]
+        if missing:
+            raise UserError(f"{', '.join(missing)} not set; set them in the scheduler's environment (deploy also takes "
+                            "--artifact-bucket and --log-bucket): the artifacts' bucket and EMR's log bucket")
+        optional = {"subnet_id": "ENCORE_EMR_SUBNET_ID", "service_role": "ENCORE_EMR_SERVICE_ROLE",
+                    "instance_profile": "ENCORE_EMR_INSTANCE_PROFILE",
+                    "primary_instance_type": "ENCORE_EMR_PRIMARY_INSTANCE_TYPE",
+                    "core_instance_type": "ENCORE_EMR_CORE_INSTANCE_TYPE"}
+        values = {key: env[name] for key, name in optional.items() if env.get(name)}
+        if env.get("ENCORE_EMR_CORE_INSTANCES"):
+            values["core_instances"] = int(env["ENCORE_EMR_CORE_INSTANCES"])
+        step_env = {**STEP_DEFAULTS, **{name: env[name] for name in STEP_VARIABLES if env.get(name)}}
+        return cls(artifact_bucket=env["ENCORE_EMR_ARTIFACT_BUCKET"], log_bucket=env["ENCORE_EMR_LOG_BUCKET"],
+                   environment=step_env, **values)
 
 
 def job_flow(settings: EmrSettings, run_id: str) -> dict:
@@ -51,7 +81,6 @@ def job_flow(settings: EmrSettings, run_id: str) -> dict:
     }
     if settings.subnet_id:
         instances["Ec2SubnetId"] = settings.subnet_id
-    step_env = {"PYSPARK_PYTHON": "/usr/bin/python3.11", **settings.environment}
     return {
         "Name": f"encore-recs-{run_id}",
         "ReleaseLabel": RELEASE_LABEL,
@@ -62,14 +91,16 @@ def job_flow(settings: EmrSettings, run_id: str) -> dict:
             "Name": "install the encore-recs wheel (EMR brings its own Spark)",
             "ScriptBootstrapAction": {
                 "Path": f"s3://{settings.artifact_bucket}/{settings.bootstrap_key}",
-                "Args": [f"s3://{settings.artifact_bucket}/{settings.wheel_key}"],
+                "Args": [f"s3://{settings.artifact_bucket}/{settings.wheel_key}",
+                         f"s3://{settings.artifact_bucket}/{settings.project_key}",
+                         f"s3://{settings.artifact_bucket}/{settings.constraints_key}"],
             },
         }],
         "Configurations": [
             {"Classification": "spark-hive-site",
              "Properties": {"hive.metastore.client.factory.class": GLUE_CLIENT_FACTORY}},
             {"Classification": "spark-env", "Configurations": [
-                {"Classification": "export", "Properties": step_env}]},
+                {"Classification": "export", "Properties": {"PYSPARK_PYTHON": "/usr/bin/python3.11"}}]},
             {"Classification": "spark-defaults",
              "Properties": {"spark.sql.catalogImplementation": "hive", "spark.pyspark.python": "/usr/bin/python3.11"}},
         ],
@@ -93,15 +124,24 @@ def thrift_step() -> dict:
     ], on_failure="CONTINUE")
 
 
-def stage_steps(run_id: str) -> list[dict]:
-    """AddJobFlowSteps: every stage of `orchestration.stages`, in order, as its own step with this run's id."""
+def stage_steps(run_id: str, environment: Mapping[str, str] | None = None) -> list[dict]:
+    """AddJobFlowSteps: every stage of `orchestration.stages`, in order, as its own step with this run's id.
+
+    A Spark stage runs in cluster mode; its driver (YARN's application master) and executors get the environment
+    through spark.yarn.appMasterEnv / spark.executorEnv. The others run on the primary node under `env`.
+    """
     check_run_id(run_id)
+    env = dict(STEP_DEFAULTS if environment is None else environment)
     steps = []
     for stage in STAGES:
         if stage.spark_driver:
-            args = ["spark-submit", "--deploy-mode", "cluster", "--master", "yarn",
+            confs = [arg for key, value in env.items()
+                     for arg in ("--conf", f"spark.yarn.appMasterEnv.{key}={value}",
+                                 "--conf", f"spark.executorEnv.{key}={value}")]
+            args = ["spark-submit", "--deploy-mode", "cluster", "--master", "yarn", *confs,
                     f"{SITE_PACKAGES}/python_jobs/stage_job.py", stage.name, "--run-id", run_id]
         else:
-            args = ["encore-recs", "step", stage.name, "--run-id", run_id]
+            args = ["env", *[f"{key}={value}" for key, value in env.items()],
+                    "encore-recs", "step", stage.name, "--run-id", run_id]
         steps.append(_command_runner(f"{stage.name} {run_id}", args))
     return steps

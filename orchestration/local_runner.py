@@ -17,10 +17,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from orchestration.stages import STAGES, stages_from
+from orchestration.stages import STAGES, stage, stages_from
 from python_jobs.config import Settings
 from python_jobs.errors import UserError
-from python_jobs.run_state import RunState, check_run_id, new_run_id
+from python_jobs.run_ids import check_run_id, new_run_id
+from python_jobs.run_state import RunState
 
 
 def prepare(settings: Settings, run_id: str | None, start: str | None) -> tuple[RunState, tuple]:
@@ -65,16 +66,28 @@ def _run_in_process(settings: Settings, state: RunState, todo, log) -> None:
         run_stage(ctx, stage.name, stage.title)
 
 
-def _run_submitted(settings: Settings, run_id: str, todo) -> None:
+def stage_process(settings: Settings, name: str, run_id: str) -> tuple[list[str], dict[str, str] | None]:
+    """One stage as a process of its own (command, environment): spark-submit to the local cluster when it runs
+    and the stage needs a Spark driver, else `encore-recs step`. The DAG's local backend runs the same."""
     from python_jobs import cluster
 
+    if not cluster.running(settings):
+        return [sys.executable, "-m", "python_jobs.cli", "step", name, "--run-id", run_id], None
     env = cluster.stage_environment(settings)
-    for stage in todo:
-        if stage.spark_driver:
-            command = cluster.submit_command(settings, stage.name, run_id)
-        else:
-            command = [sys.executable, "-m", "python_jobs.cli", "step", stage.name, "--run-id", run_id]
-        if subprocess.run(command, env=env, stdin=subprocess.DEVNULL).returncode != 0:
-            error = RunState.load(settings, run_id, create=False).data.get("error", "see the output above")
-            raise UserError(f"stage {stage.name} failed ({error}); fix it, then resume with "
-                            f"`encore-recs run --run-id {run_id} --from {stage.name}`")
+    if stage(name).spark_driver:
+        return cluster.submit_command(settings, name, run_id), env
+    return [sys.executable, "-m", "python_jobs.cli", "step", name, "--run-id", run_id], env
+
+
+def run_stage_process(settings: Settings, name: str, run_id: str) -> None:
+    """Run one stage's process; a failure is one line naming the resume command."""
+    command, env = stage_process(settings, name, run_id)
+    if subprocess.run(command, env=env, stdin=subprocess.DEVNULL).returncode != 0:
+        error = RunState.load(settings, run_id, create=False).data.get("error", "see the output above")
+        raise UserError(f"stage {name} failed ({error}); fix it, then resume with "
+                        f"`encore-recs run --run-id {run_id} --from {name}`")
+
+
+def _run_submitted(settings: Settings, run_id: str, todo) -> None:
+    for each in todo:
+        run_stage_process(settings, each.name, run_id)

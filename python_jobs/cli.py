@@ -104,7 +104,7 @@ def cmd_load(args) -> None:
 def cmd_run(args) -> None:
     from orchestration.local_runner import run_pipeline
 
-    from python_jobs.run_state import check_run_id
+    from python_jobs.run_ids import check_run_id
 
     if args.run_id is not None:
         check_run_id(args.run_id)
@@ -124,7 +124,7 @@ def cmd_step(args) -> None:
     from orchestration.local_runner import prepare
     from python_jobs import local_stack
     from python_jobs.jobs import StageContext, run_stage
-    from python_jobs.run_state import check_run_id
+    from python_jobs.run_ids import check_run_id
 
     check_run_id(args.run_id)
     settings = _settings()
@@ -189,6 +189,27 @@ def cmd_dbt(args) -> None:
     run_dbt(settings, dbt_args)
 
 
+def cmd_deploy(args) -> None:
+    """Build the wheel; upload it, the dbt project, the bootstrap script and the DAG for EMR and MWAA."""
+    import os
+
+    from orchestration.deploy import deploy
+    from orchestration.emr import EmrSettings
+    from python_jobs import local_stack
+    from python_jobs.s3 import s3_client
+
+    overrides = {"ENCORE_EMR_ARTIFACT_BUCKET": args.artifact_bucket, "ENCORE_EMR_LOG_BUCKET": args.log_bucket}
+    emr = EmrSettings.from_env({**os.environ, **{k: v for k, v in overrides.items() if v}})
+    settings = _settings()
+    if settings.local_s3:
+        local_stack.ready(settings)
+    where = settings.s3_endpoint or "AWS S3"
+    for upload in deploy(s3_client(settings), emr, args.dags_bucket, args.dags_prefix):
+        print(f"uploaded {upload.uri} ({len(upload.body):,} bytes)")
+    print(f"to {where}; MWAA reads s3://{args.dags_bucket}/{args.dags_prefix.strip('/')}/ and "
+          f"s3://{args.dags_bucket}/requirements.txt; EMR's bootstrap reads s3://{emr.artifact_bucket}/{emr.bootstrap_key}")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors are the CLI's one line, not a usage block and a second error line."""
 
@@ -207,7 +228,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from orchestration.stages import NAMES
-    from python_jobs.run_state import RUN_ID_FORMAT
+    from python_jobs.run_ids import RUN_ID_FORMAT
 
     parser = _Parser(prog="encore-recs", description="Encore recommendations pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -241,6 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--poll-seconds", type=float, default=30.0, help="how often to look for a newer run")
     serve.set_defaults(fn=cmd_serve)
+    dep = sub.add_parser("deploy", help="build the wheel and upload it, the dbt project and the DAG for EMR and MWAA "
+                         "(to ENCORE_S3_ENDPOINT; `aws` for AWS)")
+    dep.add_argument("--artifact-bucket", help="the bucket EMR's bootstrap reads (default ENCORE_EMR_ARTIFACT_BUCKET)")
+    dep.add_argument("--log-bucket", help="EMR's log bucket (default ENCORE_EMR_LOG_BUCKET)")
+    dep.add_argument("--dags-bucket", required=True, help="the MWAA environment's bucket")
+    dep.add_argument("--dags-prefix", default="dags", help="the MWAA DAG folder in that bucket (default dags)")
+    dep.set_defaults(fn=cmd_deploy)
     sub.add_parser("expectations", help="rewrite the Great Expectations project under expectations/").set_defaults(
         fn=cmd_expectations
     )

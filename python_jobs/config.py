@@ -175,7 +175,12 @@ class Settings:
         max_reject = _number("ENCORE_MAX_REJECT_RATE", env.get("ENCORE_MAX_REJECT_RATE") or "0.10", 0, 1)
         if endpoint:
             _matching("ENCORE_S3_ENDPOINT", endpoint, ENDPOINT, "an S3 endpoint; use aws or http(s)://host:port")
+        project = Path(env.get("ENCORE_PROJECT_DIR") or PROJECT_DIR).resolve()
+        if not (project / "dbt_project.yml").is_file():
+            raise UserError(f"ENCORE_PROJECT_DIR={project} has no dbt_project.yml; point it at the project's folder "
+                            "(on EMR the bootstrap action unpacks it to /opt/encore-recs/project)")
         return cls(
+            project_dir=project,
             state_dir=state,
             pg_dsn=env.get("ENCORE_PG_DSN") or None,
             pg_port=_int("ENCORE_PG_PORT", 54329, 1024, 65535),

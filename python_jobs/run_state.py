@@ -10,34 +10,12 @@ the run (`s3://<lake>/runs/<run_id>/summary.json`) and is mirrored to
 from __future__ import annotations
 
 import json
-import re
-import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 
 from python_jobs.config import Settings
 from python_jobs.errors import UserError
-
-RUN_ID_FORMAT = "YYYYMMDDTHHMMSSZ-suffix (suffix: 1 to 16 lowercase letters or digits), e.g. 20261123T120000Z-1a2b3c"
-_RUN_ID = re.compile(r"\d{8}T\d{6}Z-[a-z0-9]{1,16}")
-
-
-def new_run_id() -> str:
-    """Sortable by time, unique: 20261123T120000Z-1a2b3c."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-
-
-def check_run_id(run_id: str) -> str:
-    """A run id becomes a folder, an S3 prefix and a partition value: one format, checked where it enters."""
-    if not _RUN_ID.fullmatch(run_id):
-        shown = run_id if len(run_id) <= 80 else run_id[:80] + "..."
-        raise UserError(f"run id {shown!r} is not valid; use the format {RUN_ID_FORMAT}")
-    try:
-        datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ")
-    except ValueError:
-        raise UserError(f"run id {run_id!r} does not start with a real UTC time; use the format {RUN_ID_FORMAT}") from None
-    return run_id
-
+from python_jobs.run_ids import RUN_ID_FORMAT, check_run_id, new_run_id  # noqa: F401 (re-exported)
 
 def state_key(run_id: str) -> str:
     return f"runs/{run_id}/summary.json"

@@ -19,18 +19,35 @@ from python_jobs.jars import ensure_jars, jdbc_driver
 from python_jobs.metastore import check_schema, connection_params, jdbc_url
 
 
+def _shared_conf(settings: Settings) -> dict[str, str]:
+    """What every Spark application of the pipeline sets, wherever it runs."""
+    return {
+        "spark.app.name": "encore-recs",
+        "spark.sql.warehouse.dir": f"s3a://{settings.lake_bucket}/warehouse",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    }
+
+
+def managed_by_cluster(settings: Settings) -> bool:
+    """On YARN (EMR) the cluster brings S3 access, the Glue catalog and memory settings: add nothing of ours."""
+    return settings.spark_master == "yarn"
+
+
 def spark_conf(settings: Settings) -> dict[str, str]:
+    if managed_by_cluster(settings):
+        return {**_shared_conf(settings), "spark.master": "yarn", "spark.sql.catalogImplementation": "hive"}
     meta = connection_params(settings)
     jars, jdbc = ensure_jars(), jdbc_driver()
     conf = {
+        **_shared_conf(settings),
         "spark.master": settings.spark_master,
-        "spark.app.name": "encore-recs",
         # on the class path of every JVM (driver, executors, Thrift server), not in spark.jars: the Hive client
         # and the Thrift server load S3A and the JDBC driver from the system class loader
         "spark.driver.extraClassPath": ":".join(str(p) for p in jars),
         "spark.executor.extraClassPath": ":".join(str(p) for p in jars if p != jdbc),
         "spark.sql.catalogImplementation": "hive",
-        "spark.sql.warehouse.dir": f"s3a://{settings.lake_bucket}/warehouse",
         # the shared catalog: a Hive 2.3 metastore in PostgreSQL, schema loaded by python_jobs.metastore
         "spark.hadoop.javax.jdo.option.ConnectionURL": jdbc_url(settings),
         "spark.hadoop.javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
@@ -41,12 +58,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.extraJavaOptions": (
             f"-Xss16m -Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties')}"
         ),
-        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
-        "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": settings.driver_memory,
-        "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.hadoop.fs.s3a.fast.upload": "true",
         "spark.hadoop.fs.s3a.committer.magic.enabled": "false",
         # keep directory markers: deleting them after every commit is slow (and logs failures) on a posix-backed store
@@ -79,7 +93,7 @@ def get_spark(settings: Settings, catalog: bool = True):
     """Create (or return) the process's SparkSession; `catalog=False` needs no metastore."""
     from pyspark.sql import SparkSession
 
-    if catalog:
+    if catalog and not managed_by_cluster(settings):
         check_schema(settings)
     conf = spark_conf(settings)
     os.environ["SPARK_CONF_DIR"] = str(write_spark_defaults(settings, conf))

@@ -43,3 +43,32 @@ def test_a_bad_run_id_never_reaches_a_request():
         stage_steps("../../etc")
     with pytest.raises(UserError):
         job_flow(EmrSettings(artifact_bucket="a-b-c", log_bucket="a-b-c"), "today")
+
+
+def test_every_step_gets_the_emr_environment_without_secrets():
+    settings = EmrSettings.from_env({"ENCORE_EMR_ARTIFACT_BUCKET": "acme-artifacts", "ENCORE_EMR_LOG_BUCKET": "acme-logs",
+                                     "ENCORE_LAKE_BUCKET": "acme-lake", "ENCORE_PG_DSN": "postgresql://u:secret@db/x"})
+    for step in stage_steps(RUN_ID, settings.environment):
+        args = " ".join(step["HadoopJarStep"]["Args"])
+        assert "ENCORE_LAKE_BUCKET=acme-lake" in args and "ENCORE_SPARK_MASTER=yarn" in args
+        assert "ENCORE_PROJECT_DIR=/opt/encore-recs/project" in args and "secret" not in args
+        if args.startswith("spark-submit"):
+            assert "spark.yarn.appMasterEnv.ENCORE_S3_ENDPOINT=aws" in args
+        else:
+            assert args.startswith("env ") and " encore-recs step " in args
+
+
+def test_missing_buckets_are_one_line():
+    with pytest.raises(UserError, match="ENCORE_EMR_ARTIFACT_BUCKET, ENCORE_EMR_LOG_BUCKET not set"):
+        EmrSettings.from_env({})
+
+
+def test_on_yarn_spark_takes_the_clusters_own_catalog_and_storage():
+    import dataclasses
+
+    from python_jobs.config import Settings
+    from python_jobs.spark import spark_conf
+
+    conf = spark_conf(dataclasses.replace(Settings(), spark_master="yarn", s3_endpoint=None))
+    assert conf["spark.master"] == "yarn" and conf["spark.sql.catalogImplementation"] == "hive"
+    assert not [key for key in conf if "jdo" in key or "extraClassPath" in key or "fs.s3a" in key], conf

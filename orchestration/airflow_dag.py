@@ -1,0 +1,131 @@
+"""The Airflow DAG `encore_recs`, built from the one stage list for either backend.
+
+- `emr` (production, MWAA): a transient EMR cluster per run. plan -> create the
+  cluster -> one task per stage, each submitting the stage's EMR step and
+  waiting for it (its sensor) -> terminate the cluster as a teardown, so the
+  cluster ends even when a step fails and the DAG run still ends failed.
+- `local`: the same stages as processes against the local stack (`encore-recs
+  step`, or spark-submit to the local cluster when it is up).
+
+The run id comes from the logical date, so a retry or a re-run of a day is the
+same run. Nothing is read at parse time: no Variables, no Connections, no AWS
+call; EMR settings are read from the environment inside the `plan` task.
+A stage marked retry-safe is retried with exponential back-off; a retry
+submits the stage again on the same cluster (a separate sensor could not).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, chain, task
+
+from orchestration.stages import STAGES, Stage
+
+DAG_ID = "encore_recs"
+BACKENDS = ("emr", "local")
+
+
+def task_id(stage: Stage) -> str:
+    return stage.name.replace("-", "_")
+
+
+def _retries(stage: Stage, retries: int, retry_seconds: int) -> dict:
+    if not stage.retry_safe:
+        return {"retries": 0}
+    return {"retries": retries, "retry_delay": timedelta(seconds=retry_seconds), "retry_exponential_backoff": True,
+            "max_retry_delay": timedelta(minutes=30)}
+
+
+@task(task_id="run_id")
+def encore_run_id(logical_date=None, dag_run=None) -> str:
+    """The pipeline's run id (not Airflow's): from the logical date, or the trigger time of a manual run."""
+    from python_jobs.run_ids import scheduled_run_id
+
+    return scheduled_run_id(logical_date or dag_run.run_after)
+
+
+def build_dag(backend: str, poll_seconds: int = 60, retries: int = 2, retry_seconds: int = 120) -> DAG:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    with DAG(
+        dag_id=DAG_ID,
+        description=f"Encore recommendations, every stage on {backend}",
+        schedule="@daily",
+        start_date=datetime(2026, 11, 1),
+        catchup=False,
+        max_active_runs=1,
+        tags=["encore", backend],
+        default_args={"owner": "data", "retries": 0},
+    ) as dag:
+        run = encore_run_id()
+        if backend == "emr":
+            _emr_tasks(run, poll_seconds, _retry(retries, retry_seconds))
+        else:
+            _local_tasks(run, _retry(retries, retry_seconds))
+    return dag
+
+
+def _retry(retries: int, retry_seconds: int):
+    return lambda stage: _retries(stage, retries, retry_seconds)
+
+
+def _emr_tasks(run, poll_seconds: int, retry) -> None:
+    from airflow.providers.amazon.aws.operators.emr import (
+        EmrAddStepsOperator,
+        EmrCreateJobFlowOperator,
+        EmrTerminateJobFlowOperator,
+    )
+
+    @task(multiple_outputs=True)
+    def plan(encore_run: str) -> dict:
+        from orchestration.emr import EmrSettings, job_flow, stage_steps, thrift_step
+
+        settings = EmrSettings.from_env(os.environ)
+        steps = dict(zip([task_id(s) for s in STAGES], stage_steps(encore_run, settings.environment)))
+        return {"job_flow": job_flow(settings, encore_run), "thrift": [thrift_step()],
+                **{f"step_{name}": [step] for name, step in steps.items()}}
+
+    planned = plan(run)
+    create = EmrCreateJobFlowOperator(task_id="create_cluster", job_flow_overrides=planned["job_flow"],
+                                      emr_conn_id=None)
+    thrift = EmrAddStepsOperator(task_id="start_thrift_server", job_flow_id=create.output, steps=planned["thrift"])
+    stage_tasks = [
+        EmrAddStepsOperator(task_id=task_id(stage), job_flow_id=create.output, steps=planned[f"step_{task_id(stage)}"],
+                            wait_for_completion=True, waiter_delay=poll_seconds, waiter_max_attempts=24 * 3600 // poll_seconds,
+                            doc_md=stage.title, **retry(stage))
+        for stage in STAGES
+    ]
+    terminate = EmrTerminateJobFlowOperator(task_id="terminate_cluster", job_flow_id=create.output)
+    chain(create, stage_tasks[0])
+    chain(*stage_tasks, terminate)
+    chain(create, thrift, terminate)
+    terminate.as_teardown(setups=create)
+
+
+def _local_tasks(run, retry) -> None:
+    @task
+    def begin(encore_run: str) -> str:
+        """The local stack up and the run's state created (a re-run of the day starts it over)."""
+        from orchestration.local_runner import prepare
+        from python_jobs import local_stack
+        from python_jobs.config import Settings
+
+        settings = Settings.from_env()
+        local_stack.ready(settings)
+        prepare(settings, encore_run, None)
+        return encore_run
+
+    def stage_task(stage: Stage):
+        @task(task_id=task_id(stage), doc_md=stage.title, **retry(stage))
+        def run_stage(encore_run: str) -> None:
+            from orchestration.local_runner import run_stage_process
+            from python_jobs.config import Settings
+
+            run_stage_process(Settings.from_env(), stage.name, encore_run)
+
+        return run_stage
+
+    started = begin(run)
+    chain(started, *[stage_task(stage)(started) for stage in STAGES])

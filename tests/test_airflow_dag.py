@@ -1,0 +1,179 @@
+"""The Airflow DAG `encore_recs`: parses with both backends without I/O, runs on EMR (moto) and on the local stack.
+
+AWS cannot be reached here, so EMR's control plane is moto. moto never runs a step: the
+`emr_steps_end` fixture stands in for the cluster and ends each step as it is added.
+Airflow itself is real: a migrated SQLite metadata database in a temporary AIRFLOW_HOME,
+and `dag.test()` running every task in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from orchestration.stages import NAMES, STAGES
+from python_jobs import local_stack
+from python_jobs.generate import generate, write_raw
+
+DAGS = Path(__file__).resolve().parents[1] / "orchestration" / "dags"
+STAGE_TASKS = [name.replace("-", "_") for name in NAMES]
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory):
+    """A real Airflow metadata database; set before the first `import airflow` of this process."""
+    home = tmp_path_factory.mktemp("airflow")
+    env = {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+           "ENCORE_DAG_POLL_SECONDS": "1", "ENCORE_DAG_RETRIES": "1", "ENCORE_DAG_RETRY_SECONDS": "1"}
+    os.environ.update(env)
+    migrated = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
+                              timeout=300, stdin=subprocess.DEVNULL)
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    return home
+
+
+def _dag(backend: str, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("ENCORE_DAG_BACKEND", backend)
+    bag = DagBag(dag_folder=str(DAGS))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags["encore_recs"]
+
+
+def _edges(dag) -> set[tuple[str, str]]:
+    return {(task.task_id, down) for task in dag.tasks for down in task.downstream_task_ids}
+
+
+def test_the_dag_parses_with_both_backends_without_io(airflow, monkeypatch):
+    from airflow.sdk import Connection, Variable
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("I/O at DAG parse time")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(Variable, "get", refuse)
+    monkeypatch.setattr(Connection, "get", refuse)
+    emr, local = _dag("emr", monkeypatch), _dag("local", monkeypatch)
+    monkeypatch.undo()
+
+    chain = list(zip(STAGE_TASKS, STAGE_TASKS[1:]))
+    assert set(emr.task_ids) == {"run_id", "plan", "create_cluster", "start_thrift_server", *STAGE_TASKS,
+                                 "terminate_cluster"}
+    assert set(chain) | {("create_cluster", "stage"), ("publish", "terminate_cluster"),
+                         ("create_cluster", "terminate_cluster")} <= _edges(emr)
+    assert emr.get_task("terminate_cluster").is_teardown
+    assert set(local.task_ids) == {"run_id", "begin", *STAGE_TASKS}
+    assert set(chain) | {("begin", "stage")} <= _edges(local)
+    for dag in (emr, local):
+        assert dag.schedule == "@daily" if isinstance(dag.schedule, str) else dag.timetable.summary == "@daily"
+        assert len(dag.topological_sort()) == len(dag.tasks)  # raises on a cycle
+        retries = {t: dag.get_task(t.replace("-", "_")).retries for t in NAMES}
+        assert retries == {s.name: (1 if s.retry_safe else 0) for s in STAGES}
+
+
+@pytest.fixture
+def emr_steps_end(monkeypatch):
+    """moto's cluster ends every step it is given: FAILED for the stage named in `fail`, COMPLETED otherwise."""
+    import moto.emr.models as models
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("ENCORE_EMR_ARTIFACT_BUCKET", "acme-artifacts")
+    monkeypatch.setenv("ENCORE_EMR_LOG_BUCKET", "acme-logs")
+    fail: list[str] = []
+    add_steps = models.Cluster.add_steps
+
+    def ending(cluster, steps):
+        added = add_steps(cluster, steps)
+        for step in added:
+            step.state = "FAILED" if step.name.split()[0] in fail else "COMPLETED"
+        return added
+
+    monkeypatch.setattr(models.Cluster, "add_steps", ending)
+    return fail
+
+
+def _emr_run(dag, logical_date: datetime, calls: list[str] | None = None):
+    import boto3
+    import botocore.client
+    from moto import mock_aws
+
+    make_api_call = botocore.client.BaseClient._make_api_call
+
+    def recording(client, operation, params):
+        if calls is not None:
+            calls.append(f"{client.meta.service_model.signing_name}:{operation}")
+        return make_api_call(client, operation, params)
+
+    with mock_aws():
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+            dag_run = dag.test(logical_date=logical_date)
+        emr = boto3.client("emr", region_name="us-east-1")
+        (cluster,) = emr.list_clusters()["Clusters"]
+        described = emr.describe_cluster(ClusterId=cluster["Id"])["Cluster"]
+        steps = emr.list_steps(ClusterId=cluster["Id"])["Steps"][::-1]  # oldest first
+        states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    return dag_run, described, steps, states
+
+
+def test_a_daily_run_on_emr_creates_runs_every_stage_and_terminates(airflow, monkeypatch, emr_steps_end):
+    dag = _dag("emr", monkeypatch)
+    calls: list[str] = []
+    dag_run, cluster, steps, states = _emr_run(dag, datetime(2026, 11, 22, tzinfo=timezone.utc), calls)
+    run_id = "20261122T000000Z-daily"
+
+    assert dag_run.state == "success", states
+    assert cluster["Name"] == f"encore-recs-{run_id}" and cluster["Status"]["State"] == "TERMINATED"
+    assert {"Key": "run_id", "Value": run_id} in cluster["Tags"]
+    assert [s["Name"] for s in steps] == ["spark thrift server", *[f"{name} {run_id}" for name in NAMES]]
+    for step in steps[1:]:
+        assert step["Config"]["Args"][-2:] == ["--run-id", run_id]
+        assert step["Status"]["State"] == "COMPLETED"
+    # the MWAA execution role allows every AWS call the DAG made, and nothing but EMR and passing its roles
+    policy = json.loads((DAGS.parents[0] / "aws" / "iam" / "mwaa-execution.json").read_text())
+    allowed = {a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+    made = set(calls)
+    assert "elasticmapreduce:RunJobFlow" in made and made <= allowed, made - allowed
+
+
+def test_a_failed_step_stops_the_day_and_still_terminates_the_cluster(airflow, monkeypatch, emr_steps_end):
+    emr_steps_end.append("train")
+    dag = _dag("emr", monkeypatch)
+    dag_run, cluster, steps, states = _emr_run(dag, datetime(2026, 11, 21, tzinfo=timezone.utc))
+
+    assert dag_run.state == "failed"
+    assert cluster["Status"]["State"] == "TERMINATED" and states["terminate_cluster"] == "success"
+    submitted = [s["Name"].split()[0] for s in steps]
+    assert submitted.count("train") == 2  # retried once (ENCORE_DAG_RETRIES=1), then the day fails
+    assert "validate-outputs" not in submitted and "publish" not in submitted
+    assert states["train"] == "failed"
+    assert states["validate_outputs"] == states["publish"] == "upstream_failed"
+
+
+def test_a_daily_run_on_the_local_backend_publishes(airflow, monkeypatch, stack):
+    from python_jobs.publish import read_latest
+    from python_jobs.run_state import RunState
+
+    write_raw(local_stack.pg_dsn(stack), generate(150, seed=5))
+    dag = _dag("local", monkeypatch)
+    dag_run = dag.test(logical_date=datetime(2026, 11, 20, tzinfo=timezone.utc))
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+    assert dag_run.state == "success", states
+    run_id = "20261120T000000Z-daily"
+    state = RunState.load(stack, run_id, create=False).data
+    assert [s["stage"] for s in state["steps"]] == list(NAMES)
+    assert all(s["status"] == "ok" for s in state["steps"])
+    assert len({s["pid"] for s in state["steps"]}) == len(NAMES)  # every stage its own process
+    assert read_latest(stack)["run_id"] == run_id
