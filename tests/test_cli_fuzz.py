@@ -116,6 +116,16 @@ def test_bad_evaluate_arguments(tmp_path, k, fraction, name):
     _one_error_naming(*_invoke(["load", "--table", "bids", "--csv", missing], {}, tmp_path), missing)
 
 
+@EXAMPLES
+@given(bucket=plain.filter(lambda s: not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", s) and not s.startswith("-")),
+       flag=st.sampled_from(["--artifact-bucket", "--log-bucket", "--dags-bucket"]))
+def test_bad_bucket_names_for_deploy(tmp_path, bucket, flag):
+    """Refused before anything is built or uploaded."""
+    argv = {"--artifact-bucket": "acme-artifacts", "--log-bucket": "acme-logs", "--dags-bucket": "acme-mwaa",
+            flag: bucket}
+    _one_error_naming(*_invoke(["deploy", *[f"{k}={v}" for k, v in argv.items()]], {}, tmp_path), bucket)
+
+
 INT_VARIABLES = ["ENCORE_TOP_N", "ENCORE_PG_PORT", "ENCORE_S3_PORT", "ENCORE_KEEP_RUNS", "ENCORE_SEED",
                  "ENCORE_EVAL_USERS", "ENCORE_SHUFFLE_PARTITIONS", "ENCORE_URL_EXPIRY_SECONDS",
                  "ENCORE_SPARK_MASTER_PORT", "ENCORE_SPARK_THRIFT_PORT"]
