@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksu
 AIRFLOW_STAMP := $(VENV)/.airflow-$(shell cat requirements-airflow.lock | cksum | cut -d' ' -f1)
 USERS  ?= 1000
 
-.PHONY: setup demo test down clean
+.PHONY: setup demo test bench down clean
 
 setup: $(STAMP) .jars/.fetched .tools/.versitygw
 
@@ -40,6 +40,12 @@ demo: setup
 
 test: setup $(AIRFLOW_STAMP) /usr/bin/chromium
 	$(BIN)/pytest
+
+# the pipeline at USERS (default 1000; e.g. make bench USERS="1000 100000"), per stage, and Spark ALS beside
+# the single-machine library implicit (benchmark-only, pinned in benchmarks/requirements.txt)
+bench: setup
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -r benchmarks/requirements.txt
+	$(BIN)/python benchmarks/bench.py --users $(USERS)
 
 down:
 	@if [ -x $(BIN)/encore-recs ]; then $(BIN)/encore-recs down; else echo "nothing to stop"; fi

@@ -141,6 +141,7 @@ class Settings:
     shuffle_partitions: int = 4
     max_reject_rate: float = 0.10
     tuning_grid: dict | None = None
+    tune: str = "auto"
     eval_users: int = 10000
     model: dict = field(default_factory=dict)
 
@@ -209,4 +210,5 @@ class Settings:
             eval_users=_int("ENCORE_EVAL_USERS", 10000, 0, 10**9),
             model=_model_settings(env),
             tuning_grid=parse_grid(env.get("ENCORE_TUNING_GRID", DEFAULT_GRID)),
+            tune=_choice("ENCORE_TUNE", env.get("ENCORE_TUNE") or "auto", ("auto", "always", "never")),
         )

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from python_jobs.metrics import ranking_metrics
-from python_jobs.train import TrainParams, fit_als, recommend
+from python_jobs.metrics import ranking_metrics_at
+from python_jobs.train import TrainParams, als_candidates, fit_als, recommend
 
 
 
@@ -100,14 +100,16 @@ def sample_users(test: DataFrame, max_users: int | None, seed: int) -> DataFrame
     return test.join(users, "uid")
 
 
-def _model_recs(spark, model, train, test, items, popularity, params, k, hybrid=False, user_categories=None):
-    """ALS alone, or the hybrid the pipeline publishes (ALS backed by popularity)."""
-    return recommend(
-        spark, users=_users(train, test), items=items, seen=train, popularity=popularity, n=k, model=model,
-        user_categories=user_categories if hybrid else None,
-        min_bids_for_als=params.min_bids_for_als if hybrid else 0,
-        use_global=hybrid,
-    )
+def _model_lists(spark, model, train, test, items, popularity, params, k, user_categories=None) -> dict:
+    """The ALS list alone and, with `user_categories`, the hybrid the pipeline publishes, from one ALS scoring."""
+    users = _users(train, test).cache()
+    als = als_candidates(spark, model, users, items, train, k).cache()
+    lists = {"als": recommend(spark, users=users, items=items, seen=train, popularity=popularity, n=k, als=als,
+                              min_bids_for_als=0, use_global=False)}
+    if user_categories is not None:
+        lists["hybrid"] = recommend(spark, users=users, items=items, seen=train, popularity=popularity, n=k, als=als,
+                                    user_categories=user_categories, min_bids_for_als=params.min_bids_for_als)
+    return lists
 
 
 def tune(spark, train, splitter, popularity_fn, base: TrainParams, grid: dict, k: int,
@@ -123,7 +125,8 @@ def tune(spark, train, splitter, popularity_fn, base: TrainParams, grid: dict, k
     for values in itertools.product(*(grid[key] for key in keys)):
         params = base.with_values(**dict(zip(keys, values)))
         model = fit_als(fit_part, params)
-        scores = ranking_metrics(_model_recs(spark, model, fit_part, valid, items, popularity, params, k), valid, k, catalog)
+        scores = ranking_metrics_at(_model_lists(spark, model, fit_part, valid, items, popularity, params, k)["als"],
+                                    valid, [k], catalog)[k]
         results.append({**dict(zip(keys, values)), **{m: round(v, 5) for m, v in scores.items()}})
     valid.unpersist()
     fit_part.unpersist()
@@ -165,18 +168,15 @@ def evaluate_models(
         params, tuning = tune(spark, train, splitter, popularity_fn, base, grid, k, max_users)
     catalog = items.count()
     model = fit_als(train, params)
-    lists = {
-        "als": _model_recs(spark, model, train, test, items, popularity, params, k),
-        "popularity": recommend(spark, users=_users(train, test), items=items, seen=train, popularity=popularity, n=k),
-        "hybrid": _model_recs(spark, model, train, test, items, popularity, params, k, True, user_categories),
-    }
+    lists = _model_lists(spark, model, train, test, items, popularity, params, k, user_categories)
+    lists["popularity"] = recommend(spark, users=_users(train, test), items=items, seen=train, popularity=popularity,
+                                    n=k)
     metrics, curves = {}, {}
     cutoffs = sorted({c for c in (1, 2, 3, 5, 10, 20, k) if c <= k})
-    for name, recs in lists.items():
-        recs = recs.cache()
-        metrics[name] = ranking_metrics(recs, test, k, catalog)
-        curves[name] = {c: round(ranking_metrics(recs, test, c, catalog)["ndcg"], 5) for c in cutoffs}
-        recs.unpersist()
+    for name in ("als", "popularity", "hybrid"):
+        at = ranking_metrics_at(lists[name], test, cutoffs, catalog)
+        metrics[name] = at[k]
+        curves[name] = {c: round(at[c]["ndcg"], 5) for c in cutoffs}
     for frame in (data, train, test, items, popularity):
         frame.unpersist()
     return Evaluation(k=k, params=params, metrics=metrics, tuning=tuning, ndcg_at=curves)

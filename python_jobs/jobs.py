@@ -124,22 +124,38 @@ def train(ctx: StageContext) -> dict:
     from python_jobs.report import write_report
     from python_jobs.train import TrainParams, interaction_strength, popularity_scores, run_training
 
+    from pyspark.sql import functions as F
+
+    from python_jobs import tuning_record
+
     settings, spark, as_of = ctx.settings, ctx.spark, ctx.state.as_of
     base = TrainParams(seed=settings.seed, **settings.model)
     began = time.time()
+    interactions = spark.table("marts.fct_user_item_interactions")
+    size = interactions.agg(F.count("*").alias("interactions"), F.countDistinct("uid").alias("users"),
+                            F.countDistinct("listing_id").alias("listings")).first().asDict()
+    record = tuning_record.load(settings)
+    search, why = tuning_record.decide(settings.tune, record, settings.tuning_grid, size)
+    if record and not search and settings.tuning_grid:
+        base = base.with_values(**record["params"])
+    ctx.log(f"[{ctx.run_id}]   tuning: {'searching the grid, ' if search else ''}{why}")
     evaluation = evaluate_models(
-        spark, interaction_strength(spark.table("marts.fct_user_item_interactions"), base),
+        spark, interaction_strength(interactions, base),
         time_splitter(spark.table("marts.dim_listings"), 0.2),
         lambda part: popularity_scores(part, as_of, base.half_life_days),
-        k=settings.top_n, base=base, grid=settings.tuning_grid,
+        k=settings.top_n, base=base, grid=settings.tuning_grid if search else None,
         user_categories=spark.table("marts.dim_user_interests"), max_users=settings.eval_users,
     )
-    ctx.summary["evaluation"] = evaluation.to_dict()
+    if search:
+        tuned = {key: getattr(evaluation.params, key) for key in settings.tuning_grid}
+        tuning_record.save(settings, {"params": tuned, "grid": settings.tuning_grid, "size": size,
+                                      "run_id": ctx.run_id, "results": evaluation.tuning})
+    ctx.summary["evaluation"] = {**evaluation.to_dict(), "tuning_source": why}
     ctx.summary["report"] = str(write_report(ctx.state.dir / "report.html", ctx.run_id, ctx.summary["evaluation"]))
     evaluated = time.time() - began
     result = run_training(spark, settings.lake_bucket, ctx.run_id, settings.top_n,
                           TrainParams(**ctx.summary["evaluation"]["params"]), as_of)
-    return {"evaluate_seconds": round(evaluated, 1), "fit_seconds": round(time.time() - began - evaluated, 1),
+    return {"interactions": size["interactions"], "evaluate_seconds": round(evaluated, 1), "fit_seconds": round(time.time() - began - evaluated, 1),
             **{m: round(v["ndcg"], 4) for m, v in evaluation.metrics.items()},
             "recommendations": result["recommendations"], "similar_listings": result["similar_listings"]}
 

@@ -179,11 +179,9 @@ def publish(settings: Settings, run_id: str, recs, similar, extra: dict, check=N
 
 
 def read_latest(settings: Settings) -> dict | None:
-    client = s3_client(settings)
-    try:
-        return json.loads(client.get_object(Bucket=settings.publish_bucket, Key=LATEST_KEY)["Body"].read())
-    except client.exceptions.NoSuchKey:
-        return None
+    from python_jobs.s3 import read_json
+
+    return read_json(settings, settings.publish_bucket, LATEST_KEY)
 
 
 def prune(settings: Settings, keep: int) -> list[str]:

@@ -34,3 +34,14 @@ def ensure_buckets(settings: Settings) -> None:
                 client.create_bucket(Bucket=bucket)
             else:
                 raise UserError(f"bucket {bucket} is not usable ({code}); create it or check the credentials") from None
+
+
+def read_json(settings: Settings, bucket: str, key: str) -> dict | None:
+    """A JSON object from the store; None when the key does not exist."""
+    import json
+
+    client = s3_client(settings)
+    try:
+        return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except client.exceptions.NoSuchKey:
+        return None

@@ -70,31 +70,69 @@ def popularity_scores(interactions: DataFrame, as_of, half_life_days: float) -> 
 def fit_als(weighted: DataFrame, params: TrainParams):
     from pyspark.ml.recommendation import ALS
 
+    # one block per core: ALS's default of 10 user and 10 item blocks is 10 tasks per stage, mostly overhead here
+    blocks = max(1, weighted.sparkSession.sparkContext.defaultParallelism)
     als = ALS(
         userCol="uid", itemCol="listing_id", ratingCol="strength", implicitPrefs=True,
         rank=params.rank, regParam=params.reg_param, alpha=params.alpha, maxIter=params.max_iter,
-        seed=params.seed, coldStartStrategy="drop", nonnegative=False,
+        seed=params.seed, coldStartStrategy="drop", nonnegative=False, numUserBlocks=blocks, numItemBlocks=blocks,
+        # a checkpoint writes the factors to disk mid-fit (4-5 s of 20 at 100k users); it only matters for the
+        # deep lineage of many iterations (get_spark sets the checkpoint folder for those)
+        checkpointInterval=10 if params.max_iter > 20 else -1,
     )
     data = weighted.select(F.col("uid").cast("int"), F.col("listing_id").cast("int"), "strength")
     return als.fit(data)
 
 
+# scores held at once per Arrow batch while ranking (query rows x items), about 64 MB of float32
+_SCORE_CELLS = 16_000_000
+
+
 def top_k_by_factors(spark: SparkSession, rank: int, queries: DataFrame, items: DataFrame, k: int) -> DataFrame:
     """For each query vector, the k items with the largest dot product: (id, item, score).
 
-    Reuses ALS's blocked BLAS scoring (recommendForAllUsers) on chosen factor
-    sets, so only the allowed items (open listings) are scored at all.
+    The item side (listings: bounded by the catalogue, not by the users) is broadcast
+    as one float32 matrix; the queries stream through `mapInArrow` in Arrow
+    batches (factors read straight from Arrow memory), scored with one matrix
+    product per chunk and ranked with `argpartition`. The work is spread over the query partitions, so the same code
+    runs on a cluster. `rank` is the factor length (checked against the items).
     """
-    from pyspark.ml.recommendation import ALSModel
+    import numpy as np
 
-    java_model = spark._jvm.org.apache.spark.ml.recommendation.ALSModel(
-        "encore-topk", rank, queries.select("id", "features")._jdf, items.select("id", "features")._jdf
-    )
-    java_model.setUserCol("q").setItemCol("item")
-    recs = ALSModel(java_model).recommendForAllUsers(k)
-    return recs.select(F.col("q").alias("id"), F.explode("recommendations").alias("r")).select(
-        "id", F.col("r.item").alias("item"), F.col("r.rating").cast("double").alias("score")
-    )
+    # in id order, so the same factors always give the same lists (argpartition is deterministic for a given input)
+    item_frame = items.select(F.col("id").cast("int").alias("id"), "features").orderBy("id").toPandas()
+    ids = item_frame["id"].to_numpy(dtype=np.int32)
+    matrix = np.stack(item_frame["features"].to_numpy()).astype(np.float32) if len(ids) else np.zeros((0, rank), np.float32)
+    if matrix.shape[1] != rank:
+        raise ValueError(f"item factors have length {matrix.shape[1]}, expected rank {rank}")
+    shared = spark.sparkContext.broadcast((ids, matrix.T.copy()))
+    keep = min(k, len(ids))
+    chunk = max(1, _SCORE_CELLS // max(1, len(ids)))
+
+    def ranked(batches):
+        import pyarrow as pa
+
+        item_ids, item_t = shared.value
+        for batch in batches:
+            query_ids = batch.column("id").to_numpy(zero_copy_only=False)
+            factors = batch.column("features").flatten().to_numpy(zero_copy_only=False).reshape(len(query_ids), -1)
+            for start in range(0, len(query_ids), chunk):
+                part = factors[start:start + chunk].astype(np.float32, copy=False)
+                if len(part) == 0 or keep == 0:
+                    continue
+                scores = part @ item_t
+                # the `keep` largest per row, unordered, then ordered: best score first, ties by item id
+                best = np.argpartition(scores, scores.shape[1] - keep, axis=1)[:, -keep:]
+                top = np.take_along_axis(scores, best, axis=1)
+                order = np.lexsort((item_ids[best], -top), axis=1)
+                best, top = np.take_along_axis(best, order, 1), np.take_along_axis(top, order, 1)
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(np.repeat(query_ids[start:start + chunk], keep).astype(np.int32)),
+                     pa.array(item_ids[best].ravel()), pa.array(top.ravel().astype(np.float64))],
+                    names=["id", "item", "score"])
+
+    return queries.select(F.col("id").cast("int").alias("id"), F.col("features").cast("array<float>")).mapInArrow(
+        ranked, "id int, item int, score double")
 
 
 def _normalised(factors: DataFrame) -> DataFrame:
@@ -120,13 +158,21 @@ def similar_listings(spark: SparkSession, model, open_listings: DataFrame, k: in
 # --- candidates and the final lists ---------------------------------------------
 
 
-def als_candidates(spark: SparkSession, model, users: DataFrame, items: DataFrame, k: int) -> DataFrame:
-    """uid, listing_id, score from ALS, scoring only `items`."""
-    queries = model.userFactors.join(users.select(F.col("uid").alias("id")), "id")
+def als_candidates(spark: SparkSession, model, users: DataFrame, items: DataFrame, seen: DataFrame, n: int) -> DataFrame:
+    """uid, listing_id, score, r (1 = best): each bidder's top n ALS listings among `items`, none already seen.
+
+    Computed once per model and set of users, then shared by every list built from it (hybrid, ALS-only).
+    users: uid, listing_count; only users with listing_count > 0 get candidates.
+    """
+    bidders = users.where(F.col("listing_count") > 0).select(F.col("uid").alias("id"))
+    max_seen = seen.groupBy("uid").count().agg(F.max("count")).first()[0] or 0
+    queries = model.userFactors.join(bidders, "id")
     item_factors = model.itemFactors.join(items.select(F.col("listing_id").alias("id")), "id")
-    return top_k_by_factors(spark, model.rank, queries, item_factors, k).select(
-        F.col("id").alias("uid"), F.col("item").alias("listing_id"), "score"
-    )
+    scored = top_k_by_factors(spark, model.rank, queries, item_factors, n + min(int(max_seen), 5 * n)).select(
+        F.col("id").alias("uid"), F.col("item").alias("listing_id"), "score")
+    fresh = scored.join(seen.select("uid", "listing_id"), ["uid", "listing_id"], "left_anti")
+    order = Window.partitionBy("uid").orderBy(F.desc("score"), "listing_id")
+    return fresh.withColumn("r", F.row_number().over(order)).where(F.col("r") <= n)
 
 
 def interest_candidates(user_categories: DataFrame, popularity: DataFrame, k: int) -> DataFrame:
@@ -150,8 +196,10 @@ def top_n(candidates: DataFrame, seen: DataFrame, n: int) -> DataFrame:
     candidates: uid, listing_id, score, source, priority (lower comes first).
     """
     fresh = candidates.join(seen.select("uid", "listing_id"), ["uid", "listing_id"], "left_anti")
-    best = Window.partitionBy("uid", "listing_id").orderBy("priority", F.desc("score"))
-    unique = fresh.withColumn("copy", F.row_number().over(best)).where("copy = 1").drop("copy")
+    # one row per (user, listing): the best priority, then the best score (an aggregation, not a sort of every row)
+    best = F.min(F.struct("priority", (-F.col("score")).alias("neg_score"), "source")).alias("best")
+    unique = fresh.groupBy("uid", "listing_id").agg(best).select(
+        "uid", "listing_id", "best.priority", (-F.col("best.neg_score")).alias("score"), "best.source")
     order = Window.partitionBy("uid").orderBy("priority", F.desc("score"), "listing_id")
     ranked = unique.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= n)
     per_user = Window.partitionBy("uid")
@@ -170,7 +218,7 @@ def recommend(
     seen: DataFrame,
     popularity: DataFrame,
     n: int,
-    model=None,
+    als: DataFrame | None = None,
     user_categories: DataFrame | None = None,
     min_bids_for_als: int = 3,
     use_global: bool = True,
@@ -180,8 +228,8 @@ def recommend(
     Items nobody has bid on yet score popularity 0, so new listings still fill
     a cold-start user's list from their own categories.
 
-    With only `model`: pure ALS. With only popularity: the baseline. With
-    both and `user_categories`: the hybrid that the pipeline publishes.
+    `als`: the users' ALS candidates (`als_candidates`). With only `als`: pure ALS. With
+    only popularity: the baseline. With both and `user_categories`: the hybrid that the pipeline publishes.
     """
     scores = popularity.select("listing_id", "popularity")
     pop = items.select("listing_id", "category", "sub_category").join(scores, "listing_id", "left").fillna(
@@ -189,18 +237,13 @@ def recommend(
     )
     pool = 3 * n
     parts = []
-    if model is not None:
-        bidders = users.where(F.col("listing_count") > 0)
-        max_seen = seen.groupBy("uid").count().agg(F.max("count")).first()[0] or 0
-        cands = als_candidates(spark, model, bidders, items, n + min(int(max_seen), 5 * n))
-        cands = cands.join(seen.select("uid", "listing_id"), ["uid", "listing_id"], "left_anti")
-        cands = cands.join(bidders.select("uid", "listing_count"), "uid")
-        order = Window.partitionBy("uid").orderBy(F.desc("score"), "listing_id")
+    if als is not None:
+        cands = als.join(users.select("uid", "listing_count"), "uid")
         limit = F.when(F.col("listing_count") >= min_bids_for_als, F.lit(n)).otherwise(F.lit(math.ceil(n / 2)))
-        cands = cands.withColumn("r", F.row_number().over(order)).where(F.col("r") <= limit)
+        cands = cands.where(F.col("r") <= limit)
         parts.append(cands.select("uid", "listing_id", "score", F.lit("als").alias("source"), F.lit(0).alias("priority")))
     if user_categories is not None:
-        ic = interest_candidates(user_categories, pop, pool)
+        ic = interest_candidates(user_categories.join(users.select("uid"), "uid", "left_semi"), pop, pool)
         parts.append(ic.select("uid", "listing_id", "score", F.lit("popularity").alias("source"), F.lit(1).alias("priority")))
     if use_global:
         gc = global_candidates(users, pop, pool + n)
@@ -237,13 +280,14 @@ def run_training(spark: SparkSession, lake_bucket: str, run_id: str, n: int, par
     model = fit_als(weighted, params)
     popularity = popularity_scores(interactions, as_of, params.half_life_days).cache()
     bid_categories = interactions.select("uid", "category", F.lit(None).cast("string").alias("sub_category"))
+    als = als_candidates(spark, model, users, open_items, interactions, n).cache()
     recs = recommend(
-        spark, users=users, items=open_items, seen=interactions, popularity=popularity, n=n, model=model,
+        spark, users=users, items=open_items, seen=interactions, popularity=popularity, n=n, als=als,
         user_categories=interests.unionByName(bid_categories), min_bids_for_als=params.min_bids_for_als,
     )
     # each model's own list beside the served hybrid, so a stakeholder can compare them user by user
     als_only = recommend(spark, users=users, items=open_items, seen=interactions, popularity=popularity, n=n,
-                         model=model, min_bids_for_als=0, use_global=False)
+                         als=als, min_bids_for_als=0, use_global=False)
     popularity_only = recommend(spark, users=users, items=open_items, seen=interactions, popularity=popularity,
                                 n=n, user_categories=interests.unionByName(bid_categories))
     model_lists = als_only.withColumn("model", F.lit("als")).unionByName(
@@ -257,6 +301,7 @@ def run_training(spark: SparkSession, lake_bucket: str, run_id: str, n: int, par
     save_run_table(recs, "recommendations", run_id)
     save_run_table(model_lists, "model_recommendations", run_id)
     save_run_table(similar, "similar_listings", run_id)
+    als.unpersist()
     weighted.unpersist()
     popularity.unpersist()
     open_items.unpersist()

@@ -37,3 +37,15 @@ def test_users_without_recommendations_count_as_zero_and_k_truncates(spark):
     assert m["ndcg"] == pytest.approx(user1_ndcg / 2)
     assert m["map"] == pytest.approx(((1 / 2) / 2) / 2)
     assert m["coverage"] == pytest.approx(2 / 4)
+
+
+def test_all_cutoffs_in_one_pass_match_one_cutoff_at_a_time(spark):
+    from python_jobs.metrics import ranking_metrics_at
+
+    recs, truth = _frames(spark, [(u, 10 * u + i, i) for u in range(1, 6) for i in range(1, 6)],
+                          [(u, 10 * u + h) for u in range(1, 6) for h in (u % 5 + 1, 3)] + [(7, 1)])
+    together = ranking_metrics_at(recs, truth, [1, 2, 5, 3], catalog_size=40)
+    assert sorted(together) == [1, 2, 3, 5]
+    for k, metrics in together.items():
+        assert metrics == pytest.approx(ranking_metrics(recs, truth, k=k, catalog_size=40)), k
+    assert together[1]["ndcg"] != together[5]["ndcg"]

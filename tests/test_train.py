@@ -76,3 +76,25 @@ def test_split_per_user_keeps_one_train_row_and_holds_out_latest(spark):
     test_rows = sorted((r.uid, r.listing_id) for r in test.collect())
     assert test_rows == [(1, 4), (1, 5), (3, 8)]
     assert train.count() + test.count() == df.count()
+
+
+def test_top_k_by_factors_matches_a_brute_force_ranking(spark):
+    import numpy as np
+
+    from python_jobs.train import top_k_by_factors
+
+    rng = np.random.default_rng(3)
+    queries, items = rng.normal(size=(40, 6)).astype(np.float32), rng.normal(size=(25, 6)).astype(np.float32)
+    items[7] = items[3]  # a tie: within a list the lower item id comes first
+    frame = lambda m, offset: spark.createDataFrame(  # noqa: E731
+        [(offset + i, [float(x) for x in row]) for i, row in enumerate(m)], "id int, features array<float>")
+    got = top_k_by_factors(spark, 6, frame(queries, 1000), frame(items, 0), 4).toPandas()
+    scores = queries @ items.T
+    for q in range(len(queries)):
+        mine = got[got["id"] == 1000 + q].reset_index()
+        expected = sorted(range(len(items)), key=lambda i: (-scores[q, i], i))[:4]
+        # the same best scores; a tie at the cut may keep either twin, so compare items through their scores
+        assert np.allclose(mine["score"], scores[q, expected], atol=1e-5), q
+        assert np.allclose(mine["score"], scores[q, list(mine["item"])], atol=1e-5), q
+        assert list(mine["item"]) == sorted(mine["item"], key=lambda i: (-scores[q, i], i)), q
+    assert top_k_by_factors(spark, 6, frame(queries, 0), frame(items[:2], 0), 4).count() == 2 * len(queries)

@@ -1,0 +1,175 @@
+"""`make bench USERS=N`: generate N users, run the pipeline, print a table per stage, then Spark ALS beside `implicit`.
+
+Runs on a state folder and ports of its own (ENCORE_STATE_DIR, default /tmp/encore-bench-state) and stops its
+stack at the end. `--cluster` runs the stages on the local Spark cluster instead of in process.
+
+Per stage: seconds, the stage's input rows (raw rows for `stage`, rows extracted, bids landed for `marts` and
+`validate-inputs`, interactions for `train`, recommendation rows for `validate-outputs`, rows published),
+rows per second, and the peak resident memory of every process of the stack (sampled every second).
+
+Then, on the same interactions (the run's marts.fct_user_item_interactions, weighted as training weights
+them) and the run's ALS parameters: Spark's ALS fit and the top 10 of every user over every listing, as the
+pipeline computes them, beside the single-machine library `implicit` doing the same work with the same
+rank, regularisation, alpha and iterations. `implicit` is a benchmark-only dependency
+(benchmarks/requirements.txt), never imported by the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "python_jobs.cli"]
+
+
+def _env(state: Path) -> dict[str, str]:
+    return {**os.environ, "ENCORE_STATE_DIR": str(state), "ENCORE_PG_PORT": "55701", "ENCORE_S3_PORT": "55702",
+            "ENCORE_SPARK_MASTER_PORT": "55703", "ENCORE_SPARK_THRIFT_PORT": "55704"}
+
+
+def _cli(env, *args, quiet=True):
+    done = subprocess.run([*CLI, *args], env=env, cwd=ROOT, text=True, stdin=subprocess.DEVNULL,
+                          capture_output=quiet)
+    if done.returncode != 0:
+        sys.exit(f"bench: `encore-recs {' '.join(args)}` failed: {(done.stderr or '').strip()[-500:]}")
+    return done.stdout
+
+
+def _input_rows(step: dict, summary: dict) -> int | None:
+    rows = step.get("rows")
+    bids = next((r["clean"] for r in summary.get("reconciliation", []) if r["table"] == "bids"), None)
+    by_stage = {
+        "stage": lambda: sum(r["raw"] for r in summary["reconciliation"]),
+        "extract": lambda: sum(rows.values()),
+        "marts": lambda: bids,
+        "validate-inputs": lambda: bids,
+        "train": lambda: rows.get("interactions"),
+        "validate-outputs": lambda: next(s["rows"]["recommendations"] for s in summary["steps"] if s["stage"] == "train"),
+        "publish": lambda: sum(v for v in rows.values() if isinstance(v, int)),
+    }
+    try:
+        return by_stage[step["stage"]]()
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def pipeline(users: int, cluster: bool, state: Path) -> dict:
+    env = _env(state)
+    _cli(env, "down")
+    _cli(env, "up", *(["--cluster"] if cluster else []))
+    _cli(env, "generate", "--users", str(users))
+    sampler = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "peak_rss.py")], stdout=subprocess.PIPE,
+                               text=True)
+    began = time.time()
+    out = _cli(env, "run")
+    wall = time.time() - began
+    sampler.send_signal(signal.SIGTERM)
+    peaks = json.loads(sampler.communicate()[0] or "{}")
+    run_id = next(line.split()[0].strip("[]") for line in out.splitlines() if line.startswith("[2"))
+    summary = json.loads((state / "runs" / run_id / "summary.json").read_text())
+    print(f"\n## encore-recs run, {users:,} users, {'local cluster' if cluster else 'in process'}: "
+          f"{wall:.1f} s wall (run {run_id})\n")
+    print("| stage | seconds | input rows | rows/s |")
+    print("| --- | ---: | ---: | ---: |")
+    for step in summary["steps"]:
+        rows = _input_rows(step, summary)
+        rate = f"{rows / step['seconds']:,.0f}" if rows and step["seconds"] else ""
+        print(f"| {step['stage']} | {step['seconds']:.1f} | {rows or '':,} | {rate} |".replace("| , |", "|  |"))
+    print(f"| **wall** | **{wall:.1f}** | | |")
+    print("\nPeak resident memory, MB: " + ", ".join(f"{kind} {mb:,}" for kind, mb in peaks.items()))
+    tuning = summary.get("evaluation", {}).get("tuning_source")
+    metrics = summary.get("evaluation", {}).get("metrics", {})
+    print(f"Tuning: {tuning}. nDCG@10: " + ", ".join(f"{m} {v['ndcg']:.4f}" for m, v in metrics.items()))
+    return summary
+
+
+def als_side_by_side(state: Path, params: dict, n: int = 10) -> None:
+    """Spark ALS (fit, then top n for every user over all listings) against implicit on the same matrix."""
+    import numpy as np
+    import scipy.sparse as sp
+    from threadpoolctl import threadpool_limits
+
+    os.environ.update(_env(state))
+    from python_jobs.config import Settings
+    from python_jobs.spark import get_spark
+    from python_jobs.train import TrainParams, fit_als, interaction_strength, top_k_by_factors
+
+    from python_jobs import local_stack
+
+    settings = Settings.from_env()
+    local_stack.ready(settings)  # also exports the local S3 server's credentials to this process
+    spark = get_spark(settings)
+    train_params = TrainParams(**params)
+    weighted = interaction_strength(spark.table("marts.fct_user_item_interactions"), train_params).select(
+        "uid", "listing_id", "strength").cache()
+    interactions = weighted.count()
+
+    began = time.time()
+    model = fit_als(weighted, train_params)
+    spark_fit = time.time() - began
+    began = time.time()
+    top_k_by_factors(spark, model.rank, model.userFactors, model.itemFactors, n).write.format("noop").mode(
+        "overwrite").save()
+    spark_top = time.time() - began
+
+    frame = weighted.toPandas()  # benchmark only: the pipeline never collects the interactions
+    users, user_index = np.unique(frame["uid"].to_numpy(), return_inverse=True)
+    items, item_index = np.unique(frame["listing_id"].to_numpy(), return_inverse=True)
+    matrix = sp.csr_matrix((frame["strength"].to_numpy(dtype=np.float32), (user_index, item_index)),
+                           shape=(len(users), len(items)))
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    with threadpool_limits(1, "blas"):
+        library = AlternatingLeastSquares(factors=train_params.rank, regularization=train_params.reg_param,
+                                          alpha=train_params.alpha, iterations=train_params.max_iter,
+                                          random_state=train_params.seed, num_threads=0,
+                                          calculate_training_loss=False)
+        began = time.time()
+        library.fit(matrix, show_progress=False)
+        lib_fit = time.time() - began
+        began = time.time()
+        library.recommend(np.arange(len(users)), matrix, N=n, filter_already_liked_items=False)
+        lib_top = time.time() - began
+    spark.stop()
+
+    print(f"\n## ALS side by side: {interactions:,} interactions, {len(users):,} users x {len(items):,} listings, "
+          f"rank {train_params.rank}, {train_params.max_iter} iterations, top {n} for every user\n")
+    print("| | fit s | top-N s | total s |")
+    print("| --- | ---: | ---: | ---: |")
+    print(f"| Spark ALS (pipeline code) | {spark_fit:.1f} | {spark_top:.1f} | {spark_fit + spark_top:.1f} |")
+    print(f"| implicit {_version('implicit')} (2 threads) | {lib_fit:.1f} | {lib_top:.1f} | {lib_fit + lib_top:.1f} |")
+    print(f"| ratio | {spark_fit / lib_fit:.1f}x | {spark_top / lib_top:.1f}x | "
+          f"{(spark_fit + spark_top) / (lib_fit + lib_top):.1f}x |")
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, nargs="+", default=[1000])
+    parser.add_argument("--cluster", action="store_true", help="run the stages on the local Spark cluster")
+    parser.add_argument("--no-als", action="store_true", help="skip the ALS side-by-side comparison")
+    args = parser.parse_args()
+    state = Path(os.environ.get("ENCORE_STATE_DIR", "/tmp/encore-bench-state"))
+    try:
+        for users in args.users:
+            summary = pipeline(users, args.cluster, state)
+            if not args.no_als:
+                als_side_by_side(state, summary["evaluation"]["params"])
+    finally:
+        subprocess.run([*CLI, "down"], env=_env(state), cwd=ROOT, capture_output=True)
+
+
+if __name__ == "__main__":
+    main()
