@@ -20,8 +20,8 @@ RELEASE_LABEL = "emr-7.13.0"  # Spark 3.5.6, the line the project pins
 GLUE_CLIENT_FACTORY = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
 THRIFT_PORT = 10001
 # what the steps are told (passed on when the scheduler has them); credentials come from the instance profile
-STEP_VARIABLES = ("ENCORE_LAKE_BUCKET", "ENCORE_PUBLISH_BUCKET", "AWS_REGION", "ENCORE_TOP_N", "ENCORE_SEED",
-                  "ENCORE_TUNING_GRID", "ENCORE_URL_EXPIRY_SECONDS", "ENCORE_KEEP_RUNS", "ENCORE_SHUFFLE_PARTITIONS")
+STEP_VARIABLES = ("ENCORE_LAKE_BUCKET", "ENCORE_PUBLISH_BUCKET", "ENCORE_PG_SECRET_ID", "AWS_REGION", "ENCORE_TOP_N",
+                  "ENCORE_SEED", "ENCORE_TUNING_GRID", "ENCORE_URL_EXPIRY_SECONDS", "ENCORE_KEEP_RUNS", "ENCORE_SHUFFLE_PARTITIONS")
 # every step's environment on EMR: AWS S3 through the instance profile, YARN, dbt in the step's own SparkSession,
 # the dbt project unpacked by the bootstrap action, ALS checkpoints on the cluster's HDFS
 STEP_DEFAULTS = {"ENCORE_S3_ENDPOINT": "aws", "ENCORE_SPARK_MASTER": "yarn", "ENCORE_DBT_SPARK_TARGET": "spark",

@@ -180,10 +180,16 @@ class Settings:
         if not (project / "dbt_project.yml").is_file():
             raise UserError(f"ENCORE_PROJECT_DIR={project} has no dbt_project.yml; point it at the project's folder "
                             "(on EMR the bootstrap action unpacks it to /opt/encore-recs/project)")
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        pg_dsn = env.get("ENCORE_PG_DSN") or None
+        if pg_dsn is None and env.get("ENCORE_PG_SECRET_ID"):
+            from python_jobs.db_secret import dsn_from_secret
+
+            pg_dsn = dsn_from_secret(env["ENCORE_PG_SECRET_ID"], region)
         return cls(
             project_dir=project,
             state_dir=state,
-            pg_dsn=env.get("ENCORE_PG_DSN") or None,
+            pg_dsn=pg_dsn,
             pg_port=_int("ENCORE_PG_PORT", 54329, 1024, 65535),
             spark_master_port=_int("ENCORE_SPARK_MASTER_PORT", 7077, 1024, 65535),
             thrift_port=_int("ENCORE_SPARK_THRIFT_PORT", 10000, 1024, 65535),
@@ -192,7 +198,7 @@ class Settings:
             metastore_db=_identifier("ENCORE_METASTORE_DB", env.get("ENCORE_METASTORE_DB") or "metastore"),
             s3_endpoint=endpoint_value,
             s3_port=s3_port,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            region=region,
             lake_bucket=_matching("ENCORE_LAKE_BUCKET", env.get("ENCORE_LAKE_BUCKET") or "encore-lake", BUCKET,
                                   "an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)"),
             publish_bucket=_matching("ENCORE_PUBLISH_BUCKET", env.get("ENCORE_PUBLISH_BUCKET") or "encore-publish",

@@ -72,3 +72,32 @@ def test_on_yarn_spark_takes_the_clusters_own_catalog_and_storage():
     conf = spark_conf(dataclasses.replace(Settings(), spark_master="yarn", s3_endpoint=None))
     assert conf["spark.master"] == "yarn" and conf["spark.sql.catalogImplementation"] == "hive"
     assert not [key for key in conf if "jdo" in key or "extraClassPath" in key or "fs.s3a" in key], conf
+
+
+def test_the_database_password_comes_from_secrets_manager_never_from_the_steps(monkeypatch):
+    """On EMR the steps carry only the secret's name; the job reads it with its role (moto stands in for AWS)."""
+    import json
+
+    import boto3
+    from moto import mock_aws
+
+    from python_jobs.config import Settings
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "ENCORE_PG_SECRET_ID": "encore/db"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("ENCORE_PG_DSN", raising=False)
+    steps = stage_steps(RUN_ID, EmrSettings.from_env({"ENCORE_EMR_ARTIFACT_BUCKET": "acme-artifacts",
+                                                      "ENCORE_EMR_LOG_BUCKET": "acme-logs",
+                                                      "ENCORE_PG_SECRET_ID": "encore/db"}).environment)
+    assert all("ENCORE_PG_SECRET_ID=encore/db" in " ".join(s["HadoopJarStep"]["Args"]) for s in steps)
+    with mock_aws():
+        with pytest.raises(UserError, match="ENCORE_PG_SECRET_ID='encore/db' cannot be read"):
+            Settings.from_env()
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        client.create_secret(Name="encore/db", SecretString=json.dumps(
+            {"username": "app", "password": "p@ss:/word", "host": "db.internal", "port": 5433, "dbname": "encore"}))
+        assert Settings.from_env().pg_dsn == "postgresql://app:p%40ss%3A%2Fword@db.internal:5433/encore"
+        client.put_secret_value(SecretId="encore/db", SecretString="not json")
+        with pytest.raises(UserError, match="is not RDS's JSON"):
+            Settings.from_env()

@@ -1,0 +1,31 @@
+"""The application database's DSN from AWS Secrets Manager, for jobs that run where no one may type a password.
+
+On EMR the `stage` and `extract` steps get ENCORE_PG_SECRET_ID (a name, not a secret) and read the secret
+with the instance profile's `secretsmanager:GetSecretValue`: the password never appears in step arguments,
+cluster configuration or logs. The secret is RDS's JSON shape (username, password, host, port, dbname).
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from python_jobs.errors import UserError
+
+
+def dsn_from_secret(secret_id: str, region: str) -> str:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        text = boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=secret_id)["SecretString"]
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(f"ENCORE_PG_SECRET_ID={secret_id!r} cannot be read ({exc}); check the name and the role's "
+                        "secretsmanager:GetSecretValue") from None
+    try:
+        secret = json.loads(text)
+        user, password, host = secret["username"], secret["password"], secret["host"]
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"secret {secret_id!r} is not RDS's JSON (username, password, host, port, dbname)") from None
+    port, dbname = int(secret.get("port", 5432)), secret.get("dbname", "encore")
+    return f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(dbname, safe='')}"
