@@ -88,8 +88,12 @@ def generate(users: int, seed: int, as_of: datetime | None = None) -> Marketplac
     per_user = np.maximum(1, rng.lognormal(2.75, 0.9, len(bidders)).astype(int))
     b_uid = np.repeat(bidders, per_user)
     n_bids = len(b_uid)
-    cum = prefs[b_uid - 1].cumsum(axis=1)
-    b_pair = (rng.random(n_bids)[:, None] > cum).sum(axis=1).clip(max=n_pairs - 1)
+    draw = rng.random(n_bids)
+    b_pair = np.empty(n_bids, dtype=np.int64)
+    for start in range(0, n_bids, 1_000_000):  # bids x pairs in slices: 20M bids would need ~5 GB at once
+        cum = prefs[b_uid[start:start + 1_000_000] - 1].cumsum(axis=1)
+        b_pair[start:start + 1_000_000] = (draw[start:start + 1_000_000, None] > cum).sum(axis=1)
+    b_pair = b_pair.clip(max=n_pairs - 1)
     explore = rng.random(n_bids) < 0.15
     b_pair[explore] = rng.choice(n_pairs, explore.sum(), p=demand)
     b_listing = np.empty(n_bids, dtype=np.int64)
