@@ -1,6 +1,6 @@
 """Peak resident memory (MB) per kind of process of the local stack, sampled every second until SIGTERM.
 
-Prints one JSON object when stopped. Used by benchmarks/pipeline_scales.sh. The PostgreSQL figure is the
+Prints one JSON object when stopped. Used by benchmarks/bench.py. The PostgreSQL figure is the
 postmaster's only (its backends rename themselves and are not matched); executors are summed.
 """
 

@@ -100,13 +100,14 @@ def sample_users(test: DataFrame, max_users: int | None, seed: int) -> DataFrame
     return test.join(users, "uid")
 
 
-def _model_lists(spark, model, train, test, items, popularity, params, k, user_categories=None) -> dict:
-    """The ALS list alone and, with `user_categories`, the hybrid the pipeline publishes, from one ALS scoring."""
+def _model_lists(spark, model, train, test, items, popularity, params, k, hybrid=False, user_categories=None) -> dict:
+    """The ALS list alone and, with `hybrid`, the hybrid the pipeline publishes (backed by the users' categories
+    when given, and by global popularity), from one ALS scoring."""
     users = _users(train, test).cache()
     als = als_candidates(spark, model, users, items, train, k).cache()
     lists = {"als": recommend(spark, users=users, items=items, seen=train, popularity=popularity, n=k, als=als,
                               min_bids_for_als=0, use_global=False)}
-    if user_categories is not None:
+    if hybrid:
         lists["hybrid"] = recommend(spark, users=users, items=items, seen=train, popularity=popularity, n=k, als=als,
                                     user_categories=user_categories, min_bids_for_als=params.min_bids_for_als)
     return lists
@@ -168,7 +169,7 @@ def evaluate_models(
         params, tuning = tune(spark, train, splitter, popularity_fn, base, grid, k, max_users)
     catalog = items.count()
     model = fit_als(train, params)
-    lists = _model_lists(spark, model, train, test, items, popularity, params, k, user_categories)
+    lists = _model_lists(spark, model, train, test, items, popularity, params, k, True, user_categories)
     lists["popularity"] = recommend(spark, users=_users(train, test), items=items, seen=train, popularity=popularity,
                                     n=k)
     metrics, curves = {}, {}
