@@ -83,7 +83,8 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{background:#f
 <h1>Run {html.escape(run_id)}</h1>
 <h2>Offline evaluation (k = {k})</h2>{_table(metric_rows)}
 <h2>nDCG@k by model</h2>{_plot(evaluation.get("ndcg_at", {}))}
-<h2>ALS tuning (validation split of the training part)</h2>{_table(evaluation.get("tuning", []))}
+<h2>ALS tuning (validation split of the training part)</h2>
+<p>This run: {html.escape(evaluation.get("tuning_source", "searched the grid"))}.</p>{_table(evaluation.get("tuning", []))}
 <p>Chosen parameters: {html.escape(chosen)}</p></body></html>"""
     path.write_text(page)
     return path
