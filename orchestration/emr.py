@@ -7,15 +7,14 @@ the day's cluster; the Glue Data Catalog is the metastore shared by the steps an
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from orchestration.stages import STAGES
+from python_jobs.config import check_bucket
 from python_jobs.errors import UserError
 from python_jobs.run_ids import check_run_id
 
-BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"  # S3's rule (python_jobs.config holds the same; this module stays stdlib)
 RELEASE_LABEL = "emr-7.13.0"  # Spark 3.5.6, the line the project pins
 GLUE_CLIENT_FACTORY = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
 THRIFT_PORT = 10001
@@ -61,9 +60,7 @@ class EmrSettings:
                     "primary_instance_type": "ENCORE_EMR_PRIMARY_INSTANCE_TYPE",
                     "core_instance_type": "ENCORE_EMR_CORE_INSTANCE_TYPE"}
         for name in ("ENCORE_EMR_ARTIFACT_BUCKET", "ENCORE_EMR_LOG_BUCKET"):
-            if not re.fullmatch(BUCKET, env[name]):
-                raise UserError(f"{name}={env[name]!r} is not an S3 bucket name (3-63 lowercase letters, digits, "
-                                "dots, hyphens)")
+            check_bucket(name, env[name])
         values = {key: env[name] for key, name in optional.items() if env.get(name)}
         if env.get("ENCORE_EMR_CORE_INSTANCES"):
             values["core_instances"] = int(env["ENCORE_EMR_CORE_INSTANCES"])

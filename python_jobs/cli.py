@@ -195,15 +195,14 @@ def cmd_deploy(args) -> None:
     import re
 
     from orchestration.deploy import deploy
-    from python_jobs.config import BUCKET, _matching
     from orchestration.emr import EmrSettings
     from python_jobs import local_stack
+    from python_jobs.config import check_bucket
     from python_jobs.s3 import s3_client
 
     overrides = {"ENCORE_EMR_ARTIFACT_BUCKET": args.artifact_bucket, "ENCORE_EMR_LOG_BUCKET": args.log_bucket}
     emr = EmrSettings.from_env({**os.environ, **{k: v for k, v in overrides.items() if v is not None}})
-    _matching("--dags-bucket", args.dags_bucket, BUCKET, "an S3 bucket name (3-63 lowercase letters, digits, dots, "
-              "hyphens)")
+    check_bucket("--dags-bucket", args.dags_bucket)
     if not re.fullmatch(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?", args.dags_prefix) or ".." in args.dags_prefix:
         raise UserError(f"--dags-prefix={args.dags_prefix!r} is not a folder in a bucket; use e.g. dags")
     settings = _settings()

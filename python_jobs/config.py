@@ -55,6 +55,11 @@ BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 ENDPOINT = r"aws|https?://[A-Za-z0-9.\-\[\]:]+(:\d{1,5})?/?"
 
 
+def check_bucket(name: str, value: str) -> str:
+    """One rule for every bucket a setting or flag names (the pipeline's, EMR's, MWAA's)."""
+    return _matching(name, value, BUCKET, "an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)")
+
+
 def _identifier(name: str, value: str) -> str:
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
         raise UserError(f"{name}={value!r} is not a database name; use lowercase letters, digits and _ (at most 63)")
@@ -199,10 +204,8 @@ class Settings:
             s3_endpoint=endpoint_value,
             s3_port=s3_port,
             region=region,
-            lake_bucket=_matching("ENCORE_LAKE_BUCKET", env.get("ENCORE_LAKE_BUCKET") or "encore-lake", BUCKET,
-                                  "an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)"),
-            publish_bucket=_matching("ENCORE_PUBLISH_BUCKET", env.get("ENCORE_PUBLISH_BUCKET") or "encore-publish",
-                                     BUCKET, "an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)"),
+            lake_bucket=check_bucket("ENCORE_LAKE_BUCKET", env.get("ENCORE_LAKE_BUCKET") or "encore-lake"),
+            publish_bucket=check_bucket("ENCORE_PUBLISH_BUCKET", env.get("ENCORE_PUBLISH_BUCKET") or "encore-publish"),
             top_n=_int("ENCORE_TOP_N", 10, 1, 1000),
             url_expiry_seconds=expiry,
             keep_runs=_int("ENCORE_KEEP_RUNS", 5, 1, 1000),

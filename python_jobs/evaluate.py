@@ -100,17 +100,17 @@ def sample_users(test: DataFrame, max_users: int | None, seed: int) -> DataFrame
     return test.join(users, "uid")
 
 
-def _model_lists(spark, model, train, test, items, popularity, params, k, hybrid=False, user_categories=None) -> dict:
+def _model_lists(spark, model, users, train, items, popularity, params, k, hybrid=False, user_categories=None):
     """The ALS list alone and, with `hybrid`, the hybrid the pipeline publishes (backed by the users' categories
-    when given, and by global popularity), from one ALS scoring."""
-    users = _users(train, test).cache()
+    when given, and by global popularity), from one ALS scoring. Returns the lists and that (cached) scoring,
+    for the caller to unpersist once the lists are scored."""
     als = als_candidates(spark, model, users, items, train, k).cache()
     lists = {"als": recommend(spark, users=users, items=items, seen=train, popularity=popularity, n=k, als=als,
                               min_bids_for_als=0, use_global=False)}
     if hybrid:
         lists["hybrid"] = recommend(spark, users=users, items=items, seen=train, popularity=popularity, n=k, als=als,
                                     user_categories=user_categories, min_bids_for_als=params.min_bids_for_als)
-    return lists
+    return lists, als
 
 
 def tune(spark, train, splitter, popularity_fn, base: TrainParams, grid: dict, k: int,
@@ -120,17 +120,19 @@ def tune(spark, train, splitter, popularity_fn, base: TrainParams, grid: dict, k
     fit_part = fit_part.cache()
     valid = _warm(sample_users(valid, max_users, base.seed), fit_part).cache()
     popularity = popularity_fn(fit_part)
+    users = _users(fit_part, valid).cache()
     catalog = items.count()
     results = []
     keys = list(grid)
     for values in itertools.product(*(grid[key] for key in keys)):
         params = base.with_values(**dict(zip(keys, values)))
         model = fit_als(fit_part, params)
-        scores = ranking_metrics_at(_model_lists(spark, model, fit_part, valid, items, popularity, params, k)["als"],
-                                    valid, [k], catalog)[k]
+        lists, als = _model_lists(spark, model, users, fit_part, items, popularity, params, k)
+        scores = ranking_metrics_at(lists["als"], valid, [k], catalog)[k]
+        als.unpersist()
         results.append({**dict(zip(keys, values)), **{m: round(v, 5) for m, v in scores.items()}})
-    valid.unpersist()
-    fit_part.unpersist()
+    for frame in (users, valid, fit_part):
+        frame.unpersist()
     best = max(results, key=lambda r: r["ndcg"])
     return base.with_values(**{key: best[key] for key in keys}), results
 
@@ -169,15 +171,15 @@ def evaluate_models(
         params, tuning = tune(spark, train, splitter, popularity_fn, base, grid, k, max_users)
     catalog = items.count()
     model = fit_als(train, params)
-    lists = _model_lists(spark, model, train, test, items, popularity, params, k, True, user_categories)
-    lists["popularity"] = recommend(spark, users=_users(train, test), items=items, seen=train, popularity=popularity,
-                                    n=k)
+    users = _users(train, test).cache()
+    lists, als = _model_lists(spark, model, users, train, items, popularity, params, k, True, user_categories)
+    lists["popularity"] = recommend(spark, users=users, items=items, seen=train, popularity=popularity, n=k)
     metrics, curves = {}, {}
     cutoffs = sorted({c for c in (1, 2, 3, 5, 10, 20, k) if c <= k})
     for name in ("als", "popularity", "hybrid"):
         at = ranking_metrics_at(lists[name], test, cutoffs, catalog)
         metrics[name] = at[k]
         curves[name] = {c: round(at[c]["ndcg"], 5) for c in cutoffs}
-    for frame in (data, train, test, items, popularity):
+    for frame in (als, users, data, train, test, items, popularity):
         frame.unpersist()
     return Evaluation(k=k, params=params, metrics=metrics, tuning=tuning, ndcg_at=curves)

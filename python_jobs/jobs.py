@@ -120,13 +120,12 @@ def validate_inputs(ctx: StageContext) -> dict:
 
 def train(ctx: StageContext) -> dict:
     """Evaluate and tune on the hold-out, then fit ALS, popularity and the hybrid on everything."""
-    from python_jobs.evaluate import evaluate_models, time_splitter
-    from python_jobs.report import write_report
-    from python_jobs.train import TrainParams, interaction_strength, popularity_scores, run_training
-
     from pyspark.sql import functions as F
 
     from python_jobs import tuning_record
+    from python_jobs.evaluate import evaluate_models, time_splitter
+    from python_jobs.report import write_report
+    from python_jobs.train import TrainParams, interaction_strength, popularity_scores, run_training
 
     settings, spark, as_of = ctx.settings, ctx.spark, ctx.state.as_of
     base = TrainParams(seed=settings.seed, **settings.model)
@@ -155,7 +154,8 @@ def train(ctx: StageContext) -> dict:
     evaluated = time.time() - began
     result = run_training(spark, settings.lake_bucket, ctx.run_id, settings.top_n,
                           TrainParams(**ctx.summary["evaluation"]["params"]), as_of)
-    return {"interactions": size["interactions"], "evaluate_seconds": round(evaluated, 1), "fit_seconds": round(time.time() - began - evaluated, 1),
+    return {"interactions": size["interactions"], "evaluate_seconds": round(evaluated, 1),
+            "fit_seconds": round(time.time() - began - evaluated, 1),
             **{m: round(v["ndcg"], 4) for m, v in evaluation.metrics.items()},
             "recommendations": result["recommendations"], "similar_listings": result["similar_listings"]}
 

@@ -280,16 +280,17 @@ def run_training(spark: SparkSession, lake_bucket: str, run_id: str, n: int, par
     model = fit_als(weighted, params)
     popularity = popularity_scores(interactions, as_of, params.half_life_days).cache()
     bid_categories = interactions.select("uid", "category", F.lit(None).cast("string").alias("sub_category"))
+    categories = interests.unionByName(bid_categories)  # questionnaire answers and where they bid
     als = als_candidates(spark, model, users, open_items, interactions, n).cache()
     recs = recommend(
         spark, users=users, items=open_items, seen=interactions, popularity=popularity, n=n, als=als,
-        user_categories=interests.unionByName(bid_categories), min_bids_for_als=params.min_bids_for_als,
+        user_categories=categories, min_bids_for_als=params.min_bids_for_als,
     )
     # each model's own list beside the served hybrid, so a stakeholder can compare them user by user
     als_only = recommend(spark, users=users, items=open_items, seen=interactions, popularity=popularity, n=n,
                          als=als, min_bids_for_als=0, use_global=False)
     popularity_only = recommend(spark, users=users, items=open_items, seen=interactions, popularity=popularity,
-                                n=n, user_categories=interests.unionByName(bid_categories))
+                                n=n, user_categories=categories)
     model_lists = als_only.withColumn("model", F.lit("als")).unionByName(
         popularity_only.withColumn("model", F.lit("popularity")))
     details = listings.select("listing_id", "product", "category", "sub_category", "listing_amount", "ends_at")

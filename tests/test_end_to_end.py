@@ -28,13 +28,16 @@ def published(stack, spark):
     summary = run_pipeline(stack, log=lines.append)
     summary["log_lines"] = lines
     manifest = json.loads(_get(summary["manifest_url"]))
-    users = {}
-    for entry in manifest["files"]:
-        if entry["kind"] == "recommendations":
-            for line in _get(entry["url"]).decode().splitlines():
-                row = json.loads(line)
-                users[row["uid"]] = row
+    users = {row["uid"]: row for _, row in _published_rows(manifest, "recommendations")}
     return summary, manifest, users, dsn
+
+
+def _published_rows(manifest, kind):
+    """(manifest entry, parsed JSON line) for every line of every published file of `kind`, through its URL."""
+    for entry in manifest["files"]:
+        if entry["kind"] == kind:
+            for line in _get(entry["url"]).decode().splitlines():
+                yield entry, json.loads(line)
 
 
 def _query(dsn, sql):
@@ -99,12 +102,7 @@ def test_cold_start_users_get_popular_listings_from_their_categories(published):
 
 def test_lookup_by_user_name_and_latest_pointer(published, stack):
     summary, manifest, users, _ = published
-    index = {}
-    for entry in manifest["files"]:
-        if entry["kind"] == "user_index":
-            for line in _get(entry["url"]).decode().splitlines():
-                row = json.loads(line)
-                index[row["user_name"]] = row
+    index = {row["user_name"]: row for _, row in _published_rows(manifest, "user_index")}
     some = next(iter(users.values()))
     assert index[some["user_name"]]["uid"] == some["uid"]
     assert index[some["user_name"]]["bucket"] == some["uid"] % manifest["uid_buckets"]
@@ -141,11 +139,8 @@ def test_summary_records_steps_and_reconciliation(published):
 def test_each_models_own_list_is_published_for_comparison(published):
     _, manifest, users, dsn = published
     lists = {}
-    for entry in manifest["files"]:
-        if entry["kind"] == "model_lists":
-            for line in _get(entry["url"]).decode().splitlines():
-                row = json.loads(line)
-                lists.setdefault(entry["model"], {})[row["uid"]] = row
+    for entry, row in _published_rows(manifest, "model_lists"):
+        lists.setdefault(entry["model"], {})[row["uid"]] = row
     assert set(lists["popularity"]) == set(users)
     bidders = {r[0] for r in _query(dsn, "select distinct uid from staging.stg_raw__bids")}
     assert set(lists["als"]) <= bidders and len(lists["als"]) >= 0.9 * len(bidders)
