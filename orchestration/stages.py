@@ -26,7 +26,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("extract", "extract staging to S3", spark_driver=False),
     Stage("marts", "dbt marts (spark)", spark_driver=True),
     Stage("validate-inputs", "validate inputs (Great Expectations)", spark_driver=True),
-    Stage("train", "evaluate, tune and train ALS + popularity + hybrid", spark_driver=True),
+    Stage("train", "evaluate every model, choose the blend, train and list", spark_driver=True),
     Stage("validate-outputs", "validate outputs (Great Expectations)", spark_driver=True),
     Stage("publish", "publish JSON + manifest", spark_driver=True),
 )

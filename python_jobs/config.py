@@ -99,6 +99,20 @@ def parse_grid(text: str) -> dict | None:
     return grid
 
 
+# the recommenders (python_jobs/models), and the ones the daily run fits and blends unless ENCORE_MODELS says
+MODELS = ("als", "taste", "item_knn", "user_knn", "ease", "content", "weighted_ratings", "popularity")
+DAILY_MODELS = ("als", "taste", "item_knn", "ease", "content", "popularity")
+
+
+def _models(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    unknown = [n for n in names if n not in MODELS]
+    if unknown or not names:
+        raise UserError(f"ENCORE_MODELS={value!r}: {'unknown ' + ', '.join(unknown) if unknown else 'empty'}; "
+                        f"name some of {', '.join(MODELS)}, comma-separated")
+    return names
+
+
 MODEL_KNOBS = {
     "ENCORE_COUNT_WEIGHT": ("count_weight", float),
     "ENCORE_AMOUNT_WEIGHT": ("amount_weight", float),
@@ -149,6 +163,7 @@ class Settings:
     tune: str = "auto"
     eval_users: int = 10000
     model: dict = field(default_factory=dict)
+    models: tuple[str, ...] = DAILY_MODELS
 
     @property
     def local_postgres(self) -> bool:
@@ -218,6 +233,7 @@ class Settings:
             max_reject_rate=max_reject,
             eval_users=_int("ENCORE_EVAL_USERS", 10000, 0, 10**9),
             model=_model_settings(env),
+            models=_models(env.get("ENCORE_MODELS") or ",".join(DAILY_MODELS)),
             tuning_grid=parse_grid(env.get("ENCORE_TUNING_GRID", DEFAULT_GRID)),
             tune=_choice("ENCORE_TUNE", env.get("ENCORE_TUNE") or "auto", ("auto", "always", "never")),
         )

@@ -1,185 +1,204 @@
-"""Offline evaluation: splits, ALS tuning on a validation split, metrics per model.
+"""Offline evaluation in one process: splits, ALS tuning and the blend's weights on validation, every model
+scored on the test part.
 
-The test part is never seen by tuning: `evaluate_models` applies the same
-splitter again to the training part to get the validation split. Two splitters:
+The test part is never seen by tuning: the same splitter applied to the
+training part gives the validation split, on which ALS's grid is searched and
+the hybrid's weights per segment are chosen. Splitters, on a frame of
+uid, listing_id, strength, first_bid_at, last_bid_at (epoch seconds):
 
 - `time_splitter` (every pipeline run): a replay. The cutoff is the time before
-  which (1 - fraction) of the user-listing interactions began; models learn from
-  what came before and are scored on what users bid on after, choosing among the
-  listings that were open at the cutoff, as the live system would have.
-- `per_user_splitter` (`encore-recs evaluate`): per user, a seeded random
-  `fraction` of their interactions is held out (stratified by user).
+  which (1 - fraction) of the user-listing interactions began; models learn
+  from what came before, as of the cutoff, and are scored on what users bid on
+  after, choosing among the listings open at the cutoff (or every listing when
+  no auction windows are known), as the live system would have.
+- `per_user_splitter` (`encore-recs evaluate` without a time column): per user,
+  a seeded random `fraction` of their interactions is held out.
 
-Only users with training history are scored, so ALS and popularity are
-compared on the same users.
+Headline metrics are over test users with training history (`light` and
+`heavy`); `segments` adds `new` users, whose first bid came after the cutoff.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass, field
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
-from pyspark.sql import functions as F
+import numpy as np
+import pandas as pd
+from scipy import sparse
 
-from python_jobs.metrics import ranking_metrics_at
-from python_jobs.train import TrainParams, als_candidates, fit_als, recommend
-
-
-
-def per_user_splitter(order_col: str, fraction: float, items: DataFrame):
-    """Per-user hold-out of `fraction`, ordered by the column `order_col`; every item is a candidate.
-
-    The order column is part of the data (e.g. a seeded random draw), so the
-    validation split inside the training part follows the same order.
-    """
-
-    def split(df: DataFrame):
-        train, test = split_per_user(df, F.col(order_col), fraction)
-        return train, test, items
-
-    return split
+from python_jobs import models as registry
+from python_jobs.metrics import ItemStats, ranking_metrics_at
+from python_jobs.models.base import top_n
+from python_jobs.models.data import TrainingSet
+from python_jobs.models.hybrid import SEGMENTS, Hybrid, build_pool, choose_weights, segments
 
 
-def time_splitter(listings: DataFrame, fraction: float):
-    """Global time cutoff on first_bid_at; candidates are the listings open at the cutoff."""
+def time_splitter(fraction: float, listed_at: np.ndarray | None = None, ends_at: np.ndarray | None = None,
+                  time_col: str = "first_bid_at"):
+    """listed_at / ends_at: per item position (epoch s); without them every listing is a candidate."""
 
-    def split(df: DataFrame):
-        started = F.col("first_bid_at").cast("double")
-        cutoff = df.select(started.alias("t")).approxQuantile("t", [1.0 - fraction], 0.0001)[0]
-        train, test = df.where(started < cutoff), df.where(started >= cutoff)
-        open_then = (F.col("listed_at").cast("double") <= cutoff) & (F.col("ends_at").cast("double") > cutoff)
-        items = listings.where(open_then).select("listing_id", "category", "sub_category")
-        return train, test, items
+    def split(df: pd.DataFrame, n_items: int):
+        started = df[time_col].to_numpy(np.float64)
+        cutoff = float(np.quantile(started, 1.0 - fraction, method="higher")) if len(started) else 0.0
+        train, test = df[started < cutoff], df[started >= cutoff]
+        if listed_at is None:
+            items = np.arange(n_items)
+        else:
+            items = np.flatnonzero((listed_at <= cutoff) & (ends_at > cutoff))
+        return train, test, items, cutoff
 
     return split
 
 
-def split_per_user(df: DataFrame, order: Column, test_fraction: float) -> tuple[DataFrame, DataFrame]:
-    """Per user, the first rows by `order` train and the last `test_fraction` test.
+def per_user_splitter(fraction: float, seed: int, as_of: float):
+    """Per user, a seeded random `fraction` held out (at least one row kept for training, none held out of a user
+    with one row); every listing is a candidate."""
 
-    Users with one interaction stay wholly in training; every other user keeps
-    at least one training and one test row.
-    """
-    w = Window.partitionBy("uid").orderBy(order, "listing_id")
-    counted = df.withColumn("_pos", F.row_number().over(w)).withColumn(
-        "_n", F.count("*").over(Window.partitionBy("uid"))
-    )
-    n_test = F.when(F.col("_n") < 2, 0).otherwise(
-        F.least(F.greatest(F.round(F.col("_n") * test_fraction), F.lit(1)), F.col("_n") - 1)
-    )
-    marked = counted.withColumn("_test", F.col("_pos") > F.col("_n") - n_test)
-    train = marked.where(~F.col("_test")).drop("_pos", "_n", "_test")
-    test = marked.where(F.col("_test")).drop("_pos", "_n", "_test")
-    return train, test
+    def split(df: pd.DataFrame, n_items: int):
+        rng = np.random.default_rng(seed)
+        shuffled = df.assign(_r=rng.random(len(df))).sort_values(["uid", "_r"], kind="stable")
+        pos = shuffled.groupby("uid").cumcount().to_numpy()
+        n = shuffled.groupby("uid")["uid"].transform("size").to_numpy()
+        n_test = np.where(n < 2, 0, np.minimum(np.maximum(np.round(n * fraction), 1), n - 1))
+        is_test = pos >= n - n_test
+        frame = shuffled.drop(columns="_r")
+        return frame[~is_test], frame[is_test], np.arange(n_items), as_of
+
+    return split
+
+
+def sample_users(uids: np.ndarray, max_users: int | None, seed: int) -> np.ndarray:
+    """At most `max_users` of `uids`, chosen by a seeded hash (the same users every run)."""
+    uids = np.unique(uids)
+    if not max_users or len(uids) <= max_users:
+        return uids
+    return np.sort(uids[np.argsort(_mix(uids, seed), kind="stable")[:max_users]])
+
+
+def _mix(values: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded 64-bit hash of each value (splitmix64's finaliser): the same values and seed, the same order."""
+    x = values.astype(np.uint64) + np.full(1, seed % 2**64, np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@dataclass
+class Part:
+    """One side of a split: what models learn from, whom they are scored for, on what, against what."""
+    train: TrainingSet
+    users: np.ndarray          # user positions scored
+    items: np.ndarray          # candidate item positions
+    relevant: sparse.csr_matrix  # [len(users), n_items]: what each went on to interact with
+
+
+def make_part(base: TrainingSet, df: pd.DataFrame, splitter, params: registry.TrainParams,
+              max_users: int | None) -> tuple[Part, pd.DataFrame]:
+    train_df, test_df, items, cutoff = splitter(df, base.n_items)
+    train = base.with_interactions(train_df, cutoff, params.half_life_days)
+    test_df = test_df[np.isin(test_df["listing_id"].to_numpy(), base.item_ids[items])]
+    uids = sample_users(test_df["uid"].to_numpy(), max_users, params.seed)
+    test_df = test_df[np.isin(test_df["uid"].to_numpy(), uids)]
+    users = base.user_positions(uids)
+    rows = np.searchsorted(uids, test_df["uid"].to_numpy())
+    relevant = sparse.csr_matrix((np.ones(len(test_df), np.float32),
+                                  (rows, base.item_positions(test_df["listing_id"].to_numpy()))),
+                                 shape=(len(uids), base.n_items))
+    return Part(train, users, items, relevant), train_df
 
 
 @dataclass
 class Evaluation:
     k: int
-    params: TrainParams
+    params: registry.TrainParams
     metrics: dict[str, dict[str, float]]
+    segments: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     tuning: list[dict] = field(default_factory=list)
     ndcg_at: dict[str, dict[int, float]] = field(default_factory=dict)
+    blend: dict = field(default_factory=dict)
+    seconds: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"k": self.k, "params": self.params.to_dict(), "metrics": self.metrics, "tuning": self.tuning,
-                "ndcg_at": self.ndcg_at}
+        return {"k": self.k, "params": self.params.to_dict(), "metrics": self.metrics, "segments": self.segments,
+                "tuning": self.tuning, "ndcg_at": self.ndcg_at, "blend": self.blend, "seconds": self.seconds}
 
 
-def _users(train: DataFrame, test: DataFrame) -> DataFrame:
-    counts = train.groupBy("uid").agg(F.countDistinct("listing_id").alias("listing_count"))
-    return test.select("uid").distinct().join(counts, "uid", "left").fillna(0, subset=["listing_count"])
+def _lists(model, part: Part, k: int) -> np.ndarray:
+    if isinstance(model, Hybrid):
+        return model.top_n(part.train, part.users, part.items, k)[0]
+    return top_n(model, part.train, part.users, part.items, k)[0]
 
 
-def sample_users(test: DataFrame, max_users: int | None, seed: int) -> DataFrame:
-    """At most `max_users` test users, chosen by a seeded hash (the same users every run)."""
-    if not max_users:
-        return test
-    users = test.select("uid").distinct().orderBy(F.xxhash64("uid", F.lit(seed))).limit(max_users)
-    return test.join(users, "uid")
-
-
-def _model_lists(spark, model, users, train, items, popularity, params, k, hybrid=False, user_categories=None):
-    """The ALS list alone and, with `hybrid`, the hybrid the pipeline publishes (backed by the users' categories
-    when given, and by global popularity), from one ALS scoring. Returns the lists and that (cached) scoring,
-    for the caller to unpersist once the lists are scored."""
-    als = als_candidates(spark, model, users, items, train, k).cache()
-    lists = {"als": recommend(spark, users=users, items=items, seen=train, popularity=popularity, n=k, als=als,
-                              min_bids_for_als=0, use_global=False)}
-    if hybrid:
-        lists["hybrid"] = recommend(spark, users=users, items=items, seen=train, popularity=popularity, n=k, als=als,
-                                    user_categories=user_categories, min_bids_for_als=params.min_bids_for_als)
-    return lists, als
-
-
-def tune(spark, train, splitter, popularity_fn, base: TrainParams, grid: dict, k: int,
-         max_users: int | None = None) -> tuple[TrainParams, list[dict]]:
-    """Grid search of ALS on a validation split carved from `train` by the same splitter; best by nDCG@k."""
-    fit_part, valid, items = splitter(train)
-    fit_part = fit_part.cache()
-    valid = _warm(sample_users(valid, max_users, base.seed), fit_part).cache()
-    popularity = popularity_fn(fit_part)
-    users = _users(fit_part, valid).cache()
-    catalog = items.count()
-    results = []
-    keys = list(grid)
+def tune_als(part: Part, base: registry.TrainParams, grid: dict, k: int, spark) -> tuple[registry.TrainParams, list]:
+    """Grid search of ALS on the validation part; best by nDCG@k."""
+    results, keys = [], list(grid)
+    warm = part.train.bid_counts()[part.users] > 0
     for values in itertools.product(*(grid[key] for key in keys)):
         params = base.with_values(**dict(zip(keys, values)))
-        model = fit_als(fit_part, params)
-        lists, als = _model_lists(spark, model, users, fit_part, items, popularity, params, k)
-        scores = ranking_metrics_at(lists["als"], valid, [k], catalog)[k]
-        als.unpersist()
+        model = registry.build(["als"], params, spark)[0].fit(part.train)
+        lists = _lists(model, part, k)[warm]
+        scores = ranking_metrics_at(lists, part.relevant[warm], [k], len(part.items))[k]
         results.append({**dict(zip(keys, values)), **{m: round(v, 5) for m, v in scores.items()}})
-    for frame in (users, valid, fit_part):
-        frame.unpersist()
     best = max(results, key=lambda r: r["ndcg"])
     return base.with_values(**{key: best[key] for key in keys}), results
 
 
-def _warm(test: DataFrame, train: DataFrame) -> DataFrame:
-    """Test rows of users who have training history."""
-    return test.join(train.select("uid").distinct(), "uid")
+def fit_blend(components: list, part: Part, params: registry.TrainParams, k: int) -> dict:
+    """Fit the components on the validation part and choose the hybrid's weights per segment."""
+    for model in components:
+        model.fit(part.train)
+    pool = build_pool(components, part.train, part.users, part.items, Hybrid(components).pool,
+                      params.min_bids_for_als)
+    rows = np.repeat(np.arange(len(part.users)), pool.items.shape[1])
+    cols = pool.items.ravel()
+    relevant = np.zeros(len(cols), dtype=bool)
+    ok = cols >= 0
+    relevant[ok] = np.asarray(part.relevant[rows[ok], cols[ok]]).ravel() > 0
+    weights, scores = choose_weights(pool, relevant.reshape(pool.items.shape),
+                                     np.diff(part.relevant.indptr), [m.name for m in components], k)
+    return {"weights": weights, "validation_ndcg": scores}
 
 
-def evaluate_models(
-    spark: SparkSession,
-    interactions: DataFrame,
-    splitter,
-    popularity_fn,
-    *,
-    k: int,
-    base: TrainParams,
-    grid: dict | None,
-    user_categories: DataFrame | None = None,
-    max_users: int | None = None,
-) -> Evaluation:
-    """Split, tune ALS on the training part, and score als, popularity and hybrid on the test part.
+def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, names, k: int,
+                    params: registry.TrainParams, grid: dict | None, spark=None, max_users: int | None = None,
+                    log=lambda _: None) -> Evaluation:
+    """Split; on validation tune ALS and choose the blend; fit every model on the training part and score each,
+    and the hybrid, on the test part. interactions: uid, listing_id, strength, first_bid_at, last_bid_at."""
+    test_part, train_df = make_part(base, interactions, splitter, params, max_users)
+    valid_part, _ = make_part(test_part.train, train_df, splitter, params, max_users)
+    tuning = []
+    if grid and "als" in names:
+        params, tuning = tune_als(valid_part, params, grid, k, spark)
+        log(f"ALS tuned on validation: {', '.join(f'{key}={getattr(params, key)}' for key in grid)}")
+    blend = fit_blend(registry.build(names, params, spark), valid_part, params, k)
+    log("blend weights chosen on validation: " + "; ".join(
+        f"{seg} " + ", ".join(f"{m}={w:g}" for m, w in ws.items() if w) for seg, ws in blend["weights"].items()))
 
-    interactions: uid, listing_id, strength (+ what the splitter and popularity_fn need);
-    splitter(df) -> train, test, candidate items (listing_id, category, sub_category);
-    popularity_fn(train) -> listing_id, popularity.
-    """
-    data = interactions.cache()
-    train, test, items = splitter(data)
-    train = train.cache()
-    test = _warm(sample_users(test, max_users, base.seed), train).cache()
-    items = items.cache()
-    popularity = popularity_fn(train).cache()
-    params, tuning = base, []
-    if grid:
-        params, tuning = tune(spark, train, splitter, popularity_fn, base, grid, k, max_users)
-    catalog = items.count()
-    model = fit_als(train, params)
-    users = _users(train, test).cache()
-    lists, als = _model_lists(spark, model, users, train, items, popularity, params, k, True, user_categories)
-    lists["popularity"] = recommend(spark, users=users, items=items, seen=train, popularity=popularity, n=k)
-    metrics, curves = {}, {}
+    components = registry.build(names, params, spark)
+    hybrid = Hybrid(components, blend["weights"], heavy_from=params.min_bids_for_als)
+    stats = ItemStats(test_part.train.binary, base.sub_of_item)
+    segment = segments(test_part.train, test_part.users, params.min_bids_for_als)
+    warm = segment > 0
     cutoffs = sorted({c for c in (1, 2, 3, 5, 10, 20, k) if c <= k})
-    for name in ("als", "popularity", "hybrid"):
-        at = ranking_metrics_at(lists[name], test, cutoffs, catalog)
-        metrics[name] = at[k]
-        curves[name] = {c: round(at[c]["ndcg"], 5) for c in cutoffs}
-    for frame in (als, users, data, train, test, items, popularity):
-        frame.unpersist()
-    return Evaluation(k=k, params=params, metrics=metrics, tuning=tuning, ndcg_at=curves)
+    metrics, per_segment, curves, seconds = {}, {}, {}, {}
+    for model in [*components, hybrid]:
+        began = time.time()
+        if model is not hybrid:
+            model.fit(test_part.train)
+        fitted = time.time()
+        lists = _lists(model, test_part, k)
+        seconds[model.name] = {"fit": round(fitted - began, 2), "score": round(time.time() - fitted, 2)}
+        at = ranking_metrics_at(lists[warm], test_part.relevant[warm], cutoffs, len(test_part.items), stats)
+        metrics[model.name] = at[k]
+        curves[model.name] = {c: round(at[c]["ndcg"], 5) for c in cutoffs}
+        per_segment[model.name] = {
+            seg: ranking_metrics_at(lists[segment == s], test_part.relevant[segment == s], [k],
+                                    len(test_part.items), stats)[k]
+            for s, seg in enumerate(SEGMENTS) if (segment == s).any()}
+        log(f"{model.name:>16}: nDCG@{k} {at[k]['ndcg']:.4f} (fit {seconds[model.name]['fit']:.1f}s, "
+            f"lists {seconds[model.name]['score']:.1f}s)")
+    return Evaluation(k, params, metrics, per_segment, tuning, curves, blend, seconds)

@@ -1,4 +1,4 @@
-"""`encore-recs evaluate`: offline evaluation of every model on any interactions file."""
+"""`encore-recs evaluate`: offline evaluation of every model on any interactions file, in one process."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 from python_jobs.errors import UserError
 
+ITEM_FEATURES = ("category", "sub_category", "listing_amount")
+
 
 def add_evaluate_parser(sub) -> None:
     ev = sub.add_parser("evaluate", help="offline ranking evaluation on a CSV or Parquet interactions file")
@@ -15,6 +17,13 @@ def add_evaluate_parser(sub) -> None:
     ev.add_argument("--user-col", default="uid")
     ev.add_argument("--item-col", default="listing_id")
     ev.add_argument("--weight-col", default=None, help="numeric interaction strength (default: 1 per row)")
+    ev.add_argument("--time-col", default=None,
+                    help="numbers or timestamps: split by time (the last --test-fraction of interactions to begin is "
+                         "the test) instead of a random share per user")
+    ev.add_argument("--items", type=Path, default=None,
+                    help="CSV or Parquet of the items: the item column plus any of the text column, category, "
+                         "sub_category, listing_amount (for content and taste)")
+    ev.add_argument("--text-col", default="product", help="the items file's text column (default product)")
     ev.add_argument("--k", type=int, default=10)
     ev.add_argument("--test-fraction", type=float, default=0.25)
     ev.add_argument("--seed", type=int, default=42)
@@ -25,93 +34,159 @@ def add_evaluate_parser(sub) -> None:
 
 
 def _check_args(args) -> None:
-    if not args.interactions.exists():
-        raise UserError(f"{args.interactions}: no such file; pass --interactions PATH to a CSV or Parquet file")
-    if args.k < 1:
-        raise UserError(f"--k {args.k} is out of range; use at least 1")
+    for flag, path in (("--interactions", args.interactions), ("--items", args.items)):
+        if path is not None and not path.exists():
+            raise UserError(f"{path}: no such file; pass {flag} PATH to a CSV or Parquet file")
+    if not 1 <= args.k <= 1000:
+        raise UserError(f"--k {args.k} is out of range; use 1 to 1000")
     if not 0 < args.test_fraction < 1:
         raise UserError(f"--test-fraction {args.test_fraction} is out of range; use between 0 and 1, e.g. 0.25")
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed {args.seed} is out of range; use 0 to {2**32 - 1}")
+    if args.json is not None and args.json.is_dir():
+        raise UserError(f"--json {args.json} is a folder; pass a file name")
 
 
-def load_interactions(spark, args):
-    """uid, listing_id (dense ints), strength: duplicates summed."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-    from pyspark.sql.utils import AnalysisException
+def read_table(path: Path, sep: str, header: bool):
+    """Every column as text; a folder is a Parquet dataset."""
+    import pandas as pd
 
-    path = str(args.interactions)
     try:
-        if args.interactions.is_dir() or path.endswith(".parquet"):
-            df = spark.read.parquet(path)
-        else:
-            df = spark.read.csv(path, header=not args.no_header, sep=args.sep, inferSchema=False)
-    except AnalysisException as exc:
-        raise UserError(f"{path}: cannot be read as CSV or Parquet ({str(exc).splitlines()[0][:120]})") from None
-    except Exception as exc:
-        raise UserError(f"{path}: cannot be read as CSV or Parquet ({type(exc).__name__})") from None
-    needed = [c for c in (args.user_col, args.item_col, args.weight_col) if c]
+        if path.is_dir() or path.suffix == ".parquet":
+            return pd.read_parquet(path).astype("string")
+        frame = pd.read_csv(path, sep=sep, header=0 if header else None, dtype=str, keep_default_na=False,
+                            na_values=[""], engine="python" if len(sep) > 1 else "c", encoding="utf-8-sig")
+    except (ValueError, OSError, UnicodeDecodeError, ImportError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise UserError(f"{path}: cannot be read as CSV or Parquet ({first})") from None
+    if not header:
+        frame.columns = [f"_c{i}" for i in range(frame.shape[1])]
+    return frame
+
+
+def _numbers(frame, column: str, path: Path, what: str):
+    import pandas as pd
+
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = frame[column][values.isna() & frame[column].notna()]
+    if len(bad):
+        raise UserError(f"{path}: column {column} has a non-numeric value {bad.iloc[0]!r}; {what} must be numbers")
+    return values
+
+
+def _times(frame, column: str, path: Path):
+    import pandas as pd
+
+    numbers = pd.to_numeric(frame[column], errors="coerce")
+    if numbers.notna().sum() >= frame[column].notna().sum():
+        return numbers.astype(float)
+    stamps = pd.to_datetime(frame[column], errors="coerce", utc=True)
+    bad = frame[column][stamps.isna() & frame[column].notna()]
+    if len(bad):
+        raise UserError(f"{path}: column {column} has {bad.iloc[0]!r}, neither a number nor a timestamp")
+    return stamps.astype("int64") / 1e9
+
+
+def load_interactions(args):
+    """uid, listing_id (dense ints), strength (duplicates summed), first_bid_at, last_bid_at (epoch s or 0),
+    and the original ids of users and items."""
+    import numpy as np
+    import pandas as pd
+
+    path = args.interactions
+    df = read_table(path, args.sep, not args.no_header)
+    needed = [c for c in (args.user_col, args.item_col, args.weight_col, args.time_col) if c]
     missing = [c for c in needed if c not in df.columns]
     if missing:
-        raise UserError(f"{path}: no column {', '.join(missing)}; columns are {', '.join(df.columns)}")
-    weight = F.lit(1.0) if not args.weight_col else F.col(args.weight_col).cast("double")
-    df = df.select(F.col(args.user_col).cast("string").alias("u"), F.col(args.item_col).cast("string").alias("i"),
-                   weight.alias("w"), (F.col(args.weight_col) if args.weight_col else F.lit("1")).alias("w_raw"))
-    bad = df.where(F.col("w").isNull() & F.col("w_raw").isNotNull()).select("w_raw").first()
-    if bad is not None:
-        raise UserError(f"{path}: column {args.weight_col} has a non-numeric value {bad[0]!r}; weights must be numbers")
-    df = df.where(F.col("u").isNotNull() & F.col("i").isNotNull() & F.col("w").isNotNull())
-    grouped = df.groupBy("u", "i").agg(F.sum("w").alias("strength"))
-    users = grouped.select("u").distinct().withColumn("uid", F.dense_rank().over(Window.orderBy("u")))
-    items = grouped.select("i").distinct().withColumn("listing_id", F.dense_rank().over(Window.orderBy("i")))
-    data = grouped.join(users, "u").join(items, "i").select("uid", "listing_id", "strength").cache()
-    if data.count() < 2:
+        raise UserError(f"{path}: no column {', '.join(missing)}; columns are {', '.join(map(str, df.columns))}")
+    weight = _numbers(df, args.weight_col, path, "weights") if args.weight_col else pd.Series(1.0, index=df.index)
+    at = _times(df, args.time_col, path) if args.time_col else pd.Series(0.0, index=df.index)
+    frame = pd.DataFrame({"u": df[args.user_col], "i": df[args.item_col], "w": weight.astype(float), "t": at})
+    frame = frame.dropna()
+    grouped = frame.groupby(["u", "i"], sort=False).agg(strength=("w", "sum"), first_bid_at=("t", "min"),
+                                                        last_bid_at=("t", "max")).reset_index()
+    if len(grouped) < 2:
         raise UserError(f"{path}: fewer than two usable interactions; nothing to evaluate")
-    return data
+    user_names, uid = np.unique(grouped["u"].to_numpy(str), return_inverse=True)
+    item_names, iid = np.unique(grouped["i"].to_numpy(str), return_inverse=True)
+    data = grouped.assign(uid=uid + 1, listing_id=iid + 1)[["uid", "listing_id", "strength", "first_bid_at",
+                                                            "last_bid_at"]]
+    return data, user_names, item_names
 
 
-def popularity_by_users(train):
-    """Baseline popularity for files with no categories or times: distinct users per item."""
-    from pyspark.sql import functions as F
+def load_items(args, item_names):
+    """Per item (in `item_names` order): product text, category, sub_category, listing_amount."""
+    import numpy as np
+    import pandas as pd
 
-    counts = train.groupBy("listing_id").agg(F.countDistinct("uid").alias("n"))
-    top = counts.agg(F.max("n").alias("top"))
-    return counts.crossJoin(top).select("listing_id", (F.col("n") / F.col("top")).alias("popularity"))
+    items = pd.DataFrame({"listing_id": np.arange(1, len(item_names) + 1), "product": "", "category": "all",
+                          "sub_category": "", "listing_amount": 0.0})
+    if args.items is None:
+        return items
+    table = read_table(args.items, args.sep, not args.no_header)
+    if args.item_col not in table.columns:
+        raise UserError(f"{args.items}: no column {args.item_col}; columns are {', '.join(map(str, table.columns))}")
+    table = table.drop_duplicates(args.item_col).set_index(args.item_col).reindex(item_names)
+    if args.text_col in table.columns:
+        items["product"] = table[args.text_col].fillna("").to_numpy(str)
+    for column in ("category", "sub_category"):
+        if column in table.columns:
+            items[column] = table[column].fillna(items[column].iloc[0] if len(items) else "").to_numpy(str)
+    if "listing_amount" in table.columns:
+        items["listing_amount"] = _numbers(table.reset_index(), "listing_amount", args.items, "prices").fillna(0.0).to_numpy()
+    return items
 
 
 def format_table(evaluation) -> str:
     k = evaluation.k
-    head = f"{'model':<12}{'precision@' + str(k):>14}{'recall@' + str(k):>12}{'nDCG@' + str(k):>10}{'MAP@' + str(k):>10}{'coverage':>10}"
+    columns = [("precision", f"P@{k}"), ("recall", f"R@{k}"), ("ndcg", f"nDCG@{k}"), ("map", f"MAP@{k}"),
+               ("coverage", "coverage"), ("novelty", "novelty"), ("diversity", "diversity"), ("long_tail", "tail")]
+    head = f"{'model':<18}" + "".join(f"{title:>11}" for _, title in columns) + f"{'fit s':>8}{'lists s':>9}"
     lines = [head, "-" * len(head)]
     for model, m in evaluation.metrics.items():
-        lines.append(f"{model:<12}{m['precision']:>14.4f}{m['recall']:>12.4f}{m['ndcg']:>10.4f}{m['map']:>10.4f}{m['coverage']:>10.4f}")
+        cost = evaluation.seconds.get(model, {"fit": 0.0, "score": 0.0})
+        lines.append(f"{model:<18}" + "".join(f"{m.get(name, 0.0):>11.4f}" for name, _ in columns)
+                     + f"{cost['fit']:>8.1f}{cost['score']:>9.1f}")
+    for segment, weights in evaluation.blend.get("weights", {}).items():
+        used = ", ".join(f"{name} {w:g}" for name, w in weights.items() if w) or "none"
+        lines.append(f"blend for {segment} users (chosen on validation): {used}")
     return "\n".join(lines)
 
 
 def cmd_evaluate(args) -> None:
-    from pyspark.sql import functions as F
+    import numpy as np
+    import pandas as pd
 
-    from python_jobs.config import Settings
-    from python_jobs.evaluate import evaluate_models, per_user_splitter
-    from python_jobs.spark import get_spark
-    from python_jobs.train import TrainParams
+    from python_jobs.config import MODELS, Settings
+    from python_jobs.evaluate import evaluate_models, per_user_splitter, time_splitter
+    from python_jobs.models import TrainParams
+    from python_jobs.models.data import build
 
     _check_args(args)
     settings = Settings.from_env()
-    spark = get_spark(settings, catalog=False)
-    data = load_interactions(spark, args)
-    base = TrainParams(seed=args.seed, min_bids_for_als=1)
-    items = data.select("listing_id").distinct().select(
-        "listing_id", F.lit("all").alias("category"), F.lit(None).cast("string").alias("sub_category")
-    )
-    evaluation = evaluate_models(
-        spark, data.withColumn("_order", F.rand(args.seed)), per_user_splitter("_order", args.test_fraction, items),
-        popularity_by_users,
-        k=args.k, base=base, grid=settings.tuning_grid, max_users=settings.eval_users,
-    )
+    data, user_names, item_names = load_interactions(args)
+    items = load_items(args, item_names)
+    names = settings.models if "ENCORE_MODELS" in __import__("os").environ else MODELS
+    spark = None
+    if "als" in names:
+        from python_jobs.spark import get_spark
+
+        spark = get_spark(settings, catalog=False)
+    as_of = float(data["last_bid_at"].max())
+    base = build(data, pd.DataFrame({"uid": np.arange(1, len(user_names) + 1)}), items, None, as_of,
+                 TrainParams().half_life_days)
+    splitter = time_splitter(args.test_fraction) if args.time_col else per_user_splitter(
+        args.test_fraction, args.seed, as_of)
+    evaluation = evaluate_models(base, data, splitter, names=names, k=args.k,
+                                 params=TrainParams(seed=args.seed, **settings.model), grid=settings.tuning_grid,
+                                 spark=spark, max_users=settings.eval_users)
     print(format_table(evaluation))
     print("ALS parameters chosen on the validation split: "
           + ", ".join(f"{k}={evaluation.params.to_dict()[k]}" for k in ("rank", "reg_param", "alpha", "max_iter")))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(evaluation.to_dict(), indent=1))
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(evaluation.to_dict(), indent=1))
+        except OSError as exc:
+            raise UserError(f"--json {args.json}: cannot write ({exc.strerror or type(exc).__name__})") from None
         print(f"wrote {args.json}")

@@ -119,41 +119,42 @@ def validate_inputs(ctx: StageContext) -> dict:
 
 
 def train(ctx: StageContext) -> dict:
-    """Evaluate and tune on the hold-out, then fit ALS, popularity and the hybrid on everything."""
-    from pyspark.sql import functions as F
-
+    """Evaluate every model on the replay (ALS tuned and the blend chosen on validation), then fit them all on
+    everything and write the hybrid's lists and each model's own."""
     from python_jobs import tuning_record
     from python_jobs.evaluate import evaluate_models, time_splitter
+    from python_jobs.models import TrainParams
     from python_jobs.report import write_report
-    from python_jobs.train import TrainParams, interaction_strength, popularity_scores, run_training
+    from python_jobs.train import load_marts, run_training
 
     settings, spark, as_of = ctx.settings, ctx.spark, ctx.state.as_of
     base = TrainParams(seed=settings.seed, **settings.model)
     began = time.time()
-    interactions = spark.table("marts.fct_user_item_interactions")
-    size = interactions.agg(F.count("*").alias("interactions"), F.countDistinct("uid").alias("users"),
-                            F.countDistinct("listing_id").alias("listings")).first().asDict()
+    data, interactions, listings, users = load_marts(spark, base, as_of.timestamp())
+    size = {"interactions": len(interactions), "users": int(interactions["uid"].nunique()),
+            "listings": int(interactions["listing_id"].nunique())}
+    ctx.log(f"[{ctx.run_id}]   loaded {size['interactions']:,} interactions, {data.n_users:,} users, "
+            f"{data.n_items:,} listings in {time.time() - began:.1f}s; models: {', '.join(settings.models)}")
     record = tuning_record.load(settings)
     search, why = tuning_record.decide(settings.tune, record, settings.tuning_grid, size)
     if record and not search and settings.tuning_grid:
         base = base.with_values(**record["params"])
     ctx.log(f"[{ctx.run_id}]   tuning: {'searching the grid, ' if search else ''}{why}")
+    listed_at = listings["listed_at"].to_numpy(float)
+    ends_at = listings["ends_at"].to_numpy(float)
     evaluation = evaluate_models(
-        spark, interaction_strength(interactions, base),
-        time_splitter(spark.table("marts.dim_listings"), 0.2),
-        lambda part: popularity_scores(part, as_of, base.half_life_days),
-        k=settings.top_n, base=base, grid=settings.tuning_grid if search else None,
-        user_categories=spark.table("marts.dim_user_interests"), max_users=settings.eval_users,
-    )
+        data, interactions, time_splitter(0.2, listed_at, ends_at), names=settings.models, k=settings.top_n,
+        params=base, grid=settings.tuning_grid if search else None, spark=spark, max_users=settings.eval_users,
+        log=lambda line: ctx.log(f"[{ctx.run_id}]   {line}"))
     if search:
         tuned = {key: getattr(evaluation.params, key) for key in settings.tuning_grid}
         tuning_record.save(settings, {"params": tuned, "grid": settings.tuning_grid, "size": size,
                                       "run_id": ctx.run_id, "results": evaluation.tuning})
-    ctx.summary["evaluation"] = {**evaluation.to_dict(), "tuning_source": why}
+    ctx.summary["evaluation"] = {**evaluation.to_dict(), "tuning_source": why, "models": list(settings.models)}
     ctx.summary["report"] = str(write_report(ctx.state.dir / "report.html", ctx.run_id, ctx.summary["evaluation"]))
     evaluated = time.time() - began
-    result = run_training(spark, settings.lake_bucket, ctx.run_id, settings.top_n,
-                          TrainParams(**ctx.summary["evaluation"]["params"]), as_of)
+    result = run_training(spark, settings.lake_bucket, ctx.run_id, settings.top_n, data, listings, users,
+                          settings.models, evaluation.params, evaluation.blend["weights"])
     return {"interactions": size["interactions"], "evaluate_seconds": round(evaluated, 1),
             "fit_seconds": round(time.time() - began - evaluated, 1),
             **{m: round(v["ndcg"], 4) for m, v in evaluation.metrics.items()},

@@ -60,6 +60,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         ),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
+        # pandas <-> Spark through Arrow: the in-process models hand their data and lists over this way
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.driver.memory": settings.driver_memory,
         "spark.hadoop.fs.s3a.fast.upload": "true",
         "spark.hadoop.fs.s3a.committer.magic.enabled": "false",

@@ -13,6 +13,8 @@ from pathlib import Path
 import great_expectations as gx
 import great_expectations.expectations as gxe
 
+from python_jobs.config import MODELS
+
 DATASOURCE = "encore_spark"
 
 
@@ -71,8 +73,8 @@ def suite_definitions() -> dict[str, list]:
             gxe.ExpectCompoundColumnsToBeUnique(column_list=["uid", "rank"]),
             gxe.ExpectColumnValuesToBeBetween(column="rank", min_value=1, max_value=_p("top_n")),
             gxe.ExpectColumnValuesToBeInSet(column="score_is_finite", value_set=[True]),
-            gxe.ExpectColumnValuesToBeInSet(column="source", value_set=["als", "popularity"]),
-            gxe.ExpectColumnValuesToBeInSet(column="list_source", value_set=["als", "popularity", "hybrid"]),
+            gxe.ExpectColumnValuesToBeInSet(column="source", value_set=list(MODELS)),
+            gxe.ExpectColumnValuesToBeInSet(column="list_source", value_set=[*MODELS, "hybrid"]),
             gxe.ExpectColumnValuesToBeInSet(column="already_bid", value_set=[False]),
             gxe.ExpectColumnValuesToBeInSet(column="is_open", value_set=[True]),
         ],

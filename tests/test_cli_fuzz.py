@@ -90,7 +90,7 @@ def test_unknown_stages_and_flags(tmp_path, stage, flag, command):
     if stage not in NAMES:
         _one_error_naming(*_invoke(["step", stage, "--run-id", "20261124T000000Z-x"], {}, tmp_path), stage)
     known = {"--cluster", "--users", "--seed", "--dirty", "--run", "--from", "--help", "--interactions", "--json",
-             "--sep", "--user", "--item", "--weight", "--k", "--test", "--no", "--header"}
+             "--sep", "--user", "--item", "--weight", "--k", "--test", "--no", "--header", "--time", "--text"}
     if not any(k.startswith(flag) or flag.startswith(k) for k in known):
         _one_error_naming(*_invoke([command, flag], {}, tmp_path), flag)
 

@@ -1,15 +1,18 @@
-"""Pure transforms of the training job on tiny hand-made frames."""
+"""The train stage's pieces on tiny hand-made frames: strength, the splits, the lists it writes."""
 
 import math
-from datetime import datetime, timedelta, timezone
 
+import numpy as np
+import pandas as pd
 import pytest
-from pyspark.sql import functions as F
 
-from python_jobs.evaluate import split_per_user
-from python_jobs.train import TrainParams, interaction_strength, popularity_scores, recommend, top_n
-
-NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
+from python_jobs.evaluate import per_user_splitter, sample_users, time_splitter
+from python_jobs.models import TrainParams
+from python_jobs.models.data import build
+from python_jobs.models.item_knn import ItemKNN
+from python_jobs.models.popularity import Popularity
+from python_jobs.models.taste import Taste
+from python_jobs.train import build_lists, interaction_strength
 
 
 def test_interaction_strength_weights_counts_and_amounts(spark):
@@ -20,81 +23,50 @@ def test_interaction_strength_weights_counts_and_amounts(spark):
     assert out[2] == pytest.approx(2.0)
 
 
-def test_popularity_decays_with_age_and_is_normalised(spark):
-    rows = [
-        (1, 10, "music", "vinyl", NOW),  # one fresh bidder
-        (2, 20, "music", "vinyl", NOW - timedelta(days=14)),  # two bidders, one half-life old
-        (3, 20, "music", "vinyl", NOW - timedelta(days=14)),
-        (4, 30, "home", "lamps", NOW - timedelta(days=28)),
-    ]
-    df = spark.createDataFrame(rows, "uid int, listing_id int, category string, sub_category string, last_bid_at timestamp")
-    pop = {r.listing_id: r.popularity for r in popularity_scores(df, NOW, 14.0).collect()}
-    assert pop[10] == pytest.approx(1.0)
-    assert pop[20] == pytest.approx(1.0)  # 2 * 0.5
-    assert pop[30] == pytest.approx(0.25)
+def test_per_user_split_keeps_one_train_row_and_holds_out_a_share():
+    rows = [(1, i) for i in range(1, 6)] + [(2, 9)] + [(3, 7), (3, 8)]
+    df = pd.DataFrame(rows, columns=["uid", "listing_id"]).assign(strength=1.0, first_bid_at=0.0, last_bid_at=0.0)
+    train, test, items, _ = per_user_splitter(0.4, seed=1, as_of=0.0)(df, 10)
+    assert sorted(test.groupby("uid").size().to_dict().items()) == [(1, 2), (3, 1)]  # uid 2 has one row: kept
+    assert len(train) + len(test) == len(df) and len(items) == 10
+    again = per_user_splitter(0.4, seed=1, as_of=0.0)(df, 10)[1]
+    assert again.equals(test)  # seeded
 
 
-def test_top_n_drops_seen_keeps_best_priority_and_labels_lists(spark):
-    cands = spark.createDataFrame(
-        [(1, 100, 0.9, "als", 0), (1, 101, 0.8, "als", 0), (1, 102, 5.0, "popularity", 1),
-         (1, 100, 7.0, "popularity", 2), (2, 102, 1.0, "popularity", 1)],
-        "uid int, listing_id int, score double, source string, priority int",
-    )
-    seen = spark.createDataFrame([(1, 101)], "uid int, listing_id int")
-    out = top_n(cands, seen, n=2).orderBy("uid", "rank").collect()
-    assert [(r.uid, r.rank, r.listing_id, r.source) for r in out] == [
-        (1, 1, 100, "als"), (1, 2, 102, "popularity"), (2, 1, 102, "popularity")
-    ]
-    assert {r.uid: r.list_source for r in out} == {1: "hybrid", 2: "popularity"}
+def test_time_split_scores_among_listings_open_at_the_cutoff():
+    df = pd.DataFrame({"uid": [1, 1, 2, 2, 3], "listing_id": [0, 1, 1, 2, 2], "strength": 1.0,
+                       "first_bid_at": [1.0, 2.0, 3.0, 8.0, 9.0], "last_bid_at": 9.0})
+    listed = np.array([0.0, 0.0, 5.0, 9.5])
+    ends = np.array([4.0, 20.0, 20.0, 30.0])
+    train, test, items, cutoff = time_splitter(0.4, listed, ends)(df, 4)
+    assert cutoff == 8.0
+    assert train["first_bid_at"].tolist() == [1.0, 2.0, 3.0] and test["first_bid_at"].tolist() == [8.0, 9.0]
+    assert items.tolist() == [1, 2]  # 0 ended before the cutoff, 3 was listed after it
 
 
-def test_popularity_only_recommends_interest_categories_first_and_never_seen(spark):
-    users = spark.createDataFrame([(1, 0), (2, 1)], "uid int, listing_count int")
-    items = spark.createDataFrame(
-        [(1, "music", "vinyl"), (2, "music", "cassettes"), (3, "home", "lamps"), (4, "home", "lamps"),
-         (5, "books", "manga"), (6, "books", "manga"), (7, "home", "ceramics")],
-        "listing_id int, category string, sub_category string",
-    )
-    pop = spark.createDataFrame(
-        [(1, 1.0), (2, 0.4), (3, 0.9), (4, 0.8), (5, 0.7), (6, 0.1)], "listing_id int, popularity double"
-    )
-    interests = spark.createDataFrame([(1, "home", "lamps"), (2, "music", None)], "uid int, category string, sub_category string")
-    seen = spark.createDataFrame([(2, 1)], "uid int, listing_id int")
-    recs = recommend(spark, users=users, items=items, seen=seen, popularity=pop, n=3, user_categories=interests)
-    lists = {}
-    for r in recs.orderBy("uid", "rank").collect():
-        lists.setdefault(r.uid, []).append(r.listing_id)
-    assert lists[1] == [3, 4, 7]  # home/lamps first, then home without bids yet (7), then global
-    assert lists[2] == [2, 3, 4]  # music without the seen listing 1, then global
-    assert 1 not in lists[2]
+def test_sample_users_is_seeded_and_bounded():
+    uids = np.arange(1, 1001)
+    assert len(sample_users(uids, 10, 42)) == 10
+    assert sample_users(uids, 10, 42).tolist() == sample_users(uids[::-1], 10, 42).tolist()
+    assert sample_users(uids, 10, 42).tolist() != sample_users(uids, 10, 7).tolist()
+    assert len(sample_users(uids, 0, 42)) == 1000
 
 
-def test_split_per_user_keeps_one_train_row_and_holds_out_latest(spark):
-    rows = [(1, i, float(i)) for i in range(1, 6)] + [(2, 9, 1.0)] + [(3, 7, 1.0), (3, 8, 2.0)]
-    df = spark.createDataFrame(rows, "uid int, listing_id int, t double")
-    train, test = split_per_user(df, F.col("t"), 0.4)
-    test_rows = sorted((r.uid, r.listing_id) for r in test.collect())
-    assert test_rows == [(1, 4), (1, 5), (3, 8)]
-    assert train.count() + test.count() == df.count()
-
-
-def test_top_k_by_factors_matches_a_brute_force_ranking(spark):
-    import numpy as np
-
-    from python_jobs.train import top_k_by_factors
-
-    rng = np.random.default_rng(3)
-    queries, items = rng.normal(size=(40, 6)).astype(np.float32), rng.normal(size=(25, 6)).astype(np.float32)
-    items[7] = items[3]  # a tie: within a list the lower item id comes first
-    frame = lambda m, offset: spark.createDataFrame(  # noqa: E731
-        [(offset + i, [float(x) for x in row]) for i, row in enumerate(m)], "id int, features array<float>")
-    got = top_k_by_factors(spark, 6, frame(queries, 1000), frame(items, 0), 4).toPandas()
-    scores = queries @ items.T
-    for q in range(len(queries)):
-        mine = got[got["id"] == 1000 + q].reset_index()
-        expected = sorted(range(len(items)), key=lambda i: (-scores[q, i], i))[:4]
-        # the same best scores; a tie at the cut may keep either twin, so compare items through their scores
-        assert np.allclose(mine["score"], scores[q, expected], atol=1e-5), q
-        assert np.allclose(mine["score"], scores[q, list(mine["item"])], atol=1e-5), q
-        assert list(mine["item"]) == sorted(mine["item"], key=lambda i: (-scores[q, i], i)), q
-    assert top_k_by_factors(spark, 6, frame(queries, 0), frame(items[:2], 0), 4).count() == 2 * len(queries)
+def test_lists_are_open_unseen_and_labelled_by_source():
+    listings = pd.DataFrame({"listing_id": [10, 11, 12, 13], "category": ["music"] * 3 + ["home"],
+                             "sub_category": ["vinyl", "vinyl", "cassettes", "lamps"], "product": ["a", "b", "c", "d"],
+                             "listing_amount": 1.0, "is_open": [True, True, False, True]})
+    bids = pd.DataFrame({"uid": [1, 2, 2], "listing_id": [10, 10, 11], "strength": 1.0, "last_bid_at": 0.0})
+    data = build(bids, pd.DataFrame({"uid": [1, 2, 3]}), listings, None, 0.0, 14.0)
+    components = [m.fit(data) for m in (Taste(), ItemKNN(), Popularity())]
+    weights = {seg: {"taste": 1.0, "item_knn": 0.0, "popularity": 0.0} for seg in ("new", "light", "heavy")}
+    served, own, similar = build_lists(data, components, weights, heavy_from=3, n=3)
+    assert 12 not in served["listing_id"].tolist()  # closed
+    assert not served[served["uid"] == 1]["listing_id"].isin([10]).any()  # already bid
+    assert set(served["list_source"]) == {"taste"}
+    # item_knn lists only users who bid; taste and popularity everyone
+    assert set(own[own["model"] == "item_knn"]["uid"]) == {1, 2}
+    assert set(own[own["model"] == "taste"]["uid"]) == {1, 2, 3}
+    # similar listings from item_knn: 10 and 11 were bid on together, never a listing with itself
+    assert similar[similar["listing_id"] == 10]["similar_listing_id"].tolist() == [11]
+    assert (similar["listing_id"] != similar["similar_listing_id"]).all()

@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, R
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
+from python_jobs.config import MODELS
 from python_jobs.serving.loader import RunHolder, ServedRun
 
 PAGE = Path(__file__).with_name("page.html")
@@ -20,7 +21,7 @@ MAX_N = 100
 Uid = Annotated[int, PathParam(ge=0, le=2**31 - 1, description="the user's id")]
 ListingId = Annotated[int, PathParam(ge=0, le=2**31 - 1, description="the listing's id")]
 N = Annotated[int, Query(ge=1, le=MAX_N, description="how many to return, best first")]
-Model = Annotated[Literal["hybrid", "als", "popularity"],
+Model = Annotated[Literal[("hybrid", *MODELS)],
                   Query(description="the model whose list to return; the hybrid is what the app is served")]
 
 
@@ -98,7 +99,9 @@ def build_app(holder: RunHolder) -> FastAPI:
         if model != "hybrid":
             model_line = run.models.get(model, {}).get(uid)
             if model_line is None:
-                why = " (ALS lists only users who have bid)" if model == "als" else ""
+                why = "" if model in run.models else " (the run did not fit it)"
+                if model in ("als", "item_knn", "user_knn", "ease") and model in run.models:
+                    why = f" ({model} lists only users who have bid)"
                 raise HTTPException(404, f"user {uid} has no {model} list in run {run.run_id}{why}")
             listed = json.loads(model_line)
             row = {**row, "source": model, "recommendations": listed["recommendations"]}

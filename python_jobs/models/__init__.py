@@ -1,0 +1,54 @@
+"""The recommenders, one module each, behind one contract (`base.Model`); `build` makes the configured ones.
+
+Hyper-parameters shared by the run live in `TrainParams` (ALS's are the
+tuned ones; the grid that found them is `ENCORE_TUNING_GRID`); each model's
+own defaults are its dataclass fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from python_jobs.config import MODELS
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    rank: int = 32
+    reg_param: float = 0.01
+    alpha: float = 1.0
+    max_iter: int = 10
+    count_weight: float = 1.0
+    amount_weight: float = 0.2
+    half_life_days: float = 14.0
+    min_bids_for_als: int = 3  # a user with at least this many listings bid on is a heavy user
+    seed: int = 42
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_values(self, **values) -> TrainParams:
+        return replace(self, **values)
+
+
+def build(names, params: TrainParams, spark=None) -> list:
+    """Unfitted models, in the order of `names`; ALS needs the SparkSession that fits it."""
+    from python_jobs.models.als import ALSModel
+    from python_jobs.models.content import Content
+    from python_jobs.models.ease import EASE
+    from python_jobs.models.item_knn import ItemKNN
+    from python_jobs.models.popularity import Popularity
+    from python_jobs.models.taste import Taste
+    from python_jobs.models.user_knn import UserKNN
+    from python_jobs.models.weighted_ratings import WeightedRatings
+
+    makers = {
+        "als": lambda: ALSModel(spark, rank=params.rank, reg_param=params.reg_param, alpha=params.alpha,
+                                max_iter=params.max_iter, seed=params.seed),
+        "taste": Taste, "item_knn": ItemKNN, "user_knn": UserKNN, "ease": EASE, "content": Content,
+        "weighted_ratings": WeightedRatings, "popularity": Popularity,
+    }
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    return [makers[n]() for n in names]

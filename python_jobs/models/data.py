@@ -1,0 +1,115 @@
+"""What every model learns from, in one process: the interaction matrix and the features of users and listings.
+
+Rows are every known user and columns every known listing (also those nobody
+has bid on yet, so content and taste can score them), in a fixed order, so
+the training part of a split and the whole data share positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    user_ids: np.ndarray            # position -> uid
+    item_ids: np.ndarray            # position -> listing_id
+    strength: sparse.csr_matrix     # users x items: implicit-feedback strength (0 = no interaction)
+    recency: sparse.csr_matrix      # users x items, same pattern: 0.5 ** (age of the latest bid / half-life)
+    items: pd.DataFrame             # per item position: category, sub_category, product, listing_amount
+    sub_of_item: np.ndarray         # item position -> sub-category index (into `subs`)
+    subs: pd.DataFrame              # per sub-category index: category, sub_category
+    interests: sparse.csr_matrix    # users x sub-categories: the questionnaire, each user's answers summing to 1
+    as_of: float                    # epoch seconds the recency weights are measured from
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def binary(self) -> sparse.csr_matrix:
+        out = self.strength.copy()
+        out.data[:] = 1.0
+        return out
+
+    def bid_counts(self) -> np.ndarray:
+        """Listings each user interacted with."""
+        return np.diff(self.strength.indptr)
+
+    def user_positions(self, uids) -> np.ndarray:
+        """Positions of `uids` (all known)."""
+        return np.searchsorted(self.user_ids, np.asarray(uids))
+
+    def item_positions(self, listing_ids) -> np.ndarray:
+        return np.searchsorted(self.item_ids, np.asarray(listing_ids))
+
+    def with_interactions(self, interactions: pd.DataFrame, as_of: float, half_life_days: float) -> TrainingSet:
+        """The same users, listings and features, learning from `interactions` only, as of `as_of`."""
+        strength, recency = _matrices(self.user_ids, self.item_ids, interactions, as_of, half_life_days)
+        return replace(self, strength=strength, recency=recency, as_of=as_of)
+
+
+def _matrices(user_ids, item_ids, interactions: pd.DataFrame, as_of: float, half_life_days: float):
+    rows = np.searchsorted(user_ids, interactions["uid"].to_numpy())
+    cols = np.searchsorted(item_ids, interactions["listing_id"].to_numpy())
+    shape = (len(user_ids), len(item_ids))
+    strength = sparse.csr_matrix((interactions["strength"].to_numpy(np.float32), (rows, cols)), shape=shape)
+    age_days = np.maximum(as_of - interactions["last_bid_at"].to_numpy(np.float64), 0.0) / DAY
+    weight = np.power(0.5, age_days / half_life_days).astype(np.float32)
+    recency = sparse.csr_matrix((weight, (rows, cols)), shape=shape)
+    strength.sum_duplicates()
+    recency.sum_duplicates()
+    return strength, recency
+
+
+def build(interactions: pd.DataFrame, users: pd.DataFrame, listings: pd.DataFrame, interests: pd.DataFrame,
+          as_of: float, half_life_days: float) -> TrainingSet:
+    """interactions: uid, listing_id, strength, last_bid_at (epoch s); users: uid; listings: listing_id,
+    category, sub_category, product, listing_amount; interests: uid, category, sub_category (None = the whole
+    category). Users and listings that appear only in the interactions are added."""
+    user_ids = np.union1d(users["uid"].to_numpy(np.int64), interactions["uid"].to_numpy(np.int64))
+    items = listings.drop_duplicates("listing_id").sort_values("listing_id").reset_index(drop=True)
+    item_ids = items["listing_id"].to_numpy(np.int64)
+    interactions = interactions[np.isin(interactions["listing_id"].to_numpy(), item_ids)]
+    strength, recency = _matrices(user_ids, item_ids, interactions, as_of, half_life_days)
+    items = items.assign(category=items["category"].fillna("unknown"), sub_category=items["sub_category"].fillna(""),
+                         product=items["product"].fillna("") if "product" in items else "",
+                         listing_amount=items["listing_amount"].astype(float) if "listing_amount" in items else 0.0)
+    subs = items[["category", "sub_category"]].drop_duplicates().sort_values(["category", "sub_category"])
+    subs = subs.reset_index(drop=True)
+    key = pd.MultiIndex.from_frame(subs)
+    sub_of_item = key.get_indexer(pd.MultiIndex.from_frame(items[["category", "sub_category"]]))
+    return TrainingSet(user_ids, item_ids, strength, recency, items, sub_of_item, subs,
+                       _interest_matrix(user_ids, subs, interests), as_of)
+
+
+def _interest_matrix(user_ids, subs: pd.DataFrame, interests: pd.DataFrame) -> sparse.csr_matrix:
+    """A chosen sub-category counts 1; a chosen category without one spreads 1 over its sub-categories."""
+    shape = (len(user_ids), len(subs))
+    if interests is None or interests.empty:
+        return sparse.csr_matrix(shape, dtype=np.float32)
+    known = interests[np.isin(interests["uid"].to_numpy(), user_ids)]
+    sub_index = {(c, s): i for i, (c, s) in enumerate(zip(subs["category"], subs["sub_category"]))}
+    by_category: dict[str, list[int]] = {}
+    for i, c in enumerate(subs["category"]):
+        by_category.setdefault(c, []).append(i)
+    rows, cols, vals = [], [], []
+    for uid, category, sub in known[["uid", "category", "sub_category"]].itertuples(index=False):
+        targets = [sub_index[(category, sub)]] if (category, sub) in sub_index else by_category.get(category, [])
+        for t in targets:
+            rows.append(uid)
+            cols.append(t)
+            vals.append(1.0 / len(targets))
+    matrix = sparse.csr_matrix((np.asarray(vals, np.float32), (np.searchsorted(user_ids, rows), cols)), shape=shape)
+    totals = np.asarray(matrix.sum(axis=1)).ravel()
+    return sparse.diags(1.0 / np.maximum(totals, 1e-12)).astype(np.float32) @ matrix

@@ -1,0 +1,158 @@
+"""The blend: a weighted sum of the models' scores, with weights per user segment chosen on validation.
+
+Segments by the listings a user bid on in the training data: `new` (none),
+`light` (fewer than `heavy_from`), `heavy`. Each model's scores are scaled to
+[0, 1] per user over the candidate listings, so weights compare models,
+not their units. The blend re-ranks a pool: each model's `pool` best
+listings for the user (a listing no model puts in its top `pool` would not
+reach the blend's top n). Each listed item names the model that contributed
+most to its score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from python_jobs.models.base import SCORE_CELLS, Model, best_n, seen_mask
+from python_jobs.models.data import TrainingSet
+
+SEGMENTS = ("new", "light", "heavy")
+WEIGHT_STEPS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def segments(data: TrainingSet, users: np.ndarray, heavy_from: int) -> np.ndarray:
+    """0 new, 1 light, 2 heavy for each of `users`."""
+    counts = data.bid_counts()[users]
+    return np.where(counts == 0, 0, np.where(counts < heavy_from, 1, 2))
+
+
+@dataclass
+class Pool:
+    """Per user: candidate item positions [U, P] (-1 = none), each model's scaled score [U, P, M]."""
+    items: np.ndarray
+    features: np.ndarray
+    segment: np.ndarray
+
+
+def _scaled(scores: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(scores)
+    low = np.where(finite, scores, np.inf).min(axis=1, keepdims=True)
+    high = np.where(finite, scores, -np.inf).max(axis=1, keepdims=True)
+    span = np.where(high > low, high - low, 1.0)
+    return np.where(finite, (scores - np.where(np.isfinite(low), low, 0.0)) / span, -np.inf).astype(np.float32)
+
+
+def build_pool(models: list[Model], data: TrainingSet, users: np.ndarray, items: np.ndarray, pool: int,
+               heavy_from: int) -> Pool:
+    users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
+    width = len(models) * min(pool, len(items))
+    cand = np.full((len(users), width), -1, np.int64)
+    feats = np.zeros((len(users), width, len(models)), np.float32)
+    step = max(1, SCORE_CELLS // max(1, len(items) * len(models)))
+    keep = min(pool, len(items))
+    for start in range(0, len(users), step):
+        part = users[start:start + step]
+        seen = seen_mask(data, part, items)
+        scaled = [_scaled(np.where(seen, -np.inf, m.score(part, items).astype(np.float32))) for m in models]
+        cols = np.concatenate([np.argpartition(-s, keep - 1, axis=1)[:, :keep] for s in scaled], axis=1)
+        cols.sort(axis=1)
+        duplicate = np.zeros_like(cols, dtype=bool)
+        duplicate[:, 1:] = cols[:, 1:] == cols[:, :-1]
+        usable = ~duplicate & np.isfinite(np.take_along_axis(scaled[0], cols, axis=1))
+        cand[start:start + step] = np.where(usable, items[cols], -1)
+        for m, s in enumerate(scaled):
+            feats[start:start + step, :, m] = np.where(usable, np.take_along_axis(s, cols, axis=1), 0.0)
+    return Pool(cand, feats, segments(data, users, heavy_from))
+
+
+def rank_pool(pool: Pool, weights: np.ndarray, n: int, rows: np.ndarray | None = None):
+    """(items [U, n], scores [U, n], best model index [U, n]) of the blend with per-segment `weights` [3, M]."""
+    rows = np.arange(len(pool.items)) if rows is None else rows
+    feats, cand = pool.features[rows], pool.items[rows]
+    per_user = weights[pool.segment[rows]]
+    blended = np.einsum("upm,um->up", feats, per_user)
+    blended = np.where(cand >= 0, blended, -np.inf)
+    order = np.argsort(-blended, axis=1, kind="stable")[:, :n]
+    top = np.take_along_axis(blended, order, axis=1)
+    chosen = np.where(np.isfinite(top), np.take_along_axis(cand, order, axis=1), -1)
+    contrib = np.take_along_axis(feats, order[:, :, None], axis=1) * per_user[:, None, :]
+    return chosen, top, contrib.argmax(axis=2)
+
+
+@dataclass
+class Hybrid:
+    components: list[Model]
+    weights: dict[str, dict[str, float]] = field(default_factory=dict)  # segment -> model name -> weight
+    heavy_from: int = 3
+    pool: int = 30
+    name: str = "hybrid"
+
+    def fit(self, data: TrainingSet) -> Hybrid:
+        for model in self.components:
+            model.fit(data)
+        self.data_ = data
+        return self
+
+    def weight_matrix(self) -> np.ndarray:
+        names = [m.name for m in self.components]
+        default = {name: 1.0 for name in names}
+        return np.array([[self.weights.get(seg, default).get(name, 0.0) for name in names] for seg in SEGMENTS],
+                        np.float32)
+
+    def top_n(self, data: TrainingSet, users: np.ndarray, items: np.ndarray, n: int):
+        """(items, scores, source model name per item) for `users`."""
+        pool = build_pool(self.components, data, users, items, self.pool, self.heavy_from)
+        chosen, scores, best = rank_pool(pool, self.weight_matrix(), n)
+        names = np.array([m.name for m in self.components])
+        return chosen, scores, names[best]
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        weights = self.weight_matrix()[segments(self.data_, users, self.heavy_from)]
+        total = np.zeros((len(users), len(items)), np.float32)
+        for m, model in enumerate(self.components):
+            total += weights[:, m:m + 1] * np.nan_to_num(_scaled(model.score(users, items)), neginf=0.0)
+        return total
+
+    def covers(self, users: np.ndarray) -> np.ndarray:
+        return np.ones(len(users), dtype=bool)
+
+
+def choose_weights(pool: Pool, relevant: np.ndarray, n_relevant: np.ndarray, names: list[str], n: int,
+                   passes: int = 2) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Per segment, coordinate ascent over WEIGHT_STEPS from the best single model, by nDCG@n on `pool`.
+
+    relevant: bool [U, P], the pool's candidates the user went on to bid on; n_relevant: per user, how many
+    listings they bid on in all. Returns the weights and each segment's validation nDCG."""
+    from python_jobs.metrics import ndcg_per_user
+
+    chosen, scores = {}, {}
+    for s, seg in enumerate(SEGMENTS):
+        rows = np.flatnonzero(pool.segment == s)
+        if len(rows) == 0:
+            continue
+
+        def value(w):
+            weights = np.zeros((3, len(names)), np.float32)
+            weights[s] = w
+            items, _, _ = rank_pool(pool, weights, n, rows)
+            hit = (items[:, :, None] == pool.items[rows][:, None, :]) & relevant[rows][:, None, :]
+            return float(ndcg_per_user(hit.any(axis=2), n_relevant[rows]).mean())
+
+        singles = [value(np.eye(len(names), dtype=np.float32)[m]) for m in range(len(names))]
+        w = np.eye(len(names), dtype=np.float32)[int(np.argmax(singles))]
+        best = max(singles)
+        for _ in range(passes):
+            for m in range(len(names)):
+                for step in WEIGHT_STEPS:
+                    trial = w.copy()
+                    trial[m] = step
+                    if trial.sum() == 0:
+                        continue
+                    got = value(trial)
+                    if got > best + 1e-9:
+                        best, w = got, trial
+        chosen[seg] = {name: float(x) for name, x in zip(names, w)}
+        scores[seg] = round(best, 5)
+    return chosen, scores

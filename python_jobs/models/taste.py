@@ -1,0 +1,72 @@
+"""Taste: personal popularity. The user's affinity for each sub-category times the listing's share of it.
+
+affinity[u, s] mixes, in proportions of evidence:
+- the sub-categories of the listings the user bid on (each counts 1, plus up
+  to 1 more the more recent the bid: 1 + 0.5 ** (age / half-life)),
+- the same bids at category level, spread over the category's sub-categories
+  by their share of everyone's bidders (`category_weight` per bid),
+- the sign-up questionnaire (`questionnaire_weight` in all),
+- everyone's sub-category demand (`prior_weight`), so an unexplored
+  sub-category is never zero.
+A listing's share of its sub-category is its recency-weighted bidders plus
+`listing_prior`, over the same sum of the candidate listings of that
+sub-category, so a listing nobody has bid on yet still has a place.
+It is the cold-start model generalised to everyone: a user with no bids gets
+the questionnaire and the prior, one with many gets their own history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from python_jobs.models.base import everyone
+from python_jobs.models.data import TrainingSet
+from python_jobs.models.popularity import recent_bidders
+
+
+@dataclass
+class Taste:
+    category_weight: float = 0.3
+    questionnaire_weight: float = 2.0
+    prior_weight: float = 2.0
+    listing_prior: float = 0.5
+    name: str = "taste"
+
+    def fit(self, data: TrainingSet) -> Taste:
+        n_subs = len(data.subs)
+        to_sub = sparse.csr_matrix((np.ones(data.n_items, np.float32), (np.arange(data.n_items), data.sub_of_item)),
+                                   shape=(data.n_items, n_subs))
+        bids = data.binary + data.recency  # 1 per listing, plus its recency weight
+        per_sub = np.asarray((bids @ to_sub).todense(), dtype=np.float32)
+        demand = np.asarray(data.binary.sum(axis=0)).ravel() @ to_sub
+        demand = (np.asarray(demand).ravel() + 1.0).astype(np.float32)
+        demand /= demand.sum()
+        categories = data.subs["category"].astype("category").cat.codes.to_numpy()
+        to_cat = sparse.csr_matrix((np.ones(n_subs, np.float32), (np.arange(n_subs), categories)))
+        cat_demand = np.asarray(to_cat.T @ demand).ravel()
+        within_cat = demand / cat_demand[categories]
+        per_cat = np.asarray(per_sub @ to_cat.todense())[:, categories] * within_cat
+        answered = np.asarray(data.interests.sum(axis=1)).ravel() > 0
+        evidence = (per_sub + self.category_weight * per_cat
+                    + self.questionnaire_weight * data.interests.toarray() + self.prior_weight * demand)
+        totals = (per_sub.sum(axis=1) * (1 + self.category_weight) + self.questionnaire_weight * answered
+                  + self.prior_weight)
+        self.affinity_ = (evidence / totals[:, None]).astype(np.float32)
+        self.popularity_ = recent_bidders(data) + self.listing_prior
+        self.sub_of_item_ = data.sub_of_item
+        return self
+
+    def shares(self, items: np.ndarray) -> np.ndarray:
+        """Each candidate's share of its sub-category among the candidates."""
+        subs = self.sub_of_item_[items]
+        totals = np.bincount(subs, weights=self.popularity_[items], minlength=self.affinity_.shape[1])
+        return (self.popularity_[items] / totals[subs]).astype(np.float32)
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self.affinity_[users][:, self.sub_of_item_[items]] * self.shares(items)
+
+    def covers(self, users: np.ndarray) -> np.ndarray:
+        return everyone(users)
