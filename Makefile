@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksu
 AIRFLOW_STAMP := $(VENV)/.airflow-$(shell cat requirements-airflow.lock | cksum | cut -d' ' -f1)
 USERS  ?= 1000
 
-.PHONY: setup demo test bench down clean
+.PHONY: setup demo test bench bench-models down clean
 
 setup: $(STAMP) .jars/.fetched .tools/.versitygw
 
@@ -46,6 +46,11 @@ test: setup $(AIRFLOW_STAMP) /usr/bin/chromium
 bench: setup
 	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -r benchmarks/requirements.txt
 	$(BIN)/python benchmarks/bench.py --users $(USERS)
+
+# every model on the replay at each of SCALES beside the generator's truth, in process
+SCALES ?= 1000 100000
+bench-models: setup
+	$(BIN)/python benchmarks/models_bench.py --users $(SCALES)
 
 down:
 	@if [ -x $(BIN)/encore-recs ]; then $(BIN)/encore-recs down; else echo "nothing to stop"; fi

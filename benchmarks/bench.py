@@ -91,39 +91,36 @@ def pipeline(users: int, cluster: bool, state: Path) -> dict:
 
 
 def als_side_by_side(state: Path, params: dict, n: int = 10) -> None:
-    """Spark ALS (fit, then top n for every user over all listings) against implicit on the same matrix."""
+    """The pipeline's ALS model (Spark fit, top n for every user over all listings in process) against implicit
+    on the same matrix."""
     import numpy as np
-    import scipy.sparse as sp
     from threadpoolctl import threadpool_limits
 
     os.environ.update(_env(state))
-    from python_jobs.config import Settings
-    from python_jobs.spark import get_spark
-    from python_jobs.train import TrainParams, fit_als, interaction_strength, top_k_by_factors
-
     from python_jobs import local_stack
+    from python_jobs.config import Settings
+    from python_jobs.models import TrainParams
+    from python_jobs.models.als import ALSModel
+    from python_jobs.models.base import top_n
+    from python_jobs.spark import get_spark
+    from python_jobs.train import load_marts
 
     settings = Settings.from_env()
     local_stack.ready(settings)  # also exports the local S3 server's credentials to this process
     spark = get_spark(settings)
     train_params = TrainParams(**params)
-    weighted = interaction_strength(spark.table("marts.fct_user_item_interactions"), train_params).select(
-        "uid", "listing_id", "strength").cache()
-    interactions = weighted.count()
+    data = load_marts(spark, train_params, time.time())[0]
+    matrix = data.strength
+    everyone, listings = np.arange(data.n_users), np.arange(data.n_items)
 
     began = time.time()
-    model = fit_als(weighted, train_params)
+    model = ALSModel(spark, rank=train_params.rank, reg_param=train_params.reg_param, alpha=train_params.alpha,
+                     max_iter=train_params.max_iter, seed=train_params.seed).fit(data)
     spark_fit = time.time() - began
     began = time.time()
-    top_k_by_factors(spark, model.rank, model.userFactors, model.itemFactors, n).write.format("noop").mode(
-        "overwrite").save()
+    top_n(model, data, everyone, listings, n, exclude_seen=False)
     spark_top = time.time() - began
 
-    frame = weighted.toPandas()  # benchmark only: the pipeline never collects the interactions
-    users, user_index = np.unique(frame["uid"].to_numpy(), return_inverse=True)
-    items, item_index = np.unique(frame["listing_id"].to_numpy(), return_inverse=True)
-    matrix = sp.csr_matrix((frame["strength"].to_numpy(dtype=np.float32), (user_index, item_index)),
-                           shape=(len(users), len(items)))
     from implicit.cpu.als import AlternatingLeastSquares
 
     with threadpool_limits(1, "blas"):
@@ -135,17 +132,17 @@ def als_side_by_side(state: Path, params: dict, n: int = 10) -> None:
         library.fit(matrix, show_progress=False)
         lib_fit = time.time() - began
         began = time.time()
-        library.recommend(np.arange(len(users)), matrix, N=n, filter_already_liked_items=False)
+        library.recommend(everyone, matrix, N=n, filter_already_liked_items=False)
         lib_top = time.time() - began
     spark.stop()
 
-    print(f"\n## ALS side by side: {interactions:,} interactions, {len(users):,} users x {len(items):,} listings, "
+    print(f"\n## ALS side by side: {matrix.nnz:,} interactions, {data.n_users:,} users x {data.n_items:,} listings, "
           f"rank {train_params.rank}, {train_params.max_iter} iterations, top {n} for every user\n")
     print("| | fit s | top-N s | total s |")
     print("| --- | ---: | ---: | ---: |")
-    print(f"| Spark ALS (pipeline code) | {spark_fit:.1f} | {spark_top:.1f} | {spark_fit + spark_top:.1f} |")
+    print(f"| pipeline ALS (Spark fit, NumPy top-N) | {spark_fit:.1f} | {spark_top:.1f} | {spark_fit + spark_top:.1f} |")
     print(f"| implicit {_version('implicit')} (2 threads) | {lib_fit:.1f} | {lib_top:.1f} | {lib_fit + lib_top:.1f} |")
-    print(f"| ratio | {spark_fit / lib_fit:.1f}x | {spark_top / lib_top:.1f}x | "
+    print(f"| ratio | {spark_fit / lib_fit:.1f}x | {spark_top / max(lib_top, 1e-3):.1f}x | "
           f"{(spark_fit + spark_top) / (lib_fit + lib_top):.1f}x |")
 
 

@@ -22,6 +22,7 @@ from python_jobs.config import PROJECT_DIR
 from python_jobs.raw_schema import RAW_TABLES, raw_ddl
 
 DAY = 86400.0
+EXPLORE = 0.15  # share of bids in a sub-category drawn from everyone's demand rather than the user's taste
 
 
 
@@ -32,6 +33,9 @@ class Marketplace:
     bids: pd.DataFrame
     user_interests: pd.DataFrame
     as_of: float = 0.0
+    # how the bids were drawn, for benchmarks to score against (never given to a model): per user the taste over
+    # taxonomy pairs, per listing its pair and popularity, the pairs' overall demand and the exploration rate
+    truth: dict | None = None
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in RAW_TABLES}
@@ -94,7 +98,7 @@ def generate(users: int, seed: int, as_of: datetime | None = None) -> Marketplac
         cum = prefs[b_uid[start:start + 1_000_000] - 1].cumsum(axis=1)
         b_pair[start:start + 1_000_000] = (draw[start:start + 1_000_000, None] > cum).sum(axis=1)
     b_pair = b_pair.clip(max=n_pairs - 1)
-    explore = rng.random(n_bids) < 0.15
+    explore = rng.random(n_bids) < EXPLORE
     b_pair[explore] = rng.choice(n_pairs, explore.sum(), p=demand)
     b_listing = np.empty(n_bids, dtype=np.int64)
     for pair in range(n_pairs):
@@ -141,7 +145,8 @@ def generate(users: int, seed: int, as_of: datetime | None = None) -> Marketplac
          "answered_at": _timestamps(signup[a_uid - 1] + 60)}
     ).drop_duplicates(["uid", "category", "sub_category"])
 
-    return Marketplace(users_df, listings_df, bids_df, interests_df, now)
+    truth = {"prefs": prefs, "listing_pair": l_pair, "popularity": popularity, "demand": demand, "explore": EXPLORE}
+    return Marketplace(users_df, listings_df, bids_df, interests_df, now, truth)
 
 
 def _copy_frame(cur, table: str, frame: pd.DataFrame) -> None:

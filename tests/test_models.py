@@ -151,3 +151,15 @@ def test_als_puts_a_users_block_first(spark):
     bids = pd.DataFrame(rows, columns=["uid", "listing_id"]).assign(strength=1.0, last_bid_at=NOW)
     data = build(bids, pd.DataFrame({"uid": range(1, 7)}), LISTINGS, INTERESTS.iloc[:0], NOW, 14.0)
     assert _listed(ALSModel(spark, rank=4, reg_param=0.01, alpha=10.0, max_iter=15), data, 1, 1) == [12]
+
+
+def test_taste_projects_bidders_by_the_share_of_the_auction_gone_by():
+    # both lamps; 13 has two bidders with 90% of its auction gone, 14 one bidder with 10% gone: 14 is on pace
+    listings = LISTINGS.assign(listed_at=[NOW - 9 * DAY] * 4 + [NOW - DAY], ends_at=[NOW + DAY] * 4 + [NOW + 9 * DAY])
+    bids = pd.DataFrame({"uid": [1, 2, 3], "listing_id": [13, 13, 14], "strength": 1.0, "last_bid_at": NOW})
+    data = build(bids, pd.DataFrame({"uid": [1, 2, 3, 4]}), listings, INTERESTS, NOW, 14.0)
+    assert data.auction_elapsed()[3:].tolist() == pytest.approx([0.9, 0.1])
+    model = Taste(listing_prior=0.0).fit(data)
+    assert model.shares(data.item_positions([13, 14])).tolist() == pytest.approx([(2 / 0.9) / (2 / 0.9 + 10),
+                                                                                  10 / (2 / 0.9 + 10)])
+    assert _listed(Taste(), data, 4, 1) == [14]

@@ -46,6 +46,16 @@ class TrainingSet:
         """Listings each user interacted with."""
         return np.diff(self.strength.indptr)
 
+    def auction_elapsed(self, floor: float = 0.02) -> np.ndarray:
+        """Per listing, the share of its auction window gone by `as_of` (at least `floor`); 1 where the data has
+        no windows (listed_at, ends_at) or the auction is over."""
+        if "listed_at" not in self.items or "ends_at" not in self.items:
+            return np.ones(self.n_items)
+        listed = self.items["listed_at"].to_numpy(np.float64)
+        length = self.items["ends_at"].to_numpy(np.float64) - listed
+        elapsed = np.divide(self.as_of - listed, length, out=np.ones(self.n_items), where=length > 0)
+        return np.clip(np.nan_to_num(elapsed, nan=1.0), floor, 1.0)
+
     def user_positions(self, uids) -> np.ndarray:
         """Positions of `uids` (all known)."""
         return np.searchsorted(self.user_ids, np.asarray(uids))

@@ -8,9 +8,14 @@ affinity[u, s] mixes, in proportions of evidence:
 - the sign-up questionnaire (`questionnaire_weight` in all),
 - everyone's sub-category demand (`prior_weight`), so an unexplored
   sub-category is never zero.
-A listing's share of its sub-category is its recency-weighted bidders plus
+A listing's share of its sub-category is its projected bidders plus
 `listing_prior`, over the same sum of the candidate listings of that
-sub-category, so a listing nobody has bid on yet still has a place.
+sub-category, so a listing nobody has bid on yet still has a place. Projected
+bidders are the bidders so far over the share of the auction gone by (at
+least `pace_floor`): a listing two days into a ten-day auction with five
+bidders is on pace for twenty-five, and is as good a bet as a listing that
+ended with twenty-five. Without auction windows in the data, the bidders as
+they are.
 It is the cold-start model generalised to everyone: a user with no bids gets
 the questionnaire and the prior, one with many gets their own history.
 """
@@ -24,7 +29,6 @@ from scipy import sparse
 
 from python_jobs.models.base import everyone
 from python_jobs.models.data import TrainingSet
-from python_jobs.models.popularity import recent_bidders
 
 
 @dataclass
@@ -33,6 +37,7 @@ class Taste:
     questionnaire_weight: float = 2.0
     prior_weight: float = 2.0
     listing_prior: float = 0.5
+    pace_floor: float = 0.02
     name: str = "taste"
 
     def fit(self, data: TrainingSet) -> Taste:
@@ -55,7 +60,8 @@ class Taste:
         totals = (per_sub.sum(axis=1) * (1 + self.category_weight) + self.questionnaire_weight * answered
                   + self.prior_weight)
         self.affinity_ = (evidence / totals[:, None]).astype(np.float32)
-        self.popularity_ = recent_bidders(data) + self.listing_prior
+        bidders = np.diff(data.strength.tocsc().indptr).astype(np.float32)
+        self.popularity_ = (bidders / data.auction_elapsed(self.pace_floor) + self.listing_prior).astype(np.float32)
         self.sub_of_item_ = data.sub_of_item
         return self
 
