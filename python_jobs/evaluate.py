@@ -175,7 +175,7 @@ def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, 
         params, tuning = tune_als(valid_part, params, grid, k, spark)
         log(f"ALS tuned on validation: {', '.join(f'{key}={getattr(params, key)}' for key in grid)}")
     blend = fit_blend(registry.build(names, params, spark), valid_part, params, k)
-    log("blend weights chosen on validation: " + "; ".join(
+    log("blend weights (validation): " + "; ".join(
         f"{seg} " + ", ".join(f"{m}={w:g}" for m, w in ws.items() if w) for seg, ws in blend["weights"].items()))
 
     components = registry.build(names, params, spark)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pyspark
 
 from python_jobs.cli import main
+from python_jobs.config import MODELS
 
 MOVIELENS = Path(pyspark.__file__).parent / "data" / "mllib" / "als" / "sample_movielens_ratings.txt"
 
@@ -17,7 +18,7 @@ def test_evaluate_scores_als_popularity_and_hybrid_on_movielens(spark, tmp_path,
                  "--item-col", "_c1", "--weight-col", "_c2", "--json", str(out)])
     assert code == 0, capsys.readouterr().err
     result = json.loads(out.read_text())
-    assert set(result["metrics"]) == {"als", "popularity", "hybrid"}
+    assert set(result["metrics"]) == {*MODELS, "hybrid"}
     for scores in result["metrics"].values():
         assert 0 <= scores["ndcg"] <= 1 and scores["users"] > 0
     assert [row["rank"] for row in result["tuning"]] == [5, 10]

@@ -127,10 +127,13 @@ def test_the_blend_chooses_per_segment_the_model_that_predicts_it():
         feats[u, 0, 1 - seg_right_model] = 1.0  # the other model ranks item 0 first
         relevant[u, 2] = True
     pool = Pool(items, feats, np.array([1, 1, 2, 2]))
-    weights, scores = choose_weights(pool, relevant, np.ones(4, int), ["a", "b"], n=1)
+    weights, scores = choose_weights(pool, relevant, np.ones(4, int), ["a", "b"], n=1, min_users=1)
     assert weights["light"]["a"] > weights["light"]["b"]
     assert weights["heavy"]["b"] > weights["heavy"]["a"]
-    assert scores == {"light": 1.0, "heavy": 1.0}
+    assert scores["light"] == 1.0 and scores["heavy"] == 1.0
+    # with too few users to choose on, a segment takes the first model alone when no cold-start model runs
+    weights, scores = choose_weights(pool, relevant, np.ones(4, int), ["a", "b"], n=1, min_users=3)
+    assert weights["light"] == {"a": 1.0, "b": 0.0} and "fewer than 3" in scores["light"]
 
 
 def test_hybrid_lists_blend_and_name_the_model_that_contributed_most(data):

@@ -119,18 +119,27 @@ class Hybrid:
         return np.ones(len(users), dtype=bool)
 
 
+# a segment with fewer validation users than this is too noisy to choose weights on: it takes FALLBACK
+MIN_SEGMENT_USERS = 100
+FALLBACK = ("taste", "popularity")
+
+
 def choose_weights(pool: Pool, relevant: np.ndarray, n_relevant: np.ndarray, names: list[str], n: int,
-                   passes: int = 2) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+                   passes: int = 2, min_users: int = MIN_SEGMENT_USERS) -> tuple[dict[str, dict[str, float]], dict]:
     """Per segment, coordinate ascent over WEIGHT_STEPS from the best single model, by nDCG@n on `pool`.
 
     relevant: bool [U, P], the pool's candidates the user went on to bid on; n_relevant: per user, how many
-    listings they bid on in all. Returns the weights and each segment's validation nDCG."""
+    listings they bid on in all. A segment with fewer than `min_users` users takes the first of FALLBACK that
+    runs (the cold-start model) alone. Returns the weights and each segment's validation nDCG (or why not)."""
     from python_jobs.metrics import ndcg_per_user
 
     chosen, scores = {}, {}
     for s, seg in enumerate(SEGMENTS):
         rows = np.flatnonzero(pool.segment == s)
-        if len(rows) == 0:
+        if len(rows) < min_users:
+            pick = next((f for f in FALLBACK if f in names), names[0])
+            chosen[seg] = {name: float(name == pick) for name in names}
+            scores[seg] = f"{len(rows)} validation users, fewer than {min_users}: {pick} alone"
             continue
 
         def value(w):

@@ -5,7 +5,8 @@ affinity[u, s] mixes, in proportions of evidence:
   to 1 more the more recent the bid: 1 + 0.5 ** (age / half-life)),
 - the same bids at category level, spread over the category's sub-categories
   by their share of everyone's bidders (`category_weight` per bid),
-- the sign-up questionnaire (`questionnaire_weight` in all),
+- the sign-up questionnaire (`questionnaire_weight` in all), and its answers
+  at category level as the bids are,
 - everyone's sub-category demand (`prior_weight`), so an unexplored
   sub-category is never zero.
 A listing's share of its sub-category is its projected bidders plus
@@ -54,10 +55,12 @@ class Taste:
         cat_demand = np.asarray(to_cat.T @ demand).ravel()
         within_cat = demand / cat_demand[categories]
         per_cat = np.asarray(per_sub @ to_cat.todense())[:, categories] * within_cat
-        answered = np.asarray(data.interests.sum(axis=1)).ravel() > 0
-        evidence = (per_sub + self.category_weight * per_cat
-                    + self.questionnaire_weight * data.interests.toarray() + self.prior_weight * demand)
-        totals = (per_sub.sum(axis=1) * (1 + self.category_weight) + self.questionnaire_weight * answered
+        answers = data.interests.toarray()
+        answers_cat = np.asarray(answers @ to_cat.todense())[:, categories] * within_cat
+        answered = answers.sum(axis=1) > 0
+        evidence = (per_sub + self.category_weight * per_cat + self.prior_weight * demand
+                    + self.questionnaire_weight * (answers + self.category_weight * answers_cat))
+        totals = ((per_sub.sum(axis=1) + self.questionnaire_weight * answered) * (1 + self.category_weight)
                   + self.prior_weight)
         self.affinity_ = (evidence / totals[:, None]).astype(np.float32)
         bidders = np.diff(data.strength.tocsc().indptr).astype(np.float32)
