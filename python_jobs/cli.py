@@ -113,8 +113,11 @@ def cmd_run(args) -> None:
     summary = run_pipeline(_settings(), run_id=args.run_id, start=args.start)
     print(f"summary: {summary['summary_path']}")
     print(f"report:  {summary['report']}")
-    for model, scores in summary["evaluation"]["metrics"].items():
-        print(f"{model:>10}: nDCG@{summary['evaluation']['k']}={scores['ndcg']:.4f} precision={scores['precision']:.4f}")
+    metrics, k = summary["evaluation"]["metrics"], summary["evaluation"]["k"]
+    print("replay (each model on what users bid on after the cutoff; the hybrid is what is published):")
+    width = max(map(len, metrics))
+    for model, scores in metrics.items():
+        print(f"  {model:>{width}}: nDCG@{k}={scores['ndcg']:.4f} precision={scores['precision']:.4f}")
     print("manifest URL (valid until it expires):")
     print(summary["manifest_url"])
 

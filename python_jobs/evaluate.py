@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import sparse
 
 from python_jobs import models as registry
-from python_jobs.metrics import ItemStats, ranking_metrics_at
+from python_jobs.metrics import ItemStats, hits_of, ranking_metrics_at
 from python_jobs.models.base import top_n
 from python_jobs.models.data import TrainingSet
 from python_jobs.models.hybrid import SEGMENTS, Hybrid, build_pool, choose_weights, segments
@@ -128,8 +128,6 @@ class Evaluation:
 
 
 def _lists(model, part: Part, k: int) -> np.ndarray:
-    if isinstance(model, Hybrid):
-        return model.top_n(part.train, part.users, part.items, k)[0]
     return top_n(model, part.train, part.users, part.items, k)[0]
 
 
@@ -153,13 +151,8 @@ def fit_blend(components: list, part: Part, params: registry.TrainParams, k: int
         model.fit(part.train)
     pool = build_pool(components, part.train, part.users, part.items, Hybrid(components).pool,
                       params.min_bids_for_als)
-    rows = np.repeat(np.arange(len(part.users)), pool.items.shape[1])
-    cols = pool.items.ravel()
-    relevant = np.zeros(len(cols), dtype=bool)
-    ok = cols >= 0
-    relevant[ok] = np.asarray(part.relevant[rows[ok], cols[ok]]).ravel() > 0
-    weights, scores = choose_weights(pool, relevant.reshape(pool.items.shape),
-                                     np.diff(part.relevant.indptr), [m.name for m in components], k)
+    weights, scores = choose_weights(pool, hits_of(pool.items, part.relevant), np.diff(part.relevant.indptr),
+                                     [m.name for m in components], k)
     return {"weights": weights, "validation_ndcg": scores}
 
 

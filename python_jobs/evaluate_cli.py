@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from python_jobs.errors import UserError
 
-ITEM_FEATURES = ("category", "sub_category", "listing_amount")
 
 
 def add_evaluate_parser(sub) -> None:
@@ -129,9 +129,9 @@ def load_items(args, item_names):
     table = table.drop_duplicates(args.item_col).set_index(args.item_col).reindex(item_names)
     if args.text_col in table.columns:
         items["product"] = table[args.text_col].fillna("").to_numpy(str)
-    for column in ("category", "sub_category"):
+    for column, default in (("category", "all"), ("sub_category", "")):
         if column in table.columns:
-            items[column] = table[column].fillna(items[column].iloc[0] if len(items) else "").to_numpy(str)
+            items[column] = table[column].fillna(default).to_numpy(str)
     if "listing_amount" in table.columns:
         items["listing_amount"] = _numbers(table.reset_index(), "listing_amount", args.items, "prices").fillna(0.0).to_numpy()
     return items
@@ -166,7 +166,7 @@ def cmd_evaluate(args) -> None:
     settings = Settings.from_env()
     data, user_names, item_names = load_interactions(args)
     items = load_items(args, item_names)
-    names = settings.models if "ENCORE_MODELS" in __import__("os").environ else MODELS
+    names = settings.models if os.environ.get("ENCORE_MODELS") else MODELS
     spark = None
     if "als" in names:
         from python_jobs.spark import get_spark

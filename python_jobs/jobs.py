@@ -140,8 +140,8 @@ def train(ctx: StageContext) -> dict:
     if record and not search and settings.tuning_grid:
         base = base.with_values(**record["params"])
     ctx.log(f"[{ctx.run_id}]   tuning: {'searching the grid, ' if search else ''}{why}")
-    listed_at = listings["listed_at"].to_numpy(float)
-    ends_at = listings["ends_at"].to_numpy(float)
+    listed_at = data.items["listed_at"].to_numpy(float)  # in listing position order
+    ends_at = data.items["ends_at"].to_numpy(float)
     evaluation = evaluate_models(
         data, interactions, time_splitter(0.2, listed_at, ends_at), names=settings.models, k=settings.top_n,
         params=base, grid=settings.tuning_grid if search else None, spark=spark, max_users=settings.eval_users,

@@ -29,7 +29,8 @@ def hits_of(lists: np.ndarray, relevant: sparse.csr_matrix) -> np.ndarray:
     cols = lists.ravel()
     found = np.zeros(len(cols), dtype=bool)
     ok = cols >= 0
-    found[ok] = np.asarray(relevant[rows[ok], cols[ok]]).ravel() > 0
+    if ok.any():
+        found[ok] = np.asarray(relevant[rows[ok], cols[ok]]).ravel() > 0
     return found.reshape(lists.shape)
 
 

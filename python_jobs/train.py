@@ -41,7 +41,7 @@ def _epoch(column: str):
 
 
 def load_marts(spark: SparkSession, params: registry.TrainParams, as_of: float):
-    """(TrainingSet as of `as_of`, interactions frame, listings frame) from the marts, in this process."""
+    """(TrainingSet as of `as_of`, interactions, listings, users) from the marts, in this process."""
     weighted = interaction_strength(spark.table("marts.fct_user_item_interactions"), params)
     interactions = weighted.select(F.col("uid").cast("long"), F.col("listing_id").cast("long"), "strength",
                                    _epoch("first_bid_at"), _epoch("last_bid_at")).toPandas()
@@ -51,9 +51,7 @@ def load_marts(spark: SparkSession, params: registry.TrainParams, as_of: float):
     users = spark.table("marts.dim_users").select(F.col("uid").cast("long"), "user_name").toPandas()
     interests = spark.table("marts.dim_user_interests").select(
         F.col("uid").cast("long"), "category", "sub_category").toPandas()
-    data = build(interactions, users, listings, interests, as_of, params.half_life_days)
-    listings = listings.sort_values("listing_id").reset_index(drop=True)
-    return data, interactions, listings, users
+    return build(interactions, users, listings, interests, as_of, params.half_life_days), interactions, listings, users
 
 
 def _rows(data: TrainingSet, users: np.ndarray, chosen: np.ndarray, scores: np.ndarray, sources) -> pd.DataFrame:
@@ -72,7 +70,7 @@ def build_lists(data: TrainingSet, components: list, weights: dict, heavy_from: 
     open_items = np.flatnonzero(data.items["is_open"].fillna(False).to_numpy(bool))
     everyone = np.arange(data.n_users)
     hybrid = Hybrid(components, weights, heavy_from=heavy_from)
-    chosen, scores, sources = hybrid.top_n(data, everyone, open_items, n)
+    chosen, scores, sources = hybrid.ranked(data, everyone, open_items, n)
     served = _rows(data, everyone, chosen, scores, sources)
     kinds = served.groupby("uid")["source"].nunique()
     single = served.groupby("uid")["source"].first()
@@ -91,7 +89,7 @@ def build_lists(data: TrainingSet, components: list, weights: dict, heavy_from: 
 
 def similar_listings(model, data: TrainingSet, open_items: np.ndarray, n: int) -> pd.DataFrame:
     """For every listing with bids, its n most similar open listings (never itself, similarity above 0)."""
-    with_bids = np.flatnonzero(np.diff(data.strength.tocsc().indptr) > 0)
+    with_bids = np.flatnonzero(data.bidder_counts > 0)
     frames = []
     step = max(1, SCORE_CELLS // max(1, len(open_items)))
     for start in range(0, len(with_bids), step):
@@ -117,7 +115,8 @@ def save_run_table(frame: DataFrame, table: str, run_id: str) -> None:
         out.write.format("parquet").partitionBy("run_id").saveAsTable(f"recs.{table}")
 
 
-RECS_SCHEMA = "uid int, rank int, listing_id int, score double, source string"
+LIST_SCHEMA = ("uid int, rank int, listing_id int, score double, source string, {extra} string, user_name string, "
+               "product string, category string, sub_category string, listing_amount double, ends_at double")
 
 
 def run_training(spark: SparkSession, lake_bucket: str, run_id: str, n: int, data: TrainingSet,
@@ -129,18 +128,17 @@ def run_training(spark: SparkSession, lake_bucket: str, run_id: str, n: int, dat
     for model in components:
         model.fit(data)
     served, own, similar = build_lists(data, components, weights, params.min_bids_for_als, n)
-    details = spark.createDataFrame(listings.astype({"listing_id": "int32"})[["listing_id", "product", "category", "sub_category",
-                                              "listing_amount", "ends_at"]]).withColumn(
-        "ends_at", F.col("ends_at").cast("timestamp"))
-    names_frame = spark.createDataFrame(users[["uid", "user_name"]].astype({"uid": "int32"}), "uid int, user_name string")
-    served = served.astype({"uid": "int32", "listing_id": "int32", "rank": "int32"})
-    own = own.astype({"uid": "int32", "listing_id": "int32", "rank": "int32"})
-    recs = spark.createDataFrame(served[["uid", "rank", "listing_id", "score", "source", "list_source"]],
-                                 RECS_SCHEMA + ", list_source string")
-    model_recs = spark.createDataFrame(own[["uid", "rank", "listing_id", "score", "source", "model"]],
-                                       RECS_SCHEMA + ", model string")
-    recs = recs.join(names_frame, "uid").join(details, "listing_id")
-    model_recs = model_recs.join(names_frame, "uid").join(details, "listing_id")
+    details = listings[["listing_id", "product", "category", "sub_category", "listing_amount", "ends_at"]]
+
+    def with_details(frame: pd.DataFrame, extra: str) -> DataFrame:
+        """The list rows with the user's name and the listing's details, as a Spark frame."""
+        full = frame[["uid", "rank", "listing_id", "score", "source", extra]].merge(
+            users[["uid", "user_name"]], on="uid").merge(details, on="listing_id")
+        full = full.astype({"uid": "int32", "listing_id": "int32", "rank": "int32"})
+        return spark.createDataFrame(full, LIST_SCHEMA.format(extra=extra)).withColumn(
+            "ends_at", F.col("ends_at").cast("timestamp"))
+
+    recs, model_recs = with_details(served, "list_source"), with_details(own, "model")
     similar_frame = spark.createDataFrame(similar.astype({"listing_id": "int32", "rank": "int32",
                                                     "similar_listing_id": "int32", "score": "float64"}),
                                     "listing_id int, rank int, similar_listing_id int, score double")

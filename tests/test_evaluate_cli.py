@@ -23,3 +23,25 @@ def test_evaluate_scores_als_popularity_and_hybrid_on_movielens(spark, tmp_path,
         assert 0 <= scores["ndcg"] <= 1 and scores["users"] > 0
     assert [row["rank"] for row in result["tuning"]] == [5, 10]
     assert result["metrics"]["als"]["ndcg"] > 0  # 30 users, half of all pairs rated: ALS finds some
+
+
+def test_time_split_and_item_features_let_taste_beat_popularity(tmp_path, monkeypatch, capsys):
+    """Two tastes (music, home), each user bids only in theirs; the last quarter by time is the test."""
+    import numpy as np
+
+    monkeypatch.setenv("ENCORE_MODELS", "taste,content,popularity")
+    rng = np.random.default_rng(5)
+    picks = {user: rng.choice(range(1, 11) if user % 2 else range(11, 21), 6, replace=False) for user in range(1, 61)}
+    rows = [f"u{user},i{picks[user][k]},{k * 100 + user}" for k in range(6) for user in picks]  # in rounds
+    (tmp_path / "bids.csv").write_text("user,item,when\n" + "\n".join(rows) + "\n")
+    (tmp_path / "items.csv").write_text("item,title,category\n" + "\n".join(
+        f"i{i},{'vinyl record' if i <= 10 else 'desk lamp'} {i},{'music' if i <= 10 else 'home'}" for i in range(1, 21)))
+    out = tmp_path / "m.json"
+    code = main(["evaluate", "--interactions", str(tmp_path / "bids.csv"), "--user-col", "user", "--item-col", "item",
+                 "--time-col", "when", "--items", str(tmp_path / "items.csv"), "--text-col", "title",
+                 "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads(out.read_text())["metrics"]
+    assert set(metrics) == {"taste", "content", "popularity", "hybrid"}
+    assert metrics["taste"]["ndcg"] > metrics["popularity"]["ndcg"] + 0.1
+    assert metrics["content"]["ndcg"] > metrics["popularity"]["ndcg"] + 0.1

@@ -138,8 +138,9 @@ def test_the_blend_chooses_per_segment_the_model_that_predicts_it():
 
 def test_hybrid_lists_blend_and_name_the_model_that_contributed_most(data):
     hybrid = Hybrid([Taste(), ItemKNN()], {seg: {"taste": 1.0, "item_knn": 0.0} for seg in ("new", "light", "heavy")})
-    hybrid.fit(data)
-    chosen, scores, sources = hybrid.top_n(data, data.user_positions([3, 4]), np.arange(data.n_items), 2)
+    for model in hybrid.components:
+        model.fit(data)
+    chosen, scores, sources = hybrid.ranked(data, data.user_positions([3, 4]), np.arange(data.n_items), 2)
     assert data.item_ids[chosen[0, 0]] == 14 and sources[0, 0] == "taste"
     assert {int(i) for i in data.item_ids[chosen[1]]} == {13, 14}
     assert np.all(np.diff(scores, axis=1) <= 0)

@@ -43,6 +43,8 @@ class ALSModel:
         model = als.fit(ratings)
         self.user_factors_ = _factors(model.userFactors, data.n_users, self.rank)
         self.item_factors_ = _factors(model.itemFactors, data.n_items, self.rank)
+        norms = np.maximum(np.linalg.norm(self.item_factors_, axis=1, keepdims=True), 1e-12)
+        self.unit_items_ = self.item_factors_ / norms
         self.data_ = data
         return self
 
@@ -54,8 +56,7 @@ class ALSModel:
 
     def similar(self, items: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Cosine of listing factors: [len(items), len(candidates)]."""
-        unit = self.item_factors_ / np.maximum(np.linalg.norm(self.item_factors_, axis=1, keepdims=True), 1e-12)
-        return unit[items] @ unit[candidates].T
+        return self.unit_items_[items] @ self.unit_items_[candidates].T
 
 
 def _factors(frame, rows: int, rank: int) -> np.ndarray:

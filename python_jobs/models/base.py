@@ -48,13 +48,21 @@ def seen_mask(data: TrainingSet, users: np.ndarray, items: np.ndarray) -> np.nda
     return block.toarray() > 0
 
 
+def top_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the columns of the min(k, width) largest scores, in no particular order."""
+    keep = min(k, scores.shape[1])
+    if keep == 0:
+        return np.zeros((len(scores), 0), np.int64)
+    return np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+
+
 def best_n(scores: np.ndarray, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the n best columns: best score first, ties by listing position. -inf scores are never chosen
     (their slots come back as -1)."""
-    keep = min(n, scores.shape[1])
+    part = top_columns(scores, n)
+    keep = part.shape[1]
     if keep == 0:
         return np.full((len(scores), n), -1, np.int64), np.full((len(scores), n), -np.inf, np.float32)
-    part = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
     top = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((items[part], -top), axis=1)
     part, top = np.take_along_axis(part, order, 1), np.take_along_axis(top, order, 1)
@@ -68,7 +76,10 @@ def best_n(scores: np.ndarray, items: np.ndarray, n: int) -> tuple[np.ndarray, n
 def top_n(model: Model, data: TrainingSet, users: np.ndarray, items: np.ndarray, n: int,
           exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(item positions [U, n], scores [U, n]) of `model` for `users` among candidate `items`; -1 pads a list
-    that ran out of candidates."""
+    that ran out of candidates. A model with its own candidate selection (`ranked`, e.g. the hybrid's pool)
+    uses it; it always leaves out what the user interacted with."""
+    if hasattr(model, "ranked"):
+        return model.ranked(data, users, items, n)[:2]
     users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
     chosen = np.full((len(users), n), -1, np.int64)
     scores = np.full((len(users), n), -np.inf, np.float32)

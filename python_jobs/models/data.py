@@ -8,6 +8,7 @@ the training part of a split and the whole data share positions.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -36,8 +37,9 @@ class TrainingSet:
     def n_items(self) -> int:
         return len(self.item_ids)
 
-    @property
+    @cached_property
     def binary(self) -> sparse.csr_matrix:
+        """1 where the user interacted with the listing (computed once per training set)."""
         out = self.strength.copy()
         out.data[:] = 1.0
         return out
@@ -45,6 +47,11 @@ class TrainingSet:
     def bid_counts(self) -> np.ndarray:
         """Listings each user interacted with."""
         return np.diff(self.strength.indptr)
+
+    @cached_property
+    def bidder_counts(self) -> np.ndarray:
+        """Users who interacted with each listing."""
+        return np.bincount(self.strength.indices, minlength=self.n_items)
 
     def auction_elapsed(self, floor: float = 0.02) -> np.ndarray:
         """Per listing, the share of its auction window gone by `as_of` (at least `floor`); 1 where the data has
@@ -104,22 +111,21 @@ def build(interactions: pd.DataFrame, users: pd.DataFrame, listings: pd.DataFram
 
 
 def _interest_matrix(user_ids, subs: pd.DataFrame, interests: pd.DataFrame) -> sparse.csr_matrix:
-    """A chosen sub-category counts 1; a chosen category without one spreads 1 over its sub-categories."""
+    """A chosen sub-category counts 1; a chosen category without one (or with an unknown one) spreads 1 over
+    its sub-categories; each user's answers then sum to 1."""
     shape = (len(user_ids), len(subs))
     if interests is None or interests.empty:
         return sparse.csr_matrix(shape, dtype=np.float32)
-    known = interests[np.isin(interests["uid"].to_numpy(), user_ids)]
-    sub_index = {(c, s): i for i, (c, s) in enumerate(zip(subs["category"], subs["sub_category"]))}
-    by_category: dict[str, list[int]] = {}
-    for i, c in enumerate(subs["category"]):
-        by_category.setdefault(c, []).append(i)
-    rows, cols, vals = [], [], []
-    for uid, category, sub in known[["uid", "category", "sub_category"]].itertuples(index=False):
-        targets = [sub_index[(category, sub)]] if (category, sub) in sub_index else by_category.get(category, [])
-        for t in targets:
-            rows.append(uid)
-            cols.append(t)
-            vals.append(1.0 / len(targets))
-    matrix = sparse.csr_matrix((np.asarray(vals, np.float32), (np.searchsorted(user_ids, rows), cols)), shape=shape)
+    known = interests[np.isin(interests["uid"].to_numpy(), user_ids)][["uid", "category", "sub_category"]]
+    known = known.assign(answer=np.arange(len(known)))
+    numbered = subs.assign(sub=np.arange(len(subs)))
+    matched = known.merge(numbered, on=["category", "sub_category"], how="left")
+    exact = matched[matched["sub"].notna()]
+    spread = matched[matched["sub"].isna()][["uid", "category", "answer"]].merge(
+        numbered[["category", "sub"]], on="category")
+    targets = pd.concat([exact[["uid", "answer", "sub"]], spread[["uid", "answer", "sub"]]])
+    weight = 1.0 / targets.groupby("answer")["sub"].transform("size").to_numpy()
+    matrix = sparse.csr_matrix((weight.astype(np.float32), (np.searchsorted(user_ids, targets["uid"].to_numpy()),
+                                                            targets["sub"].to_numpy(np.int64))), shape=shape)
     totals = np.asarray(matrix.sum(axis=1)).ravel()
     return sparse.diags(1.0 / np.maximum(totals, 1e-12)).astype(np.float32) @ matrix

@@ -24,7 +24,7 @@ class EASE:
     name: str = "ease"
 
     def fit(self, data: TrainingSet) -> EASE:
-        counts = np.diff(data.binary.tocsc().indptr)
+        counts = data.bidder_counts
         active = np.flatnonzero(counts > 0)
         kept = active[np.argsort(-counts[active], kind="stable")[: self.max_items]]
         self.kept_ = np.sort(kept)

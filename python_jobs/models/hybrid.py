@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from python_jobs.models.base import SCORE_CELLS, Model, best_n, seen_mask
+from python_jobs.models.base import SCORE_CELLS, Model, seen_mask, top_columns
 from python_jobs.models.data import TrainingSet
 
 SEGMENTS = ("new", "light", "heavy")
@@ -51,12 +51,11 @@ def build_pool(models: list[Model], data: TrainingSet, users: np.ndarray, items:
     cand = np.full((len(users), width), -1, np.int64)
     feats = np.zeros((len(users), width, len(models)), np.float32)
     step = max(1, SCORE_CELLS // max(1, len(items) * len(models)))
-    keep = min(pool, len(items))
     for start in range(0, len(users), step):
         part = users[start:start + step]
         seen = seen_mask(data, part, items)
         scaled = [_scaled(np.where(seen, -np.inf, m.score(part, items).astype(np.float32))) for m in models]
-        cols = np.concatenate([np.argpartition(-s, keep - 1, axis=1)[:, :keep] for s in scaled], axis=1)
+        cols = np.concatenate([top_columns(s, pool) for s in scaled], axis=1)
         cols.sort(axis=1)
         duplicate = np.zeros_like(cols, dtype=bool)
         duplicate[:, 1:] = cols[:, 1:] == cols[:, :-1]
@@ -68,32 +67,23 @@ def build_pool(models: list[Model], data: TrainingSet, users: np.ndarray, items:
 
 
 def rank_pool(pool: Pool, weights: np.ndarray, n: int, rows: np.ndarray | None = None):
-    """(items [U, n], scores [U, n], best model index [U, n]) of the blend with per-segment `weights` [3, M]."""
+    """(pool columns [U, n] best first, their blended scores [U, n], -inf where the pool ran out) of the blend
+    with per-segment `weights` [3, M], for `rows` of the pool (all by default)."""
     rows = np.arange(len(pool.items)) if rows is None else rows
-    feats, cand = pool.features[rows], pool.items[rows]
-    per_user = weights[pool.segment[rows]]
-    blended = np.einsum("upm,um->up", feats, per_user)
-    blended = np.where(cand >= 0, blended, -np.inf)
+    blended = np.einsum("upm,um->up", pool.features[rows], weights[pool.segment[rows]])
+    blended = np.where(pool.items[rows] >= 0, blended, -np.inf)
     order = np.argsort(-blended, axis=1, kind="stable")[:, :n]
-    top = np.take_along_axis(blended, order, axis=1)
-    chosen = np.where(np.isfinite(top), np.take_along_axis(cand, order, axis=1), -1)
-    contrib = np.take_along_axis(feats, order[:, :, None], axis=1) * per_user[:, None, :]
-    return chosen, top, contrib.argmax(axis=2)
+    return order, np.take_along_axis(blended, order, axis=1)
 
 
 @dataclass
 class Hybrid:
+    """Not fitted itself: it re-ranks the pool of its fitted `components` (`base.top_n` calls `ranked`)."""
     components: list[Model]
     weights: dict[str, dict[str, float]] = field(default_factory=dict)  # segment -> model name -> weight
     heavy_from: int = 3
     pool: int = 30
     name: str = "hybrid"
-
-    def fit(self, data: TrainingSet) -> Hybrid:
-        for model in self.components:
-            model.fit(data)
-        self.data_ = data
-        return self
 
     def weight_matrix(self) -> np.ndarray:
         names = [m.name for m in self.components]
@@ -101,19 +91,15 @@ class Hybrid:
         return np.array([[self.weights.get(seg, default).get(name, 0.0) for name in names] for seg in SEGMENTS],
                         np.float32)
 
-    def top_n(self, data: TrainingSet, users: np.ndarray, items: np.ndarray, n: int):
-        """(items, scores, source model name per item) for `users`."""
+    def ranked(self, data: TrainingSet, users: np.ndarray, items: np.ndarray, n: int):
+        """(item positions, scores, the name of the model that contributed most, per listed item) for `users`."""
         pool = build_pool(self.components, data, users, items, self.pool, self.heavy_from)
-        chosen, scores, best = rank_pool(pool, self.weight_matrix(), n)
+        weights = self.weight_matrix()
+        order, scores = rank_pool(pool, weights, n)
+        chosen = np.where(np.isfinite(scores), np.take_along_axis(pool.items, order, axis=1), -1)
+        contrib = np.take_along_axis(pool.features, order[:, :, None], axis=1) * weights[pool.segment][:, None, :]
         names = np.array([m.name for m in self.components])
-        return chosen, scores, names[best]
-
-    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        weights = self.weight_matrix()[segments(self.data_, users, self.heavy_from)]
-        total = np.zeros((len(users), len(items)), np.float32)
-        for m, model in enumerate(self.components):
-            total += weights[:, m:m + 1] * np.nan_to_num(_scaled(model.score(users, items)), neginf=0.0)
-        return total
+        return chosen, scores, names[contrib.argmax(axis=2)]
 
     def covers(self, users: np.ndarray) -> np.ndarray:
         return np.ones(len(users), dtype=bool)
@@ -145,9 +131,9 @@ def choose_weights(pool: Pool, relevant: np.ndarray, n_relevant: np.ndarray, nam
         def value(w):
             weights = np.zeros((3, len(names)), np.float32)
             weights[s] = w
-            items, _, _ = rank_pool(pool, weights, n, rows)
-            hit = (items[:, :, None] == pool.items[rows][:, None, :]) & relevant[rows][:, None, :]
-            return float(ndcg_per_user(hit.any(axis=2), n_relevant[rows]).mean())
+            order, top = rank_pool(pool, weights, n, rows)
+            hit = np.take_along_axis(relevant[rows], order, axis=1) & np.isfinite(top)
+            return float(ndcg_per_user(hit, n_relevant[rows]).mean())
 
         singles = [value(np.eye(len(names), dtype=np.float32)[m]) for m in range(len(names))]
         w = np.eye(len(names), dtype=np.float32)[int(np.argmax(singles))]

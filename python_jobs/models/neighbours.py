@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from python_jobs.models.base import SCORE_CELLS
+from python_jobs.models.base import SCORE_CELLS, top_columns
 
 
 def normalise_rows(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -18,7 +18,6 @@ def top_k_cosine(queries: sparse.csr_matrix, against: sparse.csr_matrix, k: int,
     """[len(queries), len(against)]: each query row's k most similar rows of `against` (both row-normalised),
     with only positive similarities kept and never query i's own row `itself[i]` of `against` when given."""
     n_q, n_a = queries.shape[0], against.shape[0]
-    keep = min(k, n_a)
     step = max(1, SCORE_CELLS // max(1, n_a))
     rows, cols, vals = [], [], []
     against_t = against.T.tocsr()
@@ -26,12 +25,10 @@ def top_k_cosine(queries: sparse.csr_matrix, against: sparse.csr_matrix, k: int,
         sims = (queries[start:start + step] @ against_t).toarray()
         if itself is not None:
             sims[np.arange(len(sims)), itself[start:start + step]] = 0.0
-        if keep == 0:
-            continue
-        best = np.argpartition(-sims, keep - 1, axis=1)[:, :keep]
+        best = top_columns(sims, k)
         top = np.take_along_axis(sims, best, axis=1)
         nz = top > 0
-        rows.append(np.repeat(np.arange(start, start + len(sims)), keep)[nz.ravel()])
+        rows.append(np.repeat(np.arange(start, start + len(sims)), best.shape[1])[nz.ravel()])
         cols.append(best[nz])
         vals.append(top[nz])
     if not rows:

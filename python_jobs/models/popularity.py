@@ -14,17 +14,12 @@ from python_jobs.models.base import everyone
 from python_jobs.models.data import TrainingSet
 
 
-def recent_bidders(data: TrainingSet) -> np.ndarray:
-    """Per listing, the recency-weighted number of bidders."""
-    return np.asarray(data.recency.sum(axis=0)).ravel().astype(np.float32)
-
-
 @dataclass
 class Popularity:
     name: str = "popularity"
 
     def fit(self, data: TrainingSet) -> Popularity:
-        counts = recent_bidders(data)
+        counts = np.asarray(data.recency.sum(axis=0)).ravel().astype(np.float32)
         self.popularity_ = counts / max(float(counts.max(initial=0.0)), 1e-12)
         return self
 

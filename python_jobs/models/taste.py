@@ -47,24 +47,22 @@ class Taste:
                                    shape=(data.n_items, n_subs))
         bids = data.binary + data.recency  # 1 per listing, plus its recency weight
         per_sub = np.asarray((bids @ to_sub).todense(), dtype=np.float32)
-        demand = np.asarray(data.binary.sum(axis=0)).ravel() @ to_sub
-        demand = (np.asarray(demand).ravel() + 1.0).astype(np.float32)
+        demand = (np.asarray(data.bidder_counts @ to_sub).ravel() + 1.0).astype(np.float32)
         demand /= demand.sum()
         categories = data.subs["category"].astype("category").cat.codes.to_numpy()
-        to_cat = sparse.csr_matrix((np.ones(n_subs, np.float32), (np.arange(n_subs), categories)))
-        cat_demand = np.asarray(to_cat.T @ demand).ravel()
+        to_cat = np.eye(categories.max() + 1, dtype=np.float32)[categories]  # sub-category x category, one-hot
+        cat_demand = to_cat.T @ demand
         within_cat = demand / cat_demand[categories]
-        per_cat = np.asarray(per_sub @ to_cat.todense())[:, categories] * within_cat
+        per_cat = (per_sub @ to_cat)[:, categories] * within_cat
         answers = data.interests.toarray()
-        answers_cat = np.asarray(answers @ to_cat.todense())[:, categories] * within_cat
+        answers_cat = (answers @ to_cat)[:, categories] * within_cat
         answered = answers.sum(axis=1) > 0
         evidence = (per_sub + self.category_weight * per_cat + self.prior_weight * demand
                     + self.questionnaire_weight * (answers + self.category_weight * answers_cat))
         totals = ((per_sub.sum(axis=1) + self.questionnaire_weight * answered) * (1 + self.category_weight)
                   + self.prior_weight)
         self.affinity_ = (evidence / totals[:, None]).astype(np.float32)
-        bidders = np.diff(data.strength.tocsc().indptr).astype(np.float32)
-        self.popularity_ = (bidders / data.auction_elapsed(self.pace_floor) + self.listing_prior).astype(np.float32)
+        self.popularity_ = (data.bidder_counts / data.auction_elapsed(self.pace_floor) + self.listing_prior).astype(np.float32)
         self.sub_of_item_ = data.sub_of_item
         return self
 

@@ -23,9 +23,8 @@ class WeightedRatings:
     name: str = "weighted_ratings"
 
     def fit(self, data: TrainingSet) -> WeightedRatings:
-        matrix = data.strength.tocsc()
-        votes = np.diff(matrix.indptr).astype(np.float64)
-        totals = np.asarray(matrix.sum(axis=0)).ravel()
+        votes = data.bidder_counts.astype(np.float64)
+        totals = np.asarray(data.strength.sum(axis=0)).ravel()
         mean_all = totals.sum() / max(votes.sum(), 1.0)
         m = self.prior_count if self.prior_count is not None else float(np.median(votes[votes > 0])) if (votes > 0).any() else 1.0
         means = np.divide(totals, votes, out=np.zeros_like(totals), where=votes > 0)
