@@ -32,7 +32,7 @@ from python_jobs import models as registry
 from python_jobs.metrics import ItemStats, hits_of, ranking_metrics_at
 from python_jobs.models.base import top_n
 from python_jobs.models.data import TrainingSet
-from python_jobs.models.hybrid import SEGMENTS, Hybrid, build_pool, choose_weights, segments
+from python_jobs.models.hybrid import POOL, SEGMENTS, Hybrid, build_pool, choose_weights, segments
 
 
 def time_splitter(fraction: float, listed_at: np.ndarray | None = None, ends_at: np.ndarray | None = None,
@@ -131,9 +131,10 @@ def _lists(model, part: Part, k: int) -> np.ndarray:
     return top_n(model, part.train, part.users, part.items, k)[0]
 
 
-def tune_als(part: Part, base: registry.TrainParams, grid: dict, k: int, spark) -> tuple[registry.TrainParams, list]:
-    """Grid search of ALS on the validation part; best by nDCG@k."""
-    results, keys = [], list(grid)
+def tune_als(part: Part, base: registry.TrainParams, grid: dict, k: int, spark):
+    """Grid search of ALS on the validation part; best by nDCG@k. Returns its parameters, every grid point's
+    metrics and the best model (fitted on the validation part, for the blend to reuse)."""
+    results, models, keys = [], [], list(grid)
     warm = part.train.bid_counts()[part.users] > 0
     for values in itertools.product(*(grid[key] for key in keys)):
         params = base.with_values(**dict(zip(keys, values)))
@@ -141,16 +142,18 @@ def tune_als(part: Part, base: registry.TrainParams, grid: dict, k: int, spark) 
         lists = _lists(model, part, k)[warm]
         scores = ranking_metrics_at(lists, part.relevant[warm], [k], len(part.items))[k]
         results.append({**dict(zip(keys, values)), **{m: round(v, 5) for m, v in scores.items()}})
-    best = max(results, key=lambda r: r["ndcg"])
-    return base.with_values(**{key: best[key] for key in keys}), results
+        models.append(model)
+    best = max(range(len(results)), key=lambda i: results[i]["ndcg"])
+    return base.with_values(**{key: results[best][key] for key in keys}), results, models[best]
 
 
-def fit_blend(components: list, part: Part, params: registry.TrainParams, k: int) -> dict:
-    """Fit the components on the validation part and choose the hybrid's weights per segment."""
+def fit_blend(components: list, part: Part, params: registry.TrainParams, k: int, fitted=()) -> dict:
+    """Fit the components on the validation part (but those in `fitted`, already fitted on it) and choose the
+    hybrid's weights per segment."""
     for model in components:
-        model.fit(part.train)
-    pool = build_pool(components, part.train, part.users, part.items, Hybrid(components).pool,
-                      params.min_bids_for_als)
+        if not any(model is done for done in fitted):
+            model.fit(part.train)
+    pool = build_pool(components, part.train, part.users, part.items, POOL, params.min_bids_for_als)
     weights, scores = choose_weights(pool, hits_of(pool.items, part.relevant), np.diff(part.relevant.indptr),
                                      [m.name for m in components], k)
     return {"weights": weights, "validation_ndcg": scores}
@@ -163,11 +166,14 @@ def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, 
     and the hybrid, on the test part. interactions: uid, listing_id, strength, first_bid_at, last_bid_at."""
     test_part, train_df = make_part(base, interactions, splitter, params, max_users)
     valid_part, _ = make_part(test_part.train, train_df, splitter, params, max_users)
-    tuning = []
+    tuning, tuned = [], []
     if grid and "als" in names:
-        params, tuning = tune_als(valid_part, params, grid, k, spark)
+        params, tuning, best = tune_als(valid_part, params, grid, k, spark)
+        tuned = [best]
         log(f"ALS tuned on validation: {', '.join(f'{key}={getattr(params, key)}' for key in grid)}")
-    blend = fit_blend(registry.build(names, params, spark), valid_part, params, k)
+    validation_models = [tuned[0] if tuned and name == "als" else model
+                         for name, model in zip(names, registry.build(names, params, spark))]
+    blend = fit_blend(validation_models, valid_part, params, k, fitted=tuned)
     log("blend weights (validation): " + "; ".join(
         f"{seg} " + ", ".join(f"{m}={w:g}" for m, w in ws.items() if w) for seg, ws in blend["weights"].items()))
 

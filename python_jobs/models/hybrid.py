@@ -19,6 +19,7 @@ from python_jobs.models.base import SCORE_CELLS, Model, seen_mask, top_columns
 from python_jobs.models.data import TrainingSet
 
 SEGMENTS = ("new", "light", "heavy")
+POOL = 30  # each model's best listings per user that the blend re-ranks
 WEIGHT_STEPS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
@@ -82,7 +83,7 @@ class Hybrid:
     components: list[Model]
     weights: dict[str, dict[str, float]] = field(default_factory=dict)  # segment -> model name -> weight
     heavy_from: int = 3
-    pool: int = 30
+    pool: int = POOL
     name: str = "hybrid"
 
     def weight_matrix(self) -> np.ndarray:
