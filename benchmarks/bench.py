@@ -8,10 +8,10 @@ Per stage: seconds, the stage's input rows (raw rows for `stage`, rows extracted
 rows per second, and the peak resident memory of every process of the stack (sampled every second).
 
 Then, on the same interactions (the run's marts.fct_user_item_interactions, weighted as training weights
-them) and the run's ALS parameters: Spark's ALS fit and the top 10 of every user over every listing, as the
-pipeline computes them, beside the single-machine library `implicit` doing the same work with the same
-rank, regularisation, alpha and iterations. `implicit` is a benchmark-only dependency
-(benchmarks/requirements.txt), never imported by the pipeline.
+them) and the run's ALS parameters: the pipeline's ALS fit and the top 10 of every user over every listing
+on each engine (`local`: implicit in this process; `spark`: Spark MLlib), beside the library `implicit`
+called directly, with its own top-N, doing the same work with the same rank, regularisation, alpha and
+iterations.
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ def pipeline(users: int, cluster: bool, state: Path) -> dict:
 
 
 def als_side_by_side(state: Path, params: dict, n: int = 10) -> None:
-    """The pipeline's ALS model (Spark fit, top n for every user over all listings in process) against implicit
-    on the same matrix."""
+    """The pipeline's ALS model on each engine (fit, then the top n of every user over all listings, as the
+    pipeline computes them) against the library implicit called directly on the same matrix."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 
@@ -112,38 +112,40 @@ def als_side_by_side(state: Path, params: dict, n: int = 10) -> None:
     data = load_marts(spark, train_params, time.time())[0]
     matrix = data.strength
     everyone, listings = np.arange(data.n_users), np.arange(data.n_items)
-
-    began = time.time()
-    model = ALSModel(spark, rank=train_params.rank, reg_param=train_params.reg_param, alpha=train_params.alpha,
-                     max_iter=train_params.max_iter, seed=train_params.seed).fit(data)
-    spark_fit = time.time() - began
-    began = time.time()
-    top_n(model, data, everyone, listings, n, exclude_seen=False)
-    spark_top = time.time() - began
+    rows = []
+    for engine in ("local", "spark"):
+        began = time.time()
+        model = ALSModel(spark, rank=train_params.rank, reg_param=train_params.reg_param, alpha=train_params.alpha,
+                         max_iter=train_params.max_iter, seed=train_params.seed, engine=engine).fit(data)
+        fit = time.time() - began
+        began = time.time()
+        top_n(model, data, everyone, listings, n, exclude_seen=False)
+        rows.append((f"pipeline ALS, engine {engine} (top-N in NumPy)", fit, time.time() - began))
 
     from implicit.cpu.als import AlternatingLeastSquares
 
+    confidence = matrix.astype(np.float32, copy=True)
+    confidence.data = 1 + train_params.alpha * confidence.data
     with threadpool_limits(1, "blas"):
         library = AlternatingLeastSquares(factors=train_params.rank, regularization=train_params.reg_param,
-                                          alpha=train_params.alpha, iterations=train_params.max_iter,
+                                          alpha=1.0, iterations=train_params.max_iter,
                                           random_state=train_params.seed, num_threads=0,
                                           calculate_training_loss=False)
         began = time.time()
-        library.fit(matrix, show_progress=False)
+        library.fit(confidence, show_progress=False)
         lib_fit = time.time() - began
         began = time.time()
-        library.recommend(everyone, matrix, N=n, filter_already_liked_items=False)
-        lib_top = time.time() - began
+        library.recommend(everyone, confidence, N=n, filter_already_liked_items=False)
+        rows.append((f"implicit {_version('implicit')} directly (its own top-N)", lib_fit, time.time() - began))
     spark.stop()
 
     print(f"\n## ALS side by side: {matrix.nnz:,} interactions, {data.n_users:,} users x {data.n_items:,} listings, "
           f"rank {train_params.rank}, {train_params.max_iter} iterations, top {n} for every user\n")
-    print("| | fit s | top-N s | total s |")
-    print("| --- | ---: | ---: | ---: |")
-    print(f"| pipeline ALS (Spark fit, NumPy top-N) | {spark_fit:.1f} | {spark_top:.1f} | {spark_fit + spark_top:.1f} |")
-    print(f"| implicit {_version('implicit')} (2 threads) | {lib_fit:.1f} | {lib_top:.1f} | {lib_fit + lib_top:.1f} |")
-    print(f"| ratio | {spark_fit / lib_fit:.1f}x | {spark_top / max(lib_top, 1e-3):.1f}x | "
-          f"{(spark_fit + spark_top) / (lib_fit + lib_top):.1f}x |")
+    print("| | fit s | top-N s | total s | vs implicit |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    reference = rows[-1][1] + rows[-1][2]
+    for label, fit, top in rows:
+        print(f"| {label} | {fit:.2f} | {top:.2f} | {fit + top:.2f} | {(fit + top) / reference:.1f}x |")
 
 
 def _version(package: str) -> str:

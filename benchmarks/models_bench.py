@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -31,7 +30,7 @@ from python_jobs.generate import generate  # noqa: E402
 from python_jobs.metrics import ranking_metrics  # noqa: E402
 from python_jobs.models import TrainParams  # noqa: E402
 from python_jobs.models.base import top_n  # noqa: E402
-from python_jobs.models.data import build  # noqa: E402
+from python_jobs.models.data import from_marketplace  # noqa: E402
 from python_jobs.models.hybrid import segments  # noqa: E402
 
 
@@ -60,20 +59,13 @@ class Truth:
 
 def marketplace(users: int, seed: int, params: TrainParams):
     market = generate(users, seed)
-    bids = market.bids.assign(t=market.bids["bid_at"].astype("int64") / 1e9)
-    grouped = bids.groupby(["uid", "listing_id"]).agg(bid_count=("bid_id", "size"), total=("bid_amount", "sum"),
-                                                      first_bid_at=("t", "min"), last_bid_at=("t", "max"))
-    interactions = grouped.reset_index()
-    interactions["strength"] = (params.count_weight * interactions["bid_count"]
-                                + params.amount_weight * np.log1p(interactions["total"]))
-    listings = market.listings.assign(listed_at=market.listings["listed_at"].astype("int64") / 1e9,
-                                      ends_at=market.listings["ends_at"].astype("int64") / 1e9)
-    data = build(interactions, market.users, listings, market.user_interests, market.as_of, params.half_life_days)
+    data, interactions, listings = from_marketplace(market, params.count_weight, params.amount_weight,
+                                                    params.half_life_days)
     return market, interactions, listings, data
 
 
-def run(users: int, seed: int, names, spark) -> None:
-    params = TrainParams(seed=42)
+def run(users: int, seed: int, names, spark, engine: str) -> None:
+    params = TrainParams(seed=42).on_engine(engine)
     began = time.time()
     market, interactions, listings, data = marketplace(users, seed, params)
     splitter = time_splitter(0.2, listings["listed_at"].to_numpy(float), listings["ends_at"].to_numpy(float))
@@ -108,16 +100,17 @@ def main() -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[1000, 100000])
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--engine", choices=("local", "spark"), default="local", help="where ALS is fitted")
     args = parser.parse_args()
     names = [n for n in args.models.split(",") if n]
     spark = None
-    if "als" in names:
+    if "als" in names and args.engine == "spark":
         from python_jobs.config import Settings
         from python_jobs.spark import get_spark
 
         spark = get_spark(Settings.from_env(), catalog=False)
     for users in args.users:
-        run(users, args.seed, names, spark)
+        run(users, args.seed, names, spark, args.engine)
 
 
 if __name__ == "__main__":

@@ -164,6 +164,8 @@ class Settings:
     eval_users: int = 10000
     model: dict = field(default_factory=dict)
     models: tuple[str, ...] = DAILY_MODELS
+    train_engine: str = "auto"
+    gate_engine: str = "auto"
 
     @property
     def local_postgres(self) -> bool:
@@ -236,4 +238,8 @@ class Settings:
             models=_models(env.get("ENCORE_MODELS") or ",".join(DAILY_MODELS)),
             tuning_grid=parse_grid(env.get("ENCORE_TUNING_GRID", DEFAULT_GRID)),
             tune=_choice("ENCORE_TUNE", env.get("ENCORE_TUNE") or "auto", ("auto", "always", "never")),
+            train_engine=_choice("ENCORE_TRAIN_ENGINE", env.get("ENCORE_TRAIN_ENGINE") or "auto",
+                                 ("auto", "local", "spark")),
+            gate_engine=_choice("ENCORE_GATE_ENGINE", env.get("ENCORE_GATE_ENGINE") or "auto",
+                                ("auto", "local", "spark")),
         )

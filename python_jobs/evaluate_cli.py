@@ -159,7 +159,7 @@ def cmd_evaluate(args) -> None:
 
     from python_jobs.config import MODELS, Settings
     from python_jobs.evaluate import evaluate_models, per_user_splitter, time_splitter
-    from python_jobs.models import TrainParams
+    from python_jobs.models import TrainParams, engine
     from python_jobs.models.data import build
 
     _check_args(args)
@@ -167,18 +167,22 @@ def cmd_evaluate(args) -> None:
     data, user_names, item_names = load_interactions(args)
     items = load_items(args, item_names)
     names = settings.models if os.environ.get("ENCORE_MODELS") else MODELS
-    spark = None
-    if "als" in names:
-        from python_jobs.spark import get_spark
-
-        spark = get_spark(settings, catalog=False)
     as_of = float(data["last_bid_at"].max())
     base = build(data, pd.DataFrame({"uid": np.arange(1, len(user_names) + 1)}), items, None, as_of,
                  TrainParams().half_life_days)
+    params = TrainParams(seed=args.seed, **settings.model)
+    als_engine, because = engine.for_training(settings.train_engine, base, params, settings.tuning_grid)
+    spark = None
+    if "als" in names:
+        print(f"ALS engine: {als_engine} ({because})")
+        if als_engine == "spark":
+            from python_jobs.spark import get_spark
+
+            spark = get_spark(settings, catalog=False)
     splitter = time_splitter(args.test_fraction) if args.time_col else per_user_splitter(
         args.test_fraction, args.seed, as_of)
     evaluation = evaluate_models(base, data, splitter, names=names, k=args.k,
-                                 params=TrainParams(seed=args.seed, **settings.model), grid=settings.tuning_grid,
+                                 params=params.on_engine(als_engine), grid=settings.tuning_grid,
                                  spark=spark, max_users=settings.eval_users)
     print(format_table(evaluation))
     print("ALS parameters chosen on the validation split: "

@@ -97,11 +97,33 @@ def _gate_parameters(ctx: StageContext) -> dict:
             "now_epoch": ctx.state.as_of.timestamp()}
 
 
+GATE_COLUMNS = 12  # the widest frame a gate validates
+
+
+def _gate_engine(ctx: StageContext) -> str:
+    """Where this run's gates validate (`models.engine`), decided once from the run's largest table and
+    recorded."""
+    from python_jobs.models import engine
+
+    chosen = ctx.summary.setdefault("engine", {})
+    if "gates" not in chosen:
+        rows = max([r["clean"] for r in ctx.summary.get("reconciliation", [])] or [0])
+        chosen["gates"], chosen["gates_reason"] = engine.for_frames(ctx.settings.gate_engine, rows, GATE_COLUMNS)
+        ctx.log(f"[{ctx.run_id}]   gates validate on {chosen['gates']} ({chosen['gates_reason']})")
+    return chosen["gates"]
+
+
 def _checkpoints(ctx: StageContext, gate: str, frames: dict, parameters: dict) -> dict:
     """Run the named checkpoints; record them and their Data Docs in the run; a failure stops the run."""
+    import pandas as pd
+
     from python_jobs.validate import raise_on_failure, run_checkpoints
 
-    results, docs = run_checkpoints(ctx.settings.project_dir / "expectations", frames, parameters)
+    engine = _gate_engine(ctx)
+    if engine == "spark":
+        frames = {name: ctx.spark.createDataFrame(f) if isinstance(f, pd.DataFrame) else f
+                  for name, f in frames.items()}
+    results, docs = run_checkpoints(ctx.settings.project_dir / "expectations", frames, parameters, engine)
     kept = [c for c in ctx.summary.get("checkpoints", []) if c["checkpoint"] not in frames]
     ctx.summary["checkpoints"] = kept + [r.to_dict() for r in results]
     run_docs = ctx.state.dir / "data_docs"
@@ -123,7 +145,7 @@ def train(ctx: StageContext) -> dict:
     everything and write the hybrid's lists and each model's own."""
     from python_jobs import tuning_record
     from python_jobs.evaluate import evaluate_models, time_splitter
-    from python_jobs.models import TrainParams
+    from python_jobs.models import TrainParams, engine
     from python_jobs.report import write_report
     from python_jobs.train import load_marts, run_training
 
@@ -135,8 +157,12 @@ def train(ctx: StageContext) -> dict:
             "listings": int(interactions["listing_id"].nunique())}
     ctx.log(f"[{ctx.run_id}]   loaded {size['interactions']:,} interactions, {data.n_users:,} users, "
             f"{data.n_items:,} listings in {time.time() - began:.1f}s; models: {', '.join(settings.models)}")
+    als_engine, because = engine.for_training(settings.train_engine, data, base, settings.tuning_grid)
+    base = base.on_engine(als_engine)
+    ctx.summary.setdefault("engine", {}).update(als=als_engine, als_reason=because)
+    ctx.log(f"[{ctx.run_id}]   ALS engine: {als_engine} ({because})")
     record = tuning_record.load(settings)
-    search, why = tuning_record.decide(settings.tune, record, settings.tuning_grid, size)
+    search, why = tuning_record.decide(settings.tune, record, settings.tuning_grid, size, als_engine)
     if record and not search and settings.tuning_grid:
         base = base.with_values(**record["params"])
     ctx.log(f"[{ctx.run_id}]   tuning: {'searching the grid, ' if search else ''}{why}")
@@ -148,8 +174,8 @@ def train(ctx: StageContext) -> dict:
         log=lambda line: ctx.log(f"[{ctx.run_id}]   {line}"))
     if search:
         tuned = {key: getattr(evaluation.params, key) for key in settings.tuning_grid}
-        tuning_record.save(settings, {"params": tuned, "grid": settings.tuning_grid, "size": size,
-                                      "run_id": ctx.run_id, "results": evaluation.tuning})
+        tuning_record.save(settings, {"params": tuned, "grid": settings.tuning_grid, "engine": als_engine,
+                                      "size": size, "run_id": ctx.run_id, "results": evaluation.tuning})
     ctx.summary["evaluation"] = {**evaluation.to_dict(), "tuning_source": why, "models": list(settings.models)}
     ctx.summary["report"] = str(write_report(ctx.state.dir / "report.html", ctx.run_id, ctx.summary["evaluation"]))
     evaluated = time.time() - began
@@ -182,7 +208,7 @@ def publish(ctx: StageContext) -> dict:
     prefix = {"run_prefix_regex": f"^runs/{re.escape(ctx.run_id)}/"}
     manifest, url = write_and_publish(
         settings, ctx.run_id, recs, similar, extra,
-        check=lambda m: _checkpoints(ctx, "manifest", manifest_frame(spark, m), prefix), model_recs=model_recs,
+        check=lambda m: _checkpoints(ctx, "manifest", manifest_frame(m), prefix), model_recs=model_recs,
     )
     summary["manifest_key"] = f"s3://{settings.publish_bucket}/runs/{ctx.run_id}/manifest.json"
     summary["manifest_url"] = url

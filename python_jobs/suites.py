@@ -4,6 +4,10 @@
 `expectations/` (committed); the pipeline loads them from there. Values that
 vary per run (taxonomy, top-N, the reject-rate threshold, now) are suite
 parameters, filled in when a checkpoint runs.
+
+Every suite has two checkpoints, one per engine, over the same suite: `<suite>`
+validates a Spark frame (data beyond the driver), `<suite>__local` a pandas
+frame in this process (data that fits; `validate.gate_engine` chooses).
 """
 
 from __future__ import annotations
@@ -15,7 +19,12 @@ import great_expectations.expectations as gxe
 
 from python_jobs.config import MODELS
 
-DATASOURCE = "encore_spark"
+# engine -> (datasource, checkpoint name suffix)
+DATASOURCES = {"spark": ("encore_spark", ""), "local": ("encore_local", "__local")}
+
+
+def checkpoint_name(suite: str, engine: str) -> str:
+    return suite + DATASOURCES[engine][1]
 
 
 def _p(name: str) -> dict:
@@ -112,32 +121,39 @@ def write_project(root: Path) -> list[str]:
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     context.variables.analytics_enabled = False
     context.variables.save()
-    try:
-        source = context.data_sources.get(DATASOURCE)
-    except Exception:
-        source = context.data_sources.add_spark(name=DATASOURCE)
+    sources = {}
+    for engine, (source_name, _) in DATASOURCES.items():
+        try:
+            sources[engine] = context.data_sources.get(source_name)
+        except Exception:
+            add = context.data_sources.add_spark if engine == "spark" else context.data_sources.add_pandas
+            sources[engine] = add(name=source_name)
     names = []
     for name, expectations in suite_definitions().items():
         suite = gx.ExpectationSuite(name=name, expectations=expectations)
         suite = context.suites.add_or_update(suite)
-        try:
-            asset = source.get_asset(name)
-        except LookupError:
-            asset = source.add_dataframe_asset(name=name)
-        try:
-            batch = asset.get_batch_definition("whole")
-        except KeyError:
-            batch = asset.add_batch_definition_whole_dataframe("whole")
-        definition = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=name, data=batch, suite=suite)
-        )
-        context.checkpoints.add_or_update(
-            gx.Checkpoint(
-                name=name,
-                validation_definitions=[definition],
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
-                result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
-            )
-        )
-        names.append(name)
+        for engine, source in sources.items():
+            names.append(_checkpoint(context, source, suite, checkpoint_name(name, engine)))
     return names
+
+
+def _checkpoint(context, source, suite, name: str) -> str:
+    """The asset, whole-frame batch, validation definition and checkpoint `name` of `suite` on `source`."""
+    try:
+        asset = source.get_asset(name)
+    except LookupError:
+        asset = source.add_dataframe_asset(name=name)
+    try:
+        batch = asset.get_batch_definition("whole")
+    except KeyError:
+        batch = asset.add_batch_definition_whole_dataframe("whole")
+    definition = context.validation_definitions.add_or_update(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+    context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=name,
+            validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
+        )
+    )
+    return name

@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from python_jobs import models as registry
-from python_jobs.models.base import SCORE_CELLS, best_n, top_n
+from python_jobs.models.base import SCORE_CELLS, best_n
 from python_jobs.models.data import TrainingSet, build
 from python_jobs.models.hybrid import Hybrid
 
@@ -70,16 +70,16 @@ def build_lists(data: TrainingSet, components: list, weights: dict, heavy_from: 
     open_items = np.flatnonzero(data.items["is_open"].fillna(False).to_numpy(bool))
     everyone = np.arange(data.n_users)
     hybrid = Hybrid(components, weights, heavy_from=heavy_from)
-    chosen, scores, sources = hybrid.ranked(data, everyone, open_items, n)
+    chosen, scores, sources, by_model = hybrid.ranked_with_own(data, everyone, open_items, n)
     served = _rows(data, everyone, chosen, scores, sources)
     kinds = served.groupby("uid")["source"].nunique()
     single = served.groupby("uid")["source"].first()
     served["list_source"] = served["uid"].map(single.where(kinds == 1, "hybrid"))
     own = []
     for model in components:
-        covered = everyone[model.covers(everyone)]
-        chosen, scores = top_n(model, data, covered, open_items, n)
-        own.append(_rows(data, covered, chosen, scores, model.name).assign(model=model.name))
+        covered = model.covers(everyone)
+        chosen, scores = by_model[model.name]
+        own.append(_rows(data, everyone[covered], chosen[covered], scores[covered], model.name).assign(model=model.name))
     similar = pd.DataFrame(columns=["listing_id", "rank", "similar_listing_id", "score"])
     source = next((m for name in SIMILAR_FROM for m in components if m.name == name), None)
     if source is not None and len(open_items):

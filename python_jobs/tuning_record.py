@@ -1,8 +1,9 @@
 """The last tuning's outcome, kept on S3 so a daily run reuses it instead of searching the grid again.
 
-`s3://<lake>/models/tuning.json`: the chosen parameters, the grid searched, the data's size when it was
-searched, the run that searched it. ENCORE_TUNE chooses: `auto` (the default) searches when there is no
-record, the grid changed, or interactions, users or listings moved by more than `MOVED` since the record;
+`s3://<lake>/models/tuning.json`: the chosen parameters, the grid searched, the ALS engine it was searched on,
+the data's size when it was searched, the run that searched it. ENCORE_TUNE chooses: `auto` (the default)
+searches when there is no record, the grid or the engine changed (the engines regularise differently), or
+interactions, users or listings moved by more than `MOVED` since the record;
 `always` searches every run; `never` reuses a record when there is one and uses the defaults otherwise.
 """
 
@@ -29,7 +30,8 @@ def save(settings: Settings, record: dict) -> None:
                                    ContentType="application/json")
 
 
-def decide(mode: str, record: dict | None, grid: dict | None, size: dict[str, int]) -> tuple[bool, str]:
+def decide(mode: str, record: dict | None, grid: dict | None, size: dict[str, int],
+           engine: str = "local") -> tuple[bool, str]:
     """(search the grid?, why) for this run."""
     if not grid:
         return False, "no tuning grid (ENCORE_TUNING_GRID is empty): default parameters"
@@ -41,6 +43,8 @@ def decide(mode: str, record: dict | None, grid: dict | None, size: dict[str, in
         return False, f"reused from run {record['run_id']} (ENCORE_TUNE=never)"
     if record.get("grid") != grid:
         return True, "the tuning grid changed"
+    if record.get("engine", "spark") != engine:
+        return True, f"the ALS engine changed to {engine}"
     moved = {name: abs(size[name] - old) / max(old, 1) for name, old in record["size"].items() if name in size}
     worst = max(moved, key=moved.get, default=None)
     if worst is not None and moved[worst] > MOVED:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -23,9 +24,11 @@ class CheckResult:
     success: bool
     evaluated: int
     failed: list[str]
+    engine: str = "local"
 
     def to_dict(self) -> dict:
-        return {"checkpoint": self.checkpoint, "success": self.success, "evaluated": self.evaluated, "failed": self.failed}
+        return {"checkpoint": self.checkpoint, "success": self.success, "evaluated": self.evaluated,
+                "failed": self.failed, "engine": self.engine}
 
 
 def _context(root: Path):
@@ -35,16 +38,30 @@ def _context(root: Path):
     return gx.get_context(mode="file", context_root_dir=str(root))
 
 
-def run_checkpoints(root: Path, frames: dict[str, DataFrame], parameters: dict) -> tuple[list[CheckResult], str]:
-    """Run the checkpoint named after each frame; return results and the Data Docs index path."""
+def run_checkpoints(root: Path, frames: dict, parameters: dict, engine: str = "local") -> tuple[list[CheckResult], str]:
+    """Run each frame's suite on `engine` (`local`: as a pandas frame in this process, read from Spark once;
+    `spark`: the Spark frame, persisted so that its expectations' metrics read it once); return results and the
+    Data Docs index path."""
+    from python_jobs.suites import checkpoint_name
+
     context = _context(root)
     results = []
     for name, frame in frames.items():
         try:
-            checkpoint = context.checkpoints.get(name)
+            checkpoint = context.checkpoints.get(checkpoint_name(name, engine))
         except Exception:
-            raise GateFailed(f"checkpoint {name} is missing from {root}; run `encore-recs expectations`") from None
-        outcome = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
+            raise GateFailed(f"checkpoint {checkpoint_name(name, engine)} is missing from {root}; "
+                             "run `encore-recs expectations`") from None
+        persisted = None
+        if engine == "local" and not isinstance(frame, pd.DataFrame):
+            frame = frame.toPandas()
+        elif engine == "spark":
+            persisted = frame = frame.persist()
+        try:
+            outcome = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
+        finally:
+            if persisted is not None:
+                persisted.unpersist()
         failed, evaluated = [], 0
         for validation in outcome.run_results.values():
             for item in validation.results:
@@ -53,7 +70,7 @@ def run_checkpoints(root: Path, frames: dict[str, DataFrame], parameters: dict) 
                     config = item.expectation_config
                     column = config.kwargs.get("column") or config.kwargs.get("column_list") or ""
                     failed.append(f"{config.type}({column})")
-        results.append(CheckResult(name, bool(outcome.success), evaluated, failed))
+        results.append(CheckResult(name, bool(outcome.success), evaluated, failed, engine))
     docs = root / "uncommitted" / "data_docs" / "local_site" / "index.html"
     return results, str(docs)
 
@@ -69,15 +86,10 @@ def raise_on_failure(gate: str, results: list[CheckResult], docs: str) -> None:
 # --- the frames each gate checks -------------------------------------------------
 
 
-def input_frames(spark, reconciliation: list[dict]) -> dict[str, DataFrame]:
-    recon = spark.createDataFrame(
-        [
-            (r["table"], r["raw"], r["clean"], r["rejected"], r["raw"] == r["clean"] + r["rejected"],
-             (r["rejected"] / r["raw"]) if r["raw"] else 0.0)
-            for r in reconciliation
-        ],
-        "source_table string, raw long, clean long, rejected long, balanced boolean, reject_rate double",
-    )
+def input_frames(spark, reconciliation: list[dict]) -> dict:
+    columns = ["source_table", "raw", "clean", "rejected", "balanced", "reject_rate"]
+    recon = pd.DataFrame([(r["table"], r["raw"], r["clean"], r["rejected"], r["raw"] == r["clean"] + r["rejected"],
+                           (r["rejected"] / r["raw"]) if r["raw"] else 0.0) for r in reconciliation], columns=columns)
     interactions = spark.table("marts.fct_user_item_interactions").withColumn(
         "last_bid_at_epoch", F.col("last_bid_at").cast("double")
     )
@@ -125,10 +137,9 @@ def output_frames(spark, run_id: str) -> dict[str, DataFrame]:
     }
 
 
-def manifest_frame(spark, manifest: dict) -> dict[str, DataFrame]:
-    rows = [(f["kind"], f["key"], int(f["size"]), int(f["rows"]), f["sha256"], f["url"], f["expires_at"])
-            for f in manifest["files"]]
-    frame = spark.createDataFrame(
-        rows, "kind string, key string, size long, rows long, sha256 string, url string, expires_at string"
-    )
-    return {"outputs__manifest": frame}
+def manifest_frame(manifest: dict) -> dict[str, pd.DataFrame]:
+    """The manifest's file list as a frame (a few rows: validated in process, or as a Spark frame on the spark
+    engine, converted by the caller)."""
+    columns = ["kind", "key", "size", "rows", "sha256", "url", "expires_at"]
+    frame = pd.DataFrame([{c: f[c] for c in columns} for f in manifest["files"]], columns=columns)
+    return {"outputs__manifest": frame.astype({"size": "int64", "rows": "int64"})}

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import great_expectations as gx
 
-from python_jobs.suites import suite_definitions
+from python_jobs.suites import DATASOURCES, checkpoint_name, suite_definitions
 
 ROOT = Path(__file__).parent.parent / "expectations"
 
@@ -21,5 +21,6 @@ def test_committed_suites_and_checkpoints_match_the_code():
         assert sorted(map(_shape, suite.expectations)) == sorted(map(_shape, expectations)), (
             f"{name} differs from python_jobs/suites.py; run `encore-recs expectations`"
         )
-        checkpoint = context.checkpoints.get(name)
-        assert [d.suite.name for d in checkpoint.validation_definitions] == [name]
+        for engine in DATASOURCES:  # one checkpoint per engine, both over the same suite
+            checkpoint = context.checkpoints.get(checkpoint_name(name, engine))
+            assert [d.suite.name for d in checkpoint.validation_definitions] == [name]

@@ -146,7 +146,8 @@ def test_hybrid_lists_blend_and_name_the_model_that_contributed_most(data):
     assert np.all(np.diff(scores, axis=1) <= 0)
 
 
-def test_als_puts_a_users_block_first(spark):
+@pytest.mark.parametrize("engine", ["local", "spark"])
+def test_als_puts_a_users_block_first(spark, engine):
     from python_jobs.models.als import ALSModel
 
     # two groups of users who bid within their own group of listings; uid 1 has not bid on 12 yet
@@ -154,7 +155,35 @@ def test_als_puts_a_users_block_first(spark):
     rows += [(u, i) for u in (4, 5, 6) for i in (13, 14)]
     bids = pd.DataFrame(rows, columns=["uid", "listing_id"]).assign(strength=1.0, last_bid_at=NOW)
     data = build(bids, pd.DataFrame({"uid": range(1, 7)}), LISTINGS, INTERESTS.iloc[:0], NOW, 14.0)
-    assert _listed(ALSModel(spark, rank=4, reg_param=0.01, alpha=10.0, max_iter=15), data, 1, 1) == [12]
+    als = ALSModel(spark, rank=4, reg_param=0.01, alpha=10.0, max_iter=15, engine=engine)
+    assert _listed(als, data, 1, 1) == [12]
+
+
+def test_both_als_engines_list_equally_well_on_the_same_replay(spark):
+    from python_jobs.evaluate import evaluate_models, time_splitter
+    from python_jobs.generate import generate
+    from python_jobs.models import TrainParams
+    from python_jobs.models.data import from_marketplace
+
+    params = TrainParams(seed=42)
+    data, interactions, listings = from_marketplace(generate(1500, 5), params.count_weight, params.amount_weight,
+                                                    params.half_life_days)
+    split = time_splitter(0.2, listings["listed_at"].to_numpy(float), listings["ends_at"].to_numpy(float))
+    ndcg = {engine: evaluate_models(data, interactions, split, names=["als"], k=10, params=params.on_engine(engine),
+                                    grid=None, spark=spark).metrics["als"]["ndcg"] for engine in ("local", "spark")}
+    assert ndcg["local"] > 0.1 and abs(ndcg["local"] - ndcg["spark"]) < 0.01, ndcg
+
+
+def test_the_engine_fits_in_process_while_the_data_takes_a_quarter_of_memory_at_most():
+    from python_jobs.models import engine
+
+    gib = 2**30
+    assert engine.choose("auto", "X", gib, "it", memory=8 * gib)[0] == "local"
+    chosen, why = engine.choose("auto", "X", 3 * gib, "it", memory=8 * gib)
+    assert chosen == "spark" and "over 25% of the driver's 8 GiB" in why
+    assert engine.choose("spark", "ENCORE_TRAIN_ENGINE", 1, "it") == ("spark", "ENCORE_TRAIN_ENGINE=spark")
+    # a million users' interactions at rank 32 fit a 24 GiB driver; a billion do not
+    assert engine.als_footprint(10**7, 10**6, 10**5, 32) < 0.25 * 24 * gib < engine.als_footprint(10**9, 10**8, 10**6, 32)
 
 
 def test_taste_projects_bidders_by_the_share_of_the_auction_gone_by():

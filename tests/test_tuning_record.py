@@ -4,7 +4,7 @@ from python_jobs.tuning_record import decide
 
 GRID = {"rank": [8, 16]}
 SIZE = {"interactions": 1000, "users": 100, "listings": 50}
-RECORD = {"params": {"rank": 16}, "grid": GRID, "size": SIZE, "run_id": "20261101T000000Z-a"}
+RECORD = {"params": {"rank": 16}, "grid": GRID, "engine": "local", "size": SIZE, "run_id": "20261101T000000Z-a"}
 
 
 def test_the_first_run_searches_and_later_runs_reuse_while_the_data_holds():
@@ -17,6 +17,13 @@ def test_moved_data_or_a_new_grid_searches_again():
     search, why = decide("auto", RECORD, GRID, {**SIZE, "users": 130})
     assert search is True and "users moved by 30%" in why
     assert decide("auto", RECORD, {"rank": [8, 32]}, SIZE) == (True, "the tuning grid changed")
+
+
+def test_another_als_engine_searches_again_since_the_engines_regularise_differently():
+    assert decide("auto", RECORD, GRID, SIZE, "spark") == (True, "the ALS engine changed to spark")
+    older = {k: v for k, v in RECORD.items() if k != "engine"}  # records from before the engines: Spark's
+    assert decide("auto", older, GRID, SIZE, "spark")[0] is False
+    assert decide("auto", older, GRID, SIZE, "local")[0] is True
 
 
 def test_always_never_and_no_grid():

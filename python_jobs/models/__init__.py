@@ -12,10 +12,13 @@ from dataclasses import asdict, dataclass, replace
 from python_jobs.config import MODELS
 
 
+DEFAULT_REG = {"local": 1.0, "spark": 0.01}
+
+
 @dataclass(frozen=True)
 class TrainParams:
     rank: int = 32
-    reg_param: float = 0.01
+    reg_param: float = DEFAULT_REG["local"]
     alpha: float = 1.0
     max_iter: int = 10
     count_weight: float = 1.0
@@ -23,6 +26,7 @@ class TrainParams:
     half_life_days: float = 14.0
     min_bids_for_als: int = 3  # a user with at least this many listings bid on is a heavy user
     seed: int = 42
+    engine: str = "local"  # where ALS is fitted (models.engine): local or spark
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -30,9 +34,15 @@ class TrainParams:
     def with_values(self, **values) -> TrainParams:
         return replace(self, **values)
 
+    def on_engine(self, engine: str) -> TrainParams:
+        """These parameters with ALS on `engine` and that engine's default regularisation (a tuned value
+        replaces it): Spark scales lambda by each user's and listing's interactions, implicit does not, so the
+        same lambda means much less there (1.0 in process is about 0.01 on Spark on our replay)."""
+        return replace(self, engine=engine, reg_param=DEFAULT_REG[engine])
+
 
 def build(names, params: TrainParams, spark=None) -> list:
-    """Unfitted models, in the order of `names`; ALS needs the SparkSession that fits it."""
+    """Unfitted models, in the order of `names`; ALS on the spark engine needs the SparkSession that fits it."""
     from python_jobs.models.als import ALSModel
     from python_jobs.models.content import Content
     from python_jobs.models.ease import EASE
@@ -44,7 +54,7 @@ def build(names, params: TrainParams, spark=None) -> list:
 
     makers = {
         "als": lambda: ALSModel(spark, rank=params.rank, reg_param=params.reg_param, alpha=params.alpha,
-                                max_iter=params.max_iter, seed=params.seed),
+                                max_iter=params.max_iter, seed=params.seed, engine=params.engine),
         "taste": Taste, "item_knn": ItemKNN, "user_knn": UserKNN, "ease": EASE, "content": Content,
         "weighted_ratings": WeightedRatings, "popularity": Popularity,
     }

@@ -1,9 +1,16 @@
-"""ALS on implicit feedback (Hu, Koren and Volinsky), fitted by Spark MLlib; factors scored in this process.
+"""ALS on implicit feedback (Hu, Koren and Volinsky), fitted in this process or by Spark MLlib.
 
-Spark's ALS turns strength into confidence 1 + alpha * strength. The fit is
-distributed (it is what scales out); the factors of users and listings are
-small (users x rank floats) and come back to the driver, where scoring is one
-matrix product per block of users.
+Both engines learn from confidence 1 + alpha * strength (Spark computes it;
+the local engine hands it to `implicit`'s conjugate-gradient solver, which
+reads its matrix as the confidence). `engine` chooses (`models.engine`
+decides `auto`): `local` fits with `implicit` on this process's cores, `spark`
+distributes the fit, which is what scales out. Either way the factors of users
+and listings are small (users x rank floats) and are scored in this process,
+one matrix product per block of users.
+
+The engines regularise differently: Spark scales lambda by each user's and
+listing's number of interactions, `implicit` does not, so each engine's
+regularisation is tuned on its own (the tuning record names the engine).
 """
 
 from __future__ import annotations
@@ -21,14 +28,42 @@ from python_jobs.models.data import TrainingSet
 class ALSModel:
     spark: object
     rank: int = 32
-    reg_param: float = 0.01
+    reg_param: float = 1.0
     alpha: float = 1.0
     max_iter: int = 10
     seed: int = 42
+    engine: str = "local"
     name: str = "als"
 
     def fit(self, data: TrainingSet) -> ALSModel:
+        if self.engine == "local":
+            self.user_factors_, self.item_factors_ = self._fit_local(data)
+        else:
+            self.user_factors_, self.item_factors_ = self._fit_spark(data)
+        norms = np.maximum(np.linalg.norm(self.item_factors_, axis=1, keepdims=True), 1e-12)
+        self.unit_items_ = self.item_factors_ / norms
+        self.data_ = data
+        return self
+
+    def _fit_local(self, data: TrainingSet) -> tuple[np.ndarray, np.ndarray]:
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        confidence = data.strength.astype(np.float32, copy=True)
+        confidence.data = 1.0 + self.alpha * confidence.data
+        # implicit parallelises over users itself; a threaded BLAS inside each solve would fight it for the cores
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(factors=self.rank, regularization=self.reg_param, alpha=1.0,
+                                            iterations=self.max_iter, random_state=self.seed, num_threads=0,
+                                            calculate_training_loss=False)
+            model.fit(confidence, show_progress=False)
+        return np.asarray(model.user_factors, np.float32), np.asarray(model.item_factors, np.float32)
+
+    def _fit_spark(self, data: TrainingSet) -> tuple[np.ndarray, np.ndarray]:
         from pyspark.ml.recommendation import ALS
+
+        if self.spark is None:
+            raise ValueError("ALS on the spark engine needs a SparkSession")
 
         coo = data.strength.tocoo()
         frame = pd.DataFrame({"user": coo.row.astype(np.int32), "item": coo.col.astype(np.int32),
@@ -41,12 +76,8 @@ class ALSModel:
                   nonnegative=False, numUserBlocks=blocks, numItemBlocks=blocks,
                   checkpointInterval=10 if self.max_iter > 20 else -1)
         model = als.fit(ratings)
-        self.user_factors_ = _factors(model.userFactors, data.n_users, self.rank)
-        self.item_factors_ = _factors(model.itemFactors, data.n_items, self.rank)
-        norms = np.maximum(np.linalg.norm(self.item_factors_, axis=1, keepdims=True), 1e-12)
-        self.unit_items_ = self.item_factors_ / norms
-        self.data_ = data
-        return self
+        return _factors(model.userFactors, data.n_users, self.rank), _factors(model.itemFactors, data.n_items,
+                                                                               self.rank)
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return self.user_factors_[users] @ self.item_factors_[items].T

@@ -10,6 +10,7 @@ never need to know which one they hold.
 
 from __future__ import annotations
 
+import os
 from typing import Protocol
 
 import numpy as np
@@ -42,10 +43,36 @@ def everyone(users: np.ndarray) -> np.ndarray:
     return np.ones(len(users), dtype=bool)
 
 
-def seen_mask(data: TrainingSet, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """bool [len(users), len(items)]: the user already interacted with the listing."""
-    block = data.strength[users][:, items]
-    return block.toarray() > 0
+def seen_cells(data: TrainingSet, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the cells of a [len(users), len(items)] block where the user already interacted with
+    the listing."""
+    column = np.full(data.n_items, -1, np.int64)
+    column[items] = np.arange(len(items))
+    history = data.strength[users]
+    cols = column[history.indices]
+    rows = np.repeat(np.arange(len(users)), np.diff(history.indptr))
+    keep = cols >= 0
+    return rows[keep], cols[keep]
+
+
+def unseen_scores(model: Model, data: TrainingSet, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """`model`'s float32 scores of the block, -inf where the user already interacted with the listing."""
+    block = np.asarray(model.score(users, items), np.float32)
+    if not block.flags.writeable or not block.flags.owndata:
+        block = block.copy()
+    block[seen_cells(data, users, items)] = -np.inf
+    return block
+
+
+def for_candidates(model, fitted, items: np.ndarray, make):
+    """`make()` once per fitted state and candidate set: models score many blocks of users against the same
+    listings, and what they gather per listing (columns of a weight matrix, vectors) is the same each time."""
+    key = np.asarray(items).tobytes()
+    cached = model.__dict__.get("_for_candidates")
+    if cached is None or cached[0] is not fitted or cached[1] != key:
+        cached = (fitted, key, make())
+        model.__dict__["_for_candidates"] = cached
+    return cached[2]
 
 
 def top_columns(scores: np.ndarray, k: int) -> np.ndarray:
@@ -53,7 +80,24 @@ def top_columns(scores: np.ndarray, k: int) -> np.ndarray:
     keep = min(k, scores.shape[1])
     if keep == 0:
         return np.zeros((len(scores), 0), np.int64)
+    # selecting the smallest of the negated scores: 5x faster than the largest when most scores tie at 0
     return np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+
+
+def in_blocks(count: int, step: int, work) -> None:
+    """`work(start, stop)` for consecutive blocks of `count` rows, on every core: the blocks write disjoint
+    rows, and NumPy's and SciPy's kernels let go of the interpreter while they run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    starts = range(0, count, max(1, step))
+    workers = min(len(starts), os.cpu_count() or 1)
+    if workers <= 1:
+        for start in starts:
+            work(start, min(count, start + step))
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        for done in [pool.submit(work, start, min(count, start + step)) for start in starts]:
+            done.result()
 
 
 def best_n(scores: np.ndarray, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -83,11 +127,14 @@ def top_n(model: Model, data: TrainingSet, users: np.ndarray, items: np.ndarray,
     users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
     chosen = np.full((len(users), n), -1, np.int64)
     scores = np.full((len(users), n), -np.inf, np.float32)
-    step = max(1, SCORE_CELLS // max(1, len(items)))
-    for start in range(0, len(users), step):
-        part = users[start:start + step]
-        block = model.score(part, items).astype(np.float32, copy=False)
+
+    def work(start: int, stop: int) -> None:
+        part = users[start:stop]
         if exclude_seen:
-            block = np.where(seen_mask(data, part, items), -np.inf, block)
-        chosen[start:start + step], scores[start:start + step] = best_n(block, items, n)
+            block = unseen_scores(model, data, part, items)
+        else:
+            block = np.asarray(model.score(part, items), np.float32)
+        chosen[start:stop], scores[start:stop] = best_n(block, items, n)
+
+    in_blocks(len(users), SCORE_CELLS // max(1, len(items)), work)
     return chosen, scores

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from python_jobs.models.base import SCORE_CELLS, for_candidates
 from python_jobs.models.data import TrainingSet
 from python_jobs.models.neighbours import normalise_rows
 
@@ -71,8 +72,16 @@ class Content:
         return self
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return (self.profiles_[users] @ self.vectors_[items].T).toarray().astype(np.float32)
+        candidates = for_candidates(self, self.vectors_, items, lambda: _dense_if_small(self.vectors_[items].T))
+        scores = self.profiles_[users] @ candidates
+        return (scores.toarray() if sparse.issparse(scores) else np.asarray(scores)).astype(np.float32, copy=False)
 
     def covers(self, users: np.ndarray) -> np.ndarray:
         """Users who bid or answered the questionnaire."""
         return np.diff(self.profiles_.indptr)[users] > 0
+
+
+def _dense_if_small(matrix: sparse.spmatrix):
+    """The candidates' vectors dense when they fit the scoring budget: sparse profiles times a dense matrix is
+    several times faster than sparse times sparse with a mostly filled product."""
+    return matrix.toarray() if matrix.shape[0] * matrix.shape[1] <= SCORE_CELLS else matrix.tocsc()

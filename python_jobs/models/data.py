@@ -129,3 +129,18 @@ def _interest_matrix(user_ids, subs: pd.DataFrame, interests: pd.DataFrame) -> s
                                                             targets["sub"].to_numpy(np.int64))), shape=shape)
     totals = np.asarray(matrix.sum(axis=1)).ravel()
     return sparse.diags(1.0 / np.maximum(totals, 1e-12)).astype(np.float32) @ matrix
+
+
+def from_marketplace(market, count_weight: float, amount_weight: float, half_life_days: float):
+    """(TrainingSet, interactions, listings) straight from a generated marketplace's frames, in process: the
+    marts' interaction grain (one row per user and listing) with the train stage's strength, for benchmarks
+    and tests that need realistic data without the pipeline."""
+    bids = market.bids.assign(t=market.bids["bid_at"].astype("int64") / 1e9)
+    grouped = bids.groupby(["uid", "listing_id"]).agg(bid_count=("bid_id", "size"), total=("bid_amount", "sum"),
+                                                      first_bid_at=("t", "min"), last_bid_at=("t", "max"))
+    interactions = grouped.reset_index()
+    interactions["strength"] = count_weight * interactions["bid_count"] + amount_weight * np.log1p(interactions["total"])
+    listings = market.listings.assign(listed_at=market.listings["listed_at"].astype("int64") / 1e9,
+                                      ends_at=market.listings["ends_at"].astype("int64") / 1e9)
+    data = build(interactions, market.users, listings, market.user_interests, market.as_of, half_life_days)
+    return data, interactions, listings

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from python_jobs.models.base import bidders
+from python_jobs.models.base import bidders, for_candidates
 from python_jobs.models.data import TrainingSet
 
 
@@ -42,11 +42,14 @@ class EASE:
         return self
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(users), len(items)), np.float32)
         cols = self.column_[items]
         inside = cols >= 0
+        if inside.all():
+            return self.history_[users] @ for_candidates(self, self.weights_, items, lambda: self.weights_[:, cols])
+        out = np.zeros((len(users), len(items)), np.float32)
         if inside.any():
-            out[:, inside] = self.history_[users] @ self.weights_[:, cols[inside]]
+            weights = for_candidates(self, self.weights_, items, lambda: self.weights_[:, cols[inside]])
+            out[:, inside] = self.history_[users] @ weights
         return out
 
     def covers(self, users: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from python_jobs.models.base import SCORE_CELLS, Model, seen_mask, top_columns
+from python_jobs.models.base import SCORE_CELLS, Model, in_blocks, top_columns, unseen_scores
 from python_jobs.models.data import TrainingSet
 
 SEGMENTS = ("new", "light", "heavy")
@@ -31,40 +31,72 @@ def segments(data: TrainingSet, users: np.ndarray, heavy_from: int) -> np.ndarra
 
 @dataclass
 class Pool:
-    """Per user: candidate item positions [U, P] (-1 = none), each model's scaled score [U, P, M]."""
+    """Per user: candidate item positions [U, P] (-1 = none), each model's scaled score [U, P, M]; with `own`,
+    each model's own best n (item positions, raw scores) taken from its part of the pool."""
     items: np.ndarray
     features: np.ndarray
     segment: np.ndarray
+    own: dict = field(default_factory=dict)
 
 
-def _scaled(scores: np.ndarray) -> np.ndarray:
-    finite = np.isfinite(scores)
-    low = np.where(finite, scores, np.inf).min(axis=1, keepdims=True)
-    high = np.where(finite, scores, -np.inf).max(axis=1, keepdims=True)
-    span = np.where(high > low, high - low, 1.0)
-    return np.where(finite, (scores - np.where(np.isfinite(low), low, 0.0)) / span, -np.inf).astype(np.float32)
+def _scale(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of `block` (seen cells already -inf): (low, span) mapping its finite scores onto [0, 1]."""
+    finite = np.isfinite(block)
+    low = np.min(block, axis=1, where=finite, initial=np.inf)
+    high = np.max(block, axis=1, where=finite, initial=-np.inf)
+    span = np.where(high > low, high - low, 1.0).astype(np.float32)
+    return np.where(np.isfinite(low), low, 0.0).astype(np.float32), span
 
 
 def build_pool(models: list[Model], data: TrainingSet, users: np.ndarray, items: np.ndarray, pool: int,
-               heavy_from: int) -> Pool:
+               heavy_from: int, own: int = 0) -> Pool:
+    """Each model scores every candidate once per block of users; its `pool` best (by raw score: scaling keeps
+    the order) join the pool, and only the pooled cells are scaled. `own` > 0 also keeps each model's best
+    `own` of its pooled listings, ties by listing position."""
     users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
-    width = len(models) * min(pool, len(items))
+    keep = min(pool, len(items))
+    width = len(models) * keep
     cand = np.full((len(users), width), -1, np.int64)
     feats = np.zeros((len(users), width, len(models)), np.float32)
-    step = max(1, SCORE_CELLS // max(1, len(items) * len(models)))
-    for start in range(0, len(users), step):
-        part = users[start:start + step]
-        seen = seen_mask(data, part, items)
-        scaled = [_scaled(np.where(seen, -np.inf, m.score(part, items).astype(np.float32))) for m in models]
-        cols = np.concatenate([top_columns(s, pool) for s in scaled], axis=1)
+    mine = {m.name: (np.full((len(users), own), -1, np.int64), np.full((len(users), own), -np.inf, np.float32))
+            for m in models} if own else {}
+
+    def work(start: int, stop: int) -> None:
+        part = users[start:stop]
+        blocks = [unseen_scores(m, data, part, items) for m in models]
+        tops = [top_columns(b, keep) for b in blocks]
+        for model, block, top in zip(models, blocks, tops) if own else ():
+            chosen, scores = _best_pooled(block, top, items, own)
+            mine[model.name][0][start:stop], mine[model.name][1][start:stop] = chosen, scores
+        cols = np.concatenate(tops, axis=1)
         cols.sort(axis=1)
         duplicate = np.zeros_like(cols, dtype=bool)
         duplicate[:, 1:] = cols[:, 1:] == cols[:, :-1]
-        usable = ~duplicate & np.isfinite(np.take_along_axis(scaled[0], cols, axis=1))
-        cand[start:start + step] = np.where(usable, items[cols], -1)
-        for m, s in enumerate(scaled):
-            feats[start:start + step, :, m] = np.where(usable, np.take_along_axis(s, cols, axis=1), 0.0)
-    return Pool(cand, feats, segments(data, users, heavy_from))
+        usable = ~duplicate & np.isfinite(np.take_along_axis(blocks[0], cols, axis=1))
+        cand[start:stop] = np.where(usable, items[cols], -1)
+        for m, block in enumerate(blocks):
+            low, span = _scale(block)
+            raw = np.take_along_axis(block, cols, axis=1)
+            scaled = np.where(np.isfinite(raw), (raw - low[:, None]) / span[:, None], -np.inf)
+            feats[start:stop, :, m] = np.where(usable, scaled, 0.0)
+
+    in_blocks(len(users), SCORE_CELLS // max(1, len(items) * len(models)), work)
+    return Pool(cand, feats, segments(data, users, heavy_from), mine)
+
+
+def _best_pooled(block: np.ndarray, top: np.ndarray, items: np.ndarray, n: int):
+    """(item positions [U, n], scores [U, n]) of the n best of each row's pooled columns `top`, best first, ties
+    by listing position; -1 / -inf where fewer than n finite scores."""
+    values = np.take_along_axis(block, top, axis=1)
+    ids = items[top]
+    order = np.lexsort((ids, -values), axis=1)[:, :n]
+    values, ids = np.take_along_axis(values, order, axis=1), np.take_along_axis(ids, order, axis=1)
+    chosen = np.where(np.isfinite(values), ids, -1)
+    short = n - chosen.shape[1]
+    if short > 0:
+        chosen = np.pad(chosen, ((0, 0), (0, short)), constant_values=-1)
+        values = np.pad(values, ((0, 0), (0, short)), constant_values=-np.inf)
+    return chosen, values
 
 
 def rank_pool(pool: Pool, weights: np.ndarray, n: int, rows: np.ndarray | None = None):
@@ -94,7 +126,14 @@ class Hybrid:
 
     def ranked(self, data: TrainingSet, users: np.ndarray, items: np.ndarray, n: int):
         """(item positions, scores, the name of the model that contributed most, per listed item) for `users`."""
-        pool = build_pool(self.components, data, users, items, self.pool, self.heavy_from)
+        return self.blend(build_pool(self.components, data, users, items, self.pool, self.heavy_from), n)
+
+    def ranked_with_own(self, data: TrainingSet, users: np.ndarray, items: np.ndarray, n: int):
+        """`ranked`, and each component's own n best {name: (item positions, scores)}, from one scoring pass."""
+        pool = build_pool(self.components, data, users, items, self.pool, self.heavy_from, own=n)
+        return (*self.blend(pool, n), pool.own)
+
+    def blend(self, pool: Pool, n: int):
         weights = self.weight_matrix()
         order, scores = rank_pool(pool, weights, n)
         chosen = np.where(np.isfinite(scores), np.take_along_axis(pool.items, order, axis=1), -1)

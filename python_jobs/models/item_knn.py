@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from python_jobs.models.base import bidders
+from python_jobs.models.base import bidders, for_candidates
 from python_jobs.models.data import TrainingSet
 from python_jobs.models.neighbours import normalise_rows, top_k_cosine
 
@@ -30,7 +30,8 @@ class ItemKNN:
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         history = self.data_.strength[users]
-        return (history @ self.similarity_[:, items]).toarray().astype(np.float32)
+        columns = for_candidates(self, self.similarity_, items, lambda: self.similarity_[:, items].tocsc())
+        return (history @ columns).toarray().astype(np.float32)
 
     def covers(self, users: np.ndarray) -> np.ndarray:
         return bidders(self.data_, users)
