@@ -165,7 +165,7 @@ class Settings:
     model: dict = field(default_factory=dict)
     models: tuple[str, ...] = DAILY_MODELS
     train_engine: str = "auto"
-    gate_engine: str = "auto"
+    frame_engine: str = "auto"
 
     @property
     def local_postgres(self) -> bool:
@@ -240,6 +240,6 @@ class Settings:
             tune=_choice("ENCORE_TUNE", env.get("ENCORE_TUNE") or "auto", ("auto", "always", "never")),
             train_engine=_choice("ENCORE_TRAIN_ENGINE", env.get("ENCORE_TRAIN_ENGINE") or "auto",
                                  ("auto", "local", "spark")),
-            gate_engine=_choice("ENCORE_GATE_ENGINE", env.get("ENCORE_GATE_ENGINE") or "auto",
-                                ("auto", "local", "spark")),
+            frame_engine=_choice("ENCORE_FRAME_ENGINE", env.get("ENCORE_FRAME_ENGINE") or "auto",
+                                 ("auto", "local", "spark")),
         )

@@ -97,20 +97,27 @@ def _gate_parameters(ctx: StageContext) -> dict:
             "now_epoch": ctx.state.as_of.timestamp()}
 
 
-GATE_COLUMNS = 12  # the widest frame a gate validates
+FRAME_COLUMNS = 13  # the widest frame a gate validates or publish reads
 
 
-def _gate_engine(ctx: StageContext) -> str:
-    """Where this run's gates validate (`models.engine`), decided once from the run's largest table and
-    recorded."""
+def _frame_engine(ctx: StageContext, step: str, rows: int) -> str:
+    """Where `step` handles its frames of up to `rows` rows (`models.engine`), decided once per run and
+    recorded in the summary's `engine`."""
     from python_jobs.models import engine
 
     chosen = ctx.summary.setdefault("engine", {})
-    if "gates" not in chosen:
-        rows = max([r["clean"] for r in ctx.summary.get("reconciliation", [])] or [0])
-        chosen["gates"], chosen["gates_reason"] = engine.for_frames(ctx.settings.gate_engine, rows, GATE_COLUMNS)
-        ctx.log(f"[{ctx.run_id}]   gates validate on {chosen['gates']} ({chosen['gates_reason']})")
-    return chosen["gates"]
+    if step not in chosen:
+        chosen[step], chosen[f"{step}_reason"] = engine.for_frames(ctx.settings.frame_engine, rows, FRAME_COLUMNS)
+        ctx.log(f"[{ctx.run_id}]   {step} on {chosen[step]} ({chosen[f'{step}_reason']})")
+    return chosen[step]
+
+
+def _largest_table(ctx: StageContext) -> int:
+    """Rows of the largest table a gate reads: the clean bids, or the lists written by train."""
+    lists = [s.get("rows", {}) for s in ctx.summary.get("steps", []) if s["stage"] == "train"]
+    written = [sum(v for k, v in rows.items() if k in ("recommendations", "model_recommendations"))
+               for rows in lists if isinstance(rows, dict)]
+    return max([r["clean"] for r in ctx.summary.get("reconciliation", [])] + written + [0])
 
 
 def _checkpoints(ctx: StageContext, gate: str, frames: dict, parameters: dict) -> dict:
@@ -119,7 +126,7 @@ def _checkpoints(ctx: StageContext, gate: str, frames: dict, parameters: dict) -
 
     from python_jobs.validate import raise_on_failure, run_checkpoints
 
-    engine = _gate_engine(ctx)
+    engine = _frame_engine(ctx, "gates", _largest_table(ctx))
     if engine == "spark":
         frames = {name: ctx.spark.createDataFrame(f) if isinstance(f, pd.DataFrame) else f
                   for name, f in frames.items()}
@@ -184,7 +191,8 @@ def train(ctx: StageContext) -> dict:
     return {"interactions": size["interactions"], "evaluate_seconds": round(evaluated, 1),
             "fit_seconds": round(time.time() - began - evaluated, 1),
             **{m: round(v["ndcg"], 4) for m, v in evaluation.metrics.items()},
-            "recommendations": result["recommendations"], "similar_listings": result["similar_listings"]}
+            "recommendations": result["recommendations"], "model_recommendations": result["model_recommendations"],
+            "similar_listings": result["similar_listings"]}
 
 
 def validate_outputs(ctx: StageContext) -> dict:
@@ -209,6 +217,7 @@ def publish(ctx: StageContext) -> dict:
     manifest, url = write_and_publish(
         settings, ctx.run_id, recs, similar, extra,
         check=lambda m: _checkpoints(ctx, "manifest", manifest_frame(m), prefix), model_recs=model_recs,
+        engine=_frame_engine(ctx, "publish", _largest_table(ctx)),
     )
     summary["manifest_key"] = f"s3://{settings.publish_bucket}/runs/{ctx.run_id}/manifest.json"
     summary["manifest_url"] = url

@@ -21,6 +21,7 @@ import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 from pyspark.sql import functions as F
 
 from python_jobs.config import Settings
@@ -85,6 +86,60 @@ def write_files(settings: Settings, run_id: str, recs, similar, model_recs=None)
     return buckets, {"recommendations": users, "user_index": users, "similar_listings": listings, **expected}
 
 
+LIST_COLUMNS = ["uid", "user_name", "rank", "listing_id", "score", "source"]
+
+
+def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs=None):
+    """The same files as `write_files`, serialised in this process from the tables read once into pandas, and
+    uploaded in parallel. Returns the bucket count, the lines each kind must hold and each object's (size,
+    sha256, lines) as written, so the manifest need not read them back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from python_jobs.json_lines import DETAILS, listing_fragments, similar_lines, user_lines
+
+    served = recs.select(*LIST_COLUMNS, "list_source").toPandas()
+    listings = recs.select("listing_id", *DETAILS)
+    if model_recs is not None:
+        listings = listings.unionByName(model_recs.select("listing_id", *DETAILS))
+    details = listing_fragments(listings.dropDuplicates(["listing_id"]).toPandas())
+    uids, lines = user_lines(served, details, served=True)
+    buckets = bucket_count(len(uids))
+    prefix = run_prefix(run_id)
+    objects = {}
+
+    def by_bucket(kind: str, uids, lines) -> None:
+        bucket_of = uids % buckets
+        for b in np.unique(bucket_of):
+            objects[f"{prefix}{kind}/bucket={b}/part-00000.json"] = [lines[i] for i in np.flatnonzero(bucket_of == b)]
+
+    by_bucket("recommendations", uids, lines)
+    names = served.drop_duplicates("uid")
+    objects[f"{prefix}user_index/part-00000.json"] = [
+        json.dumps({"user_name": n, "uid": int(u), "bucket": int(u % buckets)}, ensure_ascii=False)
+        for n, u in zip(names["user_name"], names["uid"])]
+    objects[f"{prefix}similar_listings/part-00000.json"] = similar_lines(similar.toPandas())
+    expected = {"recommendations": len(uids), "user_index": len(names),
+                "similar_listings": len(objects[f"{prefix}similar_listings/part-00000.json"])}
+    if model_recs is not None:
+        own = model_recs.select(*LIST_COLUMNS, "model").toPandas()
+        expected["model_lists"] = 0
+        for model, rows in own.groupby("model", sort=True):
+            model_uids, model_lines = user_lines(rows, details, served=False)
+            by_bucket(f"model_lists/model={model}", model_uids, model_lines)
+            expected["model_lists"] += len(model_lines)
+    objects = {key: lines for key, lines in objects.items() if lines}
+    client = s3_client(settings)
+
+    def put(key: str) -> tuple[str, tuple[int, str, int]]:
+        body = ("\n".join(objects[key]) + "\n").encode()
+        client.put_object(Bucket=settings.publish_bucket, Key=key, Body=body, ContentType="application/json")
+        return key, (len(body), hashlib.sha256(body).hexdigest(), len(objects[key]))
+
+    with ThreadPoolExecutor(8) as pool:
+        written = dict(pool.map(put, sorted(objects)))
+    return buckets, expected, written
+
+
 def _describe(client, bucket: str, key: str) -> tuple[int, str, int]:
     """size, sha256, lines of one object, streamed."""
     body = client.get_object(Bucket=bucket, Key=key)["Body"]
@@ -100,7 +155,9 @@ def presign(client, bucket: str, key: str, seconds: int) -> str:
     return client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds)
 
 
-def build_manifest(settings: Settings, run_id: str, buckets: int, extra: dict) -> dict:
+def build_manifest(settings: Settings, run_id: str, buckets: int, extra: dict, written: dict | None = None) -> dict:
+    """The manifest of every JSON object under the run's prefix. An object in `written` (size, sha256, lines as
+    uploaded) whose listed size matches is described from there; any other is read back and described."""
     client = s3_client(settings)
     prefix = run_prefix(run_id)
     now = datetime.now(timezone.utc)
@@ -113,7 +170,11 @@ def build_manifest(settings: Settings, run_id: str, buckets: int, extra: dict) -
             name = key.rsplit("/", 1)[-1]
             if not name.endswith(".json") or name == "manifest.json":
                 continue
-            size, sha, rows = _describe(client, settings.publish_bucket, key)
+            known = (written or {}).get(key)
+            if known is not None and known[0] == obj["Size"]:
+                size, sha, rows = known
+            else:
+                size, sha, rows = _describe(client, settings.publish_bucket, key)
             kind = key[len(prefix):].split("/", 1)[0]
             entry = {"kind": kind, "key": key, "size": size, "sha256": sha, "rows": rows,
                      "url": presign(client, settings.publish_bucket, key, settings.url_expiry_seconds),
@@ -154,15 +215,19 @@ def check_manifest(manifest: dict, expected: dict[str, int]) -> None:
 
 
 def publish(settings: Settings, run_id: str, recs, similar, extra: dict, check=None,
-            model_recs=None) -> tuple[dict, str]:
+            model_recs=None, engine: str = "spark") -> tuple[dict, str]:
     """Write, list, check, then move `latest`; return the manifest and its presigned URL.
 
     recs: the run's recommendations rows; similar: its similar-listings rows; model_recs: each model's
-    own lists (column `model`), published beside the served ones for comparison;
+    own lists (column `model`), published beside the served ones for comparison; engine: `spark` writes the
+    files with Spark, `local` serialises them in this process (lists that fit the driver);
     check(manifest): an extra gate (the GX manifest suite) that raises to stop the publish.
     """
-    buckets, expected = write_files(settings, run_id, recs, similar, model_recs)
-    manifest = build_manifest(settings, run_id, buckets, extra)
+    if engine == "local":
+        buckets, expected, written = write_files_local(settings, run_id, recs, similar, model_recs)
+    else:
+        (buckets, expected), written = write_files(settings, run_id, recs, similar, model_recs), None
+    manifest = build_manifest(settings, run_id, buckets, extra, written)
     check_manifest(manifest, expected)
     if check is not None:
         check(manifest)

@@ -7,7 +7,7 @@ parameters, filled in when a checkpoint runs.
 
 Every suite has two checkpoints, one per engine, over the same suite: `<suite>`
 validates a Spark frame (data beyond the driver), `<suite>__local` a pandas
-frame in this process (data that fits; `validate.gate_engine` chooses).
+frame in this process (data that fits; `models.engine.for_frames` chooses).
 """
 
 from __future__ import annotations

@@ -31,3 +31,33 @@ def test_manifest_with_missing_rows_is_refused():
     with pytest.raises(GateFailed, match="recommendations files hold 9 rows, expected 10"):
         check_manifest(manifest, {"recommendations": 10})
     check_manifest({"row_counts": {"recommendations": 10}, "files": [{"key": "a", "size": 10}]}, {"recommendations": 10})
+
+
+def test_both_publish_engines_write_the_same_lists(stack, spark, s3):
+    import json
+
+    from helpers.publish_run import synthetic_lists
+    from python_jobs.publish import publish
+    from python_jobs.serving.loader import load_run
+
+    recs, similar, model_recs = synthetic_lists(spark, 40, 3)
+    runs = {}
+    for engine, run_id in (("spark", "20000102T000000Z-spark1"), ("local", "20000102T000000Z-local1")):
+        manifest, _ = publish(stack, run_id, recs, similar, {"metrics": {}, "checkpoints": []}, model_recs=model_recs,
+                              engine=engine)
+        assert manifest["row_counts"] == {"model_lists": 60, "recommendations": 40, "similar_listings": 120,
+                                          "user_index": 40}
+        runs[engine] = load_run(s3, stack.publish_bucket, f"runs/{run_id}/manifest.json")
+
+    def parsed(lines: dict) -> dict:
+        return {key: json.loads(line) for key, line in lines.items()}
+
+    spark_run, local_run = runs["spark"], runs["local"]
+    assert parsed(local_run.users) == parsed(spark_run.users)
+    assert parsed(local_run.similar) == parsed(spark_run.similar)
+    assert local_run.by_name == spark_run.by_name and local_run.by_name['user "é" 7'] == 7
+    assert {m: parsed(lists) for m, lists in local_run.models.items()} == {
+        m: parsed(lists) for m, lists in spark_run.models.items()}
+    assert parsed(local_run.users)[7]["recommendations"][0] == {
+        "rank": 1, "listing_id": 701, "product": "product", "category": "music", "sub_category": "vinyl",
+        "listing_amount": 10.5, "ends_at": "2026-12-05T10:00:00Z", "score": 0.333333, "source": "als"}

@@ -36,6 +36,9 @@ class ALSModel:
     name: str = "als"
 
     def fit(self, data: TrainingSet) -> ALSModel:
+        if self.rank < 1 or self.max_iter < 1 or self.reg_param < 0 or self.alpha < 0:
+            raise ValueError(f"ALS needs rank >= 1, max_iter >= 1, reg_param >= 0 and alpha >= 0; got rank={self.rank}, "
+                             f"max_iter={self.max_iter}, reg_param={self.reg_param}, alpha={self.alpha}")
         if self.engine == "local":
             self.user_factors_, self.item_factors_ = self._fit_local(data)
         else:

@@ -1,8 +1,9 @@
 """Which engine fits the data: this process (`local`) or Spark (`spark`).
 
 Each step that has both: ALS's fit (`ENCORE_TRAIN_ENGINE`; every other model
-already runs in the driver's process on the `TrainingSet`) and the Great
-Expectations gates (`ENCORE_GATE_ENGINE`: pandas frames or Spark frames). `local`
+already runs in the driver's process on the `TrainingSet`), and the Great
+Expectations gates and the publish stage's serialisation (`ENCORE_FRAME_ENGINE`:
+pandas frames in process, or Spark frames and Spark's writers). `local`
 and `spark` force one; `auto` (the default) works in process when what the
 step holds there takes at most `LOCAL_SHARE` of this machine's memory, and
 hands the work to Spark beyond that (on a cluster, the executors hold the data
@@ -48,6 +49,6 @@ def for_training(setting: str, data, params, grid: dict | None, memory: int | No
 
 
 def for_frames(setting: str, rows: int, columns: int, memory: int | None = None) -> tuple[str, str]:
-    """(engine, why) for validating frames of at most `rows` x `columns` in pandas."""
-    return choose(setting, "ENCORE_GATE_ENGINE", rows * columns * FRAME_CELL_BYTES,
+    """(engine, why) for handling frames of at most `rows` x `columns` in pandas."""
+    return choose(setting, "ENCORE_FRAME_ENGINE", rows * columns * FRAME_CELL_BYTES,
                   f"frames of up to {rows:,} rows x {columns} columns", memory)

@@ -1,4 +1,4 @@
-"""Publish a synthetic run in its own process (used by the crash test): python publish_run.py RUN_ID USERS."""
+"""Publish a synthetic run in its own process (used by the crash test): python publish_run.py RUN_ID USERS [ENGINE]."""
 
 import sys
 
@@ -10,28 +10,34 @@ from python_jobs.publish import publish
 from python_jobs.spark import get_spark
 
 
-def main(run_id: str, users: int) -> None:
-    settings = Settings.from_env()
-    local_stack.apply_environment(settings)
-    spark = get_spark(settings, catalog=False)
-    n = settings.top_n
+def synthetic_lists(spark, users: int, n: int):
+    """(recs, similar, model_recs) for `users` users with n listings each, shaped as train writes them."""
     recs = (
         spark.range(1, users + 1).withColumnRenamed("id", "uid")
         .crossJoin(spark.range(1, n + 1).withColumnRenamed("id", "rank"))
         .select(
-            F.col("uid").cast("int"), F.concat(F.lit("user"), F.col("uid")).alias("user_name"),
+            F.col("uid").cast("int"), F.concat(F.lit("user \"é\" "), F.col("uid")).alias("user_name"),
             F.col("rank").cast("int"), (F.col("uid") * 100 + F.col("rank")).cast("int").alias("listing_id"),
             F.lit("product").alias("product"), F.lit("music").alias("category"), F.lit("vinyl").alias("sub_category"),
-            F.lit(10.0).alias("listing_amount"), F.current_timestamp().alias("ends_at"),
-            (1.0 / F.col("rank")).alias("score"), F.lit("als").alias("source"), F.lit("als").alias("list_source"),
+            F.lit(10.5).alias("listing_amount"), F.to_timestamp(F.lit("2026-12-05 10:00:00")).alias("ends_at"),
+            (1.0 / (F.col("rank") + 2)).alias("score"), F.lit("als").alias("source"), F.lit("als").alias("list_source"),
         )
     )
     similar = recs.select(F.col("listing_id"), "rank", (F.col("listing_id") + 1).alias("similar_listing_id"), "score")
     model_recs = (recs.where(F.col("uid") % 2 == 0).withColumn("model", F.lit("als"))  # ALS: bidders only
                   .unionByName(recs.withColumn("model", F.lit("popularity")).withColumn("source", F.lit("popularity"))))
-    manifest, _ = publish(settings, run_id, recs, similar, {"metrics": {}, "checkpoints": []}, model_recs=model_recs)
+    return recs, similar, model_recs
+
+
+def main(run_id: str, users: int, engine: str = "spark") -> None:
+    settings = Settings.from_env()
+    local_stack.apply_environment(settings)
+    spark = get_spark(settings, catalog=False)
+    recs, similar, model_recs = synthetic_lists(spark, users, settings.top_n)
+    manifest, _ = publish(settings, run_id, recs, similar, {"metrics": {}, "checkpoints": []}, model_recs=model_recs,
+                          engine=engine)
     print(manifest["row_counts"])
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(*sys.argv[1:2], int(sys.argv[2]), *sys.argv[3:4])
