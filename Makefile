@@ -41,10 +41,9 @@ demo: setup
 test: setup $(AIRFLOW_STAMP) /usr/bin/chromium
 	$(BIN)/pytest
 
-# the pipeline at USERS (default 1000; e.g. make bench USERS="1000 100000"), per stage, and Spark ALS beside
-# the single-machine library implicit (benchmark-only, pinned in benchmarks/requirements.txt)
+# the pipeline at USERS (default 1000; e.g. make bench USERS="1000 100000"), per stage, and the pipeline's ALS
+# on each engine beside the library implicit called directly
 bench: setup
-	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -r benchmarks/requirements.txt
 	$(BIN)/python benchmarks/bench.py --users $(USERS)
 
 # every model on the replay at each of SCALES beside the generator's truth, in process

@@ -76,13 +76,19 @@ def pipeline(users: int, cluster: bool, state: Path) -> dict:
     summary = json.loads((state / "runs" / run_id / "summary.json").read_text())
     print(f"\n## encore-recs run, {users:,} users, {'local cluster' if cluster else 'in process'}: "
           f"{wall:.1f} s wall (run {run_id})\n")
-    print("| stage | seconds | input rows | rows/s |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| stage | seconds | input rows | rows/s | Spark jobs | peak RSS MB (python / JVM) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for step in summary["steps"]:
         rows = _input_rows(step, summary)
         rate = f"{rows / step['seconds']:,.0f}" if rows and step["seconds"] else ""
-        print(f"| {step['stage']} | {step['seconds']:.1f} | {rows or '':,} | {rate} |".replace("| , |", "|  |"))
-    print(f"| **wall** | **{wall:.1f}** | | |")
+        memory = step.get("peak_memory", {})
+        rss = f"{memory.get('python_mb', 0):,.0f} / {memory.get('jvm_mb', 0):,.0f}" if memory else ""
+        print(f"| {step['stage']} | {step['seconds']:.1f} | {rows or '':,} | {rate} | {step.get('spark_jobs', '')} "
+              f"| {rss} |".replace("| , |", "|  |"))
+    print(f"| **wall** | **{wall:.1f}** | | | | |")
+    engines = summary.get("engine", {})
+    print("\nEngines: " + "; ".join(f"{step} {engines[step]} ({engines.get(step + '_reason', '')})"
+                                     for step in ("als", "gates", "publish") if step in engines))
     print("\nPeak resident memory, MB: " + ", ".join(f"{kind} {mb:,}" for kind, mb in peaks.items()))
     tuning = summary.get("evaluation", {}).get("tuning_source")
     metrics = summary.get("evaluation", {}).get("metrics", {})

@@ -22,7 +22,10 @@ def run_dbt(settings: Settings, args: list[str], quiet: bool = False) -> list:
     os.environ["DBT_PROJECT_DIR"] = os.environ["DBT_PROFILES_DIR"] = str(settings.project_dir)
     os.environ["DBT_LOG_PATH"] = str(settings.state_dir / "dbt-logs")
     if not any(a.startswith("--target-path") for a in args):
-        os.environ["DBT_TARGET_PATH"] = str(settings.state_dir / "dbt-target")
+        # one folder per target: dbt re-parses the whole project whenever the target differs from the last parse,
+        # and every run alternates pg (stage) and spark (marts)
+        target = args[args.index("--target") + 1] if "--target" in args[:-1] else "default"
+        os.environ["DBT_TARGET_PATH"] = str(settings.state_dir / "dbt-target" / target)
     result = dbtRunner().invoke([*(["--quiet"] if quiet else []), *args])
     if result.exception is not None:
         raise UserError(f"dbt {' '.join(args)} failed: {str(result.exception).splitlines()[0]}")

@@ -120,6 +120,16 @@ def _largest_table(ctx: StageContext) -> int:
     return max([r["clean"] for r in ctx.summary.get("reconciliation", [])] + written + [0])
 
 
+def _gx_project(ctx: StageContext) -> Path:
+    """This run's copy of the GX project (suites, checkpoints, configuration; no results): its validation results
+    and Data Docs hold this run's alone, so building the docs never re-renders every earlier run's results."""
+    root = ctx.state.dir / "gx"
+    if not (root / "great_expectations.yml").exists():
+        shutil.copytree(ctx.settings.project_dir / "expectations", root, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("uncommitted"))
+    return root
+
+
 def _checkpoints(ctx: StageContext, gate: str, frames: dict, parameters: dict) -> dict:
     """Run the named checkpoints; record them and their Data Docs in the run; a failure stops the run."""
     import pandas as pd
@@ -130,7 +140,7 @@ def _checkpoints(ctx: StageContext, gate: str, frames: dict, parameters: dict) -
     if engine == "spark":
         frames = {name: ctx.spark.createDataFrame(f) if isinstance(f, pd.DataFrame) else f
                   for name, f in frames.items()}
-    results, docs = run_checkpoints(ctx.settings.project_dir / "expectations", frames, parameters, engine)
+    results, docs = run_checkpoints(_gx_project(ctx), frames, parameters, engine)
     kept = [c for c in ctx.summary.get("checkpoints", []) if c["checkpoint"] not in frames]
     ctx.summary["checkpoints"] = kept + [r.to_dict() for r in results]
     run_docs = ctx.state.dir / "data_docs"
@@ -255,9 +265,19 @@ def peak_memory_mb(spark) -> dict[str, float]:
     return {k: round(v, 1) for k, v in peak.items()}
 
 
+def last_spark_job(spark) -> int:
+    """The id of the newest Spark job this process's SparkContext ran (-1 for none); job ids count up, so the
+    difference across a stage is the number of jobs it ran (dbt on the Thrift server runs its own)."""
+    if spark is None:
+        return -1
+    return max(spark.sparkContext.statusTracker().getJobIdsForGroup(), default=-1)
+
+
 def run_stage(ctx: StageContext, name: str, title: str) -> None:
-    """Run one job, record its outcome (ok or failed, seconds, rows, memory) and save the run's state."""
+    """Run one job, record its outcome (ok or failed, seconds, rows, memory, Spark jobs) and save the run's
+    state."""
     ctx.log(f"[{ctx.run_id}] {title} ...")
+    first_job = last_spark_job(ctx._spark)
     began = time.time()
     try:
         rows = JOBS[name](ctx)
@@ -268,7 +288,8 @@ def run_stage(ctx: StageContext, name: str, title: str) -> None:
         raise
     seconds = time.time() - began
     ctx.state.record(name, title, "ok", seconds, rows)
-    ctx.state.data["steps"][-1].update(pid=os.getpid(), peak_memory=peak_memory_mb(ctx._spark))
+    ctx.state.data["steps"][-1].update(pid=os.getpid(), peak_memory=peak_memory_mb(ctx._spark),
+                                       spark_jobs=last_spark_job(ctx._spark) - first_job)
     ctx.summary["total_seconds"] = round(sum(s["seconds"] for s in ctx.summary["steps"]), 1)
     ctx.state.save()
     ctx.log(f"[{ctx.run_id}] {title} done in {seconds:.1f}s" + (f" rows={rows}" if rows is not None else ""))

@@ -113,6 +113,18 @@ def suite_definitions() -> dict[str, list]:
     }
 
 
+def suite_columns(name: str) -> list[str]:
+    """The columns the suite's expectations read, in first-use order: a gate validates only these."""
+    columns = []
+    for expectation in suite_definitions()[name]:
+        kwargs = expectation.configuration.kwargs
+        for key in ("column", "column_A", "column_B"):
+            if kwargs.get(key):
+                columns.append(kwargs[key])
+        columns += list(kwargs.get("column_list") or [])
+    return list(dict.fromkeys(columns))
+
+
 def write_project(root: Path) -> list[str]:
     """(Re)write every suite, validation definition and checkpoint into the GX project at `root`."""
     from great_expectations.data_context.types.base import ProgressBarsConfig

@@ -42,7 +42,7 @@ def run_checkpoints(root: Path, frames: dict, parameters: dict, engine: str = "l
     """Run each frame's suite on `engine` (`local`: as a pandas frame in this process, read from Spark once;
     `spark`: the Spark frame, persisted so that its expectations' metrics read it once); return results and the
     Data Docs index path."""
-    from python_jobs.suites import checkpoint_name
+    from python_jobs.suites import checkpoint_name, suite_columns
 
     context = _context(root)
     results = []
@@ -52,11 +52,11 @@ def run_checkpoints(root: Path, frames: dict, parameters: dict, engine: str = "l
         except Exception:
             raise GateFailed(f"checkpoint {checkpoint_name(name, engine)} is missing from {root}; "
                              "run `encore-recs expectations`") from None
-        persisted = None
+        persisted, columns = None, suite_columns(name)
         if engine == "local" and not isinstance(frame, pd.DataFrame):
-            frame = frame.toPandas()
+            frame = frame.select(*columns).toPandas()
         elif engine == "spark":
-            persisted = frame = frame.persist()
+            persisted = frame = frame.select(*columns).persist()
         try:
             outcome = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
         finally:

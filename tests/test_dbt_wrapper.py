@@ -24,7 +24,7 @@ def test_subcommands_on_postgres(stack, args):
 
 
 def test_docs_generate_on_the_spark_session_writes_the_catalog(stack, spark):
-    target = stack.state_dir / "dbt-target"
+    target = stack.state_dir / "dbt-target" / "spark"
     assert run_dbt(stack, ["docs", "generate", "--target", "spark"]) == []
     catalog = json.loads((target / "catalog.json").read_text())
     manifest = json.loads((target / "manifest.json").read_text())

@@ -15,6 +15,7 @@ regularisation is tuned on its own (the tuning record names the engine).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,12 +51,11 @@ class ALSModel:
 
     def _fit_local(self, data: TrainingSet) -> tuple[np.ndarray, np.ndarray]:
         from implicit.cpu.als import AlternatingLeastSquares
-        from threadpoolctl import threadpool_limits
 
         confidence = data.strength.astype(np.float32, copy=True)
         confidence.data = 1.0 + self.alpha * confidence.data
         # implicit parallelises over users itself; a threaded BLAS inside each solve would fight it for the cores
-        with threadpool_limits(1, "blas"):
+        with _blas_controller().limit(limits=1, user_api="blas"):
             model = AlternatingLeastSquares(factors=self.rank, regularization=self.reg_param, alpha=1.0,
                                             iterations=self.max_iter, random_state=self.seed, num_threads=0,
                                             calculate_training_loss=False)
@@ -91,6 +91,14 @@ class ALSModel:
     def similar(self, items: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Cosine of listing factors: [len(items), len(candidates)]."""
         return self.unit_items_[items] @ self.unit_items_[candidates].T
+
+
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, inspected once per process (about 0.1 s each time)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _factors(frame, rows: int, rank: int) -> np.ndarray:

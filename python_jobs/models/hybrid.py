@@ -128,10 +128,20 @@ class Hybrid:
         """(item positions, scores, the name of the model that contributed most, per listed item) for `users`."""
         return self.blend(build_pool(self.components, data, users, items, self.pool, self.heavy_from), n)
 
-    def ranked_with_own(self, data: TrainingSet, users: np.ndarray, items: np.ndarray, n: int):
-        """`ranked`, and each component's own n best {name: (item positions, scores)}, from one scoring pass."""
-        pool = build_pool(self.components, data, users, items, self.pool, self.heavy_from, own=n)
-        return (*self.blend(pool, n), pool.own)
+    def ranked_with_own(self, data: TrainingSet, users: np.ndarray, items: np.ndarray, n: int,
+                        users_at_once: int = 50_000):
+        """`ranked`, and each component's own n best {name: (item positions, scores)}, from one scoring pass;
+        `users_at_once` at a time, so the pool (users x models x pool x models floats) stays a few hundred MB
+        whatever the number of users."""
+        parts = []
+        for start in range(0, max(1, len(users)), users_at_once):  # one empty part for no users
+            pool = build_pool(self.components, data, users[start:start + users_at_once], items, self.pool,
+                              self.heavy_from, own=n)
+            parts.append((*self.blend(pool, n), pool.own))
+        chosen, scores, sources = (np.concatenate([part[i] for part in parts]) for i in range(3))
+        own = {m.name: tuple(np.concatenate([part[3][m.name][i] for part in parts]) for i in range(2))
+               for m in self.components}
+        return chosen, scores, sources, own
 
     def blend(self, pool: Pool, n: int):
         weights = self.weight_matrix()
