@@ -223,11 +223,13 @@ def publish(ctx: StageContext) -> dict:
     recs = spark.table("recs.recommendations").where(F.col("run_id") == ctx.run_id)
     similar = spark.table("recs.similar_listings").where(F.col("run_id") == ctx.run_id)
     model_recs = spark.table("recs.model_recommendations").where(F.col("run_id") == ctx.run_id)
+    listings = spark.table("marts.dim_listings").select(
+        "listing_id", "product", "category", "sub_category", "listing_amount", "ends_at")
     prefix = {"run_prefix_regex": f"^runs/{re.escape(ctx.run_id)}/"}
     manifest, url = write_and_publish(
         settings, ctx.run_id, recs, similar, extra,
         check=lambda m: _checkpoints(ctx, "manifest", manifest_frame(m), prefix), model_recs=model_recs,
-        engine=_frame_engine(ctx, "publish", _largest_table(ctx)),
+        listings=listings, engine=_frame_engine(ctx, "publish", _largest_table(ctx)),
     )
     summary["manifest_key"] = f"s3://{settings.publish_bucket}/runs/{ctx.run_id}/manifest.json"
     summary["manifest_url"] = url

@@ -56,13 +56,17 @@ def shape_similar(similar):
     return similar.groupBy("listing_id").agg(F.array_sort(F.collect_list(item)).alias("similar"))
 
 
-def shape_model_lists(model_recs):
-    """One row per user and model: uid, user_name, model, recommendations[rank order]."""
-    lists = shape_user_lists(model_recs.withColumn("list_source", F.col("model")))
+def shape_model_lists(model_recs, recs, listings):
+    """One row per user and model: uid, user_name, model, recommendations[rank order]. The model lists hold ids
+    and scores; names come from the served lists (every user has one), details from `listings`."""
+    names = recs.select("uid", "user_name").distinct()
+    full = model_recs.join(names, "uid").join(listings, "listing_id")
+    lists = shape_user_lists(full.withColumn("list_source", F.col("model")))
     return lists.withColumnRenamed("source", "model")
 
 
-def write_files(settings: Settings, run_id: str, recs, similar, model_recs=None) -> tuple[int, dict[str, int]]:
+def write_files(settings: Settings, run_id: str, recs, similar, model_recs=None,
+                listings=None) -> tuple[int, dict[str, int]]:
     """Write the run's JSON part files with Spark; return the uid bucket count and the lines each kind must hold."""
     base = f"s3a://{settings.publish_bucket}/{run_prefix(run_id)}"
     expected = {}
@@ -73,23 +77,24 @@ def write_files(settings: Settings, run_id: str, recs, similar, model_recs=None)
     with_bucket.repartition("bucket").write.mode("overwrite").partitionBy("bucket").json(base + "recommendations")
     with_bucket.select("user_name", "uid", "bucket").coalesce(1).write.mode("overwrite").json(base + "user_index")
     neighbours = shape_similar(similar).cache()
-    listings = neighbours.count()
+    with_similar = neighbours.count()
     neighbours.coalesce(2).write.mode("overwrite").json(base + "similar_listings")
     if model_recs is not None:
-        per_model = shape_model_lists(model_recs).withColumn("bucket", F.pmod("uid", F.lit(buckets))).cache()
+        per_model = shape_model_lists(model_recs, recs, listings).withColumn(
+            "bucket", F.pmod("uid", F.lit(buckets))).cache()
         expected["model_lists"] = per_model.count()
         per_model.repartition("model", "bucket").write.mode("overwrite").partitionBy("model", "bucket").json(
             base + "model_lists")
         per_model.unpersist()
     lists.unpersist()
     neighbours.unpersist()
-    return buckets, {"recommendations": users, "user_index": users, "similar_listings": listings, **expected}
+    return buckets, {"recommendations": users, "user_index": users, "similar_listings": with_similar, **expected}
 
 
 LIST_COLUMNS = ["uid", "user_name", "rank", "listing_id", "score", "source"]
 
 
-def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs=None):
+def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs=None, listings=None):
     """The same files as `write_files`, serialised in this process from the tables read once into pandas, and
     uploaded in parallel. Returns the bucket count, the lines each kind must hold and each object's (size,
     sha256, lines) as written, so the manifest need not read them back."""
@@ -98,10 +103,10 @@ def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs
     from python_jobs.json_lines import DETAILS, listing_fragments, similar_lines, user_lines
 
     served = recs.select(*LIST_COLUMNS, "list_source").toPandas()
-    listings = recs.select("listing_id", *DETAILS)
-    if model_recs is not None:
-        listings = listings.unionByName(model_recs.select("listing_id", *DETAILS))
-    details = listing_fragments(listings.dropDuplicates(["listing_id"]).toPandas())
+    details = recs.select("listing_id", *DETAILS)
+    if listings is not None:
+        details = details.unionByName(listings.select("listing_id", *DETAILS))
+    details = listing_fragments(details.dropDuplicates(["listing_id"]).toPandas())
     uids, lines = user_lines(served, details, served=True)
     buckets = bucket_count(len(uids))
     prefix = run_prefix(run_id)
@@ -121,7 +126,8 @@ def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs
     expected = {"recommendations": len(uids), "user_index": len(names),
                 "similar_listings": len(objects[f"{prefix}similar_listings/part-00000.json"])}
     if model_recs is not None:
-        own = model_recs.select(*LIST_COLUMNS, "model").toPandas()
+        own = model_recs.select(*[c for c in LIST_COLUMNS if c != "user_name"], "model").toPandas()
+        own = own.merge(served[["uid", "user_name"]].drop_duplicates("uid"), on="uid")
         expected["model_lists"] = 0
         for model, rows in own.groupby("model", sort=True):
             model_uids, model_lines = user_lines(rows, details, served=False)
@@ -215,18 +221,19 @@ def check_manifest(manifest: dict, expected: dict[str, int]) -> None:
 
 
 def publish(settings: Settings, run_id: str, recs, similar, extra: dict, check=None,
-            model_recs=None, engine: str = "spark") -> tuple[dict, str]:
+            model_recs=None, listings=None, engine: str = "spark") -> tuple[dict, str]:
     """Write, list, check, then move `latest`; return the manifest and its presigned URL.
 
     recs: the run's recommendations rows; similar: its similar-listings rows; model_recs: each model's
-    own lists (column `model`), published beside the served ones for comparison; engine: `spark` writes the
+    own lists (column `model`; ids and scores), published beside the served ones for comparison, with the
+    details of `listings` (listing_id, product, category, sub_category, listing_amount, ends_at); engine: `spark` writes the
     files with Spark, `local` serialises them in this process (lists that fit the driver);
     check(manifest): an extra gate (the GX manifest suite) that raises to stop the publish.
     """
     if engine == "local":
-        buckets, expected, written = write_files_local(settings, run_id, recs, similar, model_recs)
+        buckets, expected, written = write_files_local(settings, run_id, recs, similar, model_recs, listings)
     else:
-        (buckets, expected), written = write_files(settings, run_id, recs, similar, model_recs), None
+        (buckets, expected), written = write_files(settings, run_id, recs, similar, model_recs, listings), None
     manifest = build_manifest(settings, run_id, buckets, extra, written)
     check_manifest(manifest, expected)
     if check is not None:

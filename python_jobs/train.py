@@ -106,15 +106,21 @@ def similar_listings(model, data: TrainingSet, open_items: np.ndarray, n: int) -
 
 
 def save_run_table(frame: DataFrame, table: str, run_id: str) -> None:
-    """Write `frame` as this run's partition of `recs.<table>` (S3-backed, partitioned by run_id)."""
+    """Write `frame` as this run's partition of `recs.<table>` (S3-backed, partitioned by run_id). A table whose
+    columns differ (written by an older version) is replaced: its runs are published already."""
     out = frame.withColumn("run_id", F.lit(run_id))
     spark = frame.sparkSession
-    if spark.catalog.tableExists(f"recs.{table}"):
+    exists = spark.catalog.tableExists(f"recs.{table}")
+    if exists and sorted(spark.table(f"recs.{table}").columns) != sorted(out.columns):
+        spark.sql(f"drop table recs.{table}")
+        exists = False
+    if exists:
         out.select(*spark.table(f"recs.{table}").columns).write.insertInto(f"recs.{table}", overwrite=True)
     else:
         out.write.format("parquet").partitionBy("run_id").saveAsTable(f"recs.{table}")
 
 
+MODEL_LIST_SCHEMA = "uid int, rank int, listing_id int, score double, source string, model string"
 LIST_SCHEMA = ("uid int, rank int, listing_id int, score double, source string, {extra} string, user_name string, "
                "product string, category string, sub_category string, listing_amount double, ends_at double")
 
@@ -138,7 +144,10 @@ def run_training(spark: SparkSession, lake_bucket: str, run_id: str, n: int, dat
         return spark.createDataFrame(full, LIST_SCHEMA.format(extra=extra)).withColumn(
             "ends_at", F.col("ends_at").cast("timestamp"))
 
-    recs, model_recs = with_details(served, "list_source"), with_details(own, "model")
+    recs = with_details(served, "list_source")
+    # each model's own lists: ids and scores only (5-6x the served rows); publish adds the listings' details
+    model_recs = spark.createDataFrame(own[["uid", "rank", "listing_id", "score", "source", "model"]].astype(
+        {"uid": "int32", "listing_id": "int32", "rank": "int32"}), MODEL_LIST_SCHEMA)
     similar_frame = spark.createDataFrame(similar.astype({"listing_id": "int32", "rank": "int32",
                                                     "similar_listing_id": "int32", "score": "float64"}),
                                     "listing_id int, rank int, similar_listing_id int, score double")

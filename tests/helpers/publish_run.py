@@ -11,7 +11,7 @@ from python_jobs.spark import get_spark
 
 
 def synthetic_lists(spark, users: int, n: int):
-    """(recs, similar, model_recs) for `users` users with n listings each, shaped as train writes them."""
+    """(recs, similar, model_recs, listings) for `users` users with n listings each, shaped as train writes them."""
     recs = (
         spark.range(1, users + 1).withColumnRenamed("id", "uid")
         .crossJoin(spark.range(1, n + 1).withColumnRenamed("id", "rank"))
@@ -24,18 +24,20 @@ def synthetic_lists(spark, users: int, n: int):
         )
     )
     similar = recs.select(F.col("listing_id"), "rank", (F.col("listing_id") + 1).alias("similar_listing_id"), "score")
-    model_recs = (recs.where(F.col("uid") % 2 == 0).withColumn("model", F.lit("als"))  # ALS: bidders only
-                  .unionByName(recs.withColumn("model", F.lit("popularity")).withColumn("source", F.lit("popularity"))))
-    return recs, similar, model_recs
+    own = recs.select("uid", "rank", "listing_id", "score", "source")
+    model_recs = (own.where(F.col("uid") % 2 == 0).withColumn("model", F.lit("als"))  # ALS: bidders only
+                  .unionByName(own.withColumn("model", F.lit("popularity")).withColumn("source", F.lit("popularity"))))
+    listings = recs.select("listing_id", "product", "category", "sub_category", "listing_amount", "ends_at").distinct()
+    return recs, similar, model_recs, listings
 
 
 def main(run_id: str, users: int, engine: str = "spark") -> None:
     settings = Settings.from_env()
     local_stack.apply_environment(settings)
     spark = get_spark(settings, catalog=False)
-    recs, similar, model_recs = synthetic_lists(spark, users, settings.top_n)
+    recs, similar, model_recs, listings = synthetic_lists(spark, users, settings.top_n)
     manifest, _ = publish(settings, run_id, recs, similar, {"metrics": {}, "checkpoints": []}, model_recs=model_recs,
-                          engine=engine)
+                          listings=listings, engine=engine)
     print(manifest["row_counts"])
 
 
