@@ -88,7 +88,7 @@ def pipeline(users: int, cluster: bool, state: Path) -> dict:
     print(f"| **wall** | **{wall:.1f}** | | | | |")
     engines = summary.get("engine", {})
     print("\nEngines: " + "; ".join(f"{step} {engines[step]} ({engines.get(step + '_reason', '')})"
-                                     for step in ("als", "gates", "publish") if step in engines))
+                                     for step in ("als", "tables", "gates", "publish") if step in engines))
     print("\nPeak resident memory, MB: " + ", ".join(f"{kind} {mb:,}" for kind, mb in peaks.items()))
     tuning = summary.get("evaluation", {}).get("tuning_source")
     metrics = summary.get("evaluation", {}).get("metrics", {})

@@ -62,6 +62,8 @@ def _run_in_process(settings: Settings, state: RunState, todo, log) -> None:
     from python_jobs.jobs import StageContext, run_stage
 
     ctx = StageContext(settings, state, log)
+    if any(s.spark_driver for s in todo) and not todo[0].spark_driver:
+        ctx.warm_spark()
     for stage in todo:
         run_stage(ctx, stage.name, stage.title)
 

@@ -29,12 +29,32 @@ class StageContext:
     state: RunState
     log: Callable[[str], None] = print
     _spark: object = field(default=None, repr=False)
+    _warming: object = field(default=None, repr=False)
+
+    def warm_spark(self) -> None:
+        """Start the SparkSession and its catalog connection in the background (about 7 s: the JVM, then the
+        Hive metastore client) while the stages that need neither run."""
+        import threading
+
+        from python_jobs.spark import get_spark
+
+        def start() -> None:
+            try:
+                get_spark(self.settings).sql("show databases").collect()
+            except Exception:  # noqa: BLE001 - the stage that needs Spark starts it again and reports the error
+                pass
+
+        self._warming = threading.Thread(target=start, name="warm-spark", daemon=True)
+        self._warming.start()
 
     @property
     def spark(self):
         if self._spark is None:
             from python_jobs.spark import get_spark
 
+            if self._warming is not None:
+                self._warming.join()
+                self._warming = None
             self._spark = get_spark(self.settings)
         return self._spark
 
@@ -196,8 +216,9 @@ def train(ctx: StageContext) -> dict:
     ctx.summary["evaluation"] = {**evaluation.to_dict(), "tuning_source": why, "models": list(settings.models)}
     ctx.summary["report"] = str(write_report(ctx.state.dir / "report.html", ctx.run_id, ctx.summary["evaluation"]))
     evaluated = time.time() - began
-    result = run_training(spark, settings.lake_bucket, ctx.run_id, settings.top_n, data, listings, users,
-                          settings.models, evaluation.params, evaluation.blend["weights"])
+    list_rows = data.n_users * settings.top_n * (len(settings.models) + 1)
+    result = run_training(spark, settings, ctx.run_id, settings.top_n, data, listings, users, settings.models,
+                          evaluation.params, evaluation.blend["weights"], _frame_engine(ctx, "tables", list_rows))
     return {"interactions": size["interactions"], "evaluate_seconds": round(evaluated, 1),
             "fit_seconds": round(time.time() - began - evaluated, 1),
             **{m: round(v["ndcg"], 4) for m, v in evaluation.metrics.items()},

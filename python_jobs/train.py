@@ -105,55 +105,34 @@ def similar_listings(model, data: TrainingSet, open_items: np.ndarray, n: int) -
         columns=["listing_id", "rank", "similar_listing_id", "score"])
 
 
-def save_run_table(frame: DataFrame, table: str, run_id: str) -> None:
-    """Write `frame` as this run's partition of `recs.<table>` (S3-backed, partitioned by run_id). A table whose
-    columns differ (written by an older version) is replaced: its runs are published already."""
-    out = frame.withColumn("run_id", F.lit(run_id))
-    spark = frame.sparkSession
-    exists = spark.catalog.tableExists(f"recs.{table}")
-    if exists and sorted(spark.table(f"recs.{table}").columns) != sorted(out.columns):
-        spark.sql(f"drop table recs.{table}")
-        exists = False
-    if exists:
-        out.select(*spark.table(f"recs.{table}").columns).write.insertInto(f"recs.{table}", overwrite=True)
-    else:
-        out.write.format("parquet").partitionBy("run_id").saveAsTable(f"recs.{table}")
-
-
 MODEL_LIST_SCHEMA = "uid int, rank int, listing_id int, score double, source string, model string"
-LIST_SCHEMA = ("uid int, rank int, listing_id int, score double, source string, {extra} string, user_name string, "
-               "product string, category string, sub_category string, listing_amount double, ends_at double")
+LIST_SCHEMA = ("uid int, rank int, listing_id int, score double, source string, list_source string, user_name string, "
+               "product string, category string, sub_category string, listing_amount double, ends_at timestamp")
+SIMILAR_SCHEMA = "listing_id int, rank int, similar_listing_id int, score double"
 
 
-def run_training(spark: SparkSession, lake_bucket: str, run_id: str, n: int, data: TrainingSet,
+def run_training(spark: SparkSession, settings, run_id: str, n: int, data: TrainingSet,
                  listings: pd.DataFrame, users: pd.DataFrame, names, params: registry.TrainParams,
-                 weights: dict) -> dict:
+                 weights: dict, engine: str = "local") -> dict:
     """Fit on all interactions; write this run's recs.recommendations (served), recs.model_recommendations
-    (each model's own list) and recs.similar_listings."""
+    (each model's own list) and recs.similar_listings, on `engine` (`run_tables`)."""
+    from python_jobs import run_tables
+
     components = registry.build(names, params, spark)
     for model in components:
         model.fit(data)
     served, own, similar = build_lists(data, components, weights, params.min_bids_for_als, n)
     details = listings[["listing_id", "product", "category", "sub_category", "listing_amount", "ends_at"]]
-
-    def with_details(frame: pd.DataFrame, extra: str) -> DataFrame:
-        """The list rows with the user's name and the listing's details, as a Spark frame."""
-        full = frame[["uid", "rank", "listing_id", "score", "source", extra]].merge(
-            users[["uid", "user_name"]], on="uid").merge(details, on="listing_id")
-        full = full.astype({"uid": "int32", "listing_id": "int32", "rank": "int32"})
-        return spark.createDataFrame(full, LIST_SCHEMA.format(extra=extra)).withColumn(
-            "ends_at", F.col("ends_at").cast("timestamp"))
-
-    recs = with_details(served, "list_source")
+    recs = served[["uid", "rank", "listing_id", "score", "source", "list_source"]].merge(
+        users[["uid", "user_name"]], on="uid").merge(details, on="listing_id")
+    recs["ends_at"] = pd.to_datetime(recs["ends_at"], unit="s", utc=True)
+    types = {"uid": "int32", "listing_id": "int32", "rank": "int32"}
+    spark.sql(f"create database if not exists recs location 's3a://{settings.lake_bucket}/warehouse/recs.db'")
+    run_tables.save(spark, settings, "recommendations", run_id, recs.astype(types), LIST_SCHEMA, engine)
     # each model's own lists: ids and scores only (5-6x the served rows); publish adds the listings' details
-    model_recs = spark.createDataFrame(own[["uid", "rank", "listing_id", "score", "source", "model"]].astype(
-        {"uid": "int32", "listing_id": "int32", "rank": "int32"}), MODEL_LIST_SCHEMA)
-    similar_frame = spark.createDataFrame(similar.astype({"listing_id": "int32", "rank": "int32",
-                                                    "similar_listing_id": "int32", "score": "float64"}),
-                                    "listing_id int, rank int, similar_listing_id int, score double")
-    spark.sql(f"create database if not exists recs location 's3a://{lake_bucket}/warehouse/recs.db'")
-    save_run_table(recs, "recommendations", run_id)
-    save_run_table(model_recs, "model_recommendations", run_id)
-    save_run_table(similar_frame, "similar_listings", run_id)
+    run_tables.save(spark, settings, "model_recommendations", run_id, own.astype(types), MODEL_LIST_SCHEMA, engine)
+    run_tables.save(spark, settings, "similar_listings", run_id,
+                    similar.astype({"listing_id": "int32", "rank": "int32", "similar_listing_id": "int32",
+                                    "score": "float64"}), SIMILAR_SCHEMA, engine)
     return {"recommendations": len(served), "model_recommendations": len(own), "similar_listings": len(similar),
             "params": params.to_dict()}

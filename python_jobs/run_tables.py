@@ -1,0 +1,82 @@
+"""This run's partition of a `recs.*` table (S3-backed, partitioned by run_id), from rows held in this process.
+
+Two engines, as everywhere (`models.engine`): `spark` hands the rows to Spark,
+which writes through its committer (temporary folders, then renames, which S3
+does as copies); `local` writes the partition as one Parquet object put
+straight where Spark reads it, registers the partition in the catalog and
+refreshes Spark's view of the table. Either way a re-run replaces the run's
+partition and leaves the others alone; a table whose columns changed (written
+by an older version) is replaced, its runs being published already.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+
+ARROW_TYPES = {"int": "int32", "double": "float64", "string": "string", "timestamp": "timestamp"}
+
+
+def _columns(schema: str) -> list[tuple[str, str]]:
+    return [tuple(part.split()) for part in schema.split(",")]
+
+
+def _ensure_table(spark, table: str, schema: str) -> None:
+    name = f"recs.{table}"
+    wanted = sorted([c for c, _ in _columns(schema)] + ["run_id"])
+    if spark.catalog.tableExists(name):
+        if sorted(spark.table(name).columns) == wanted:
+            return
+        spark.sql(f"drop table {name}")
+    empty = spark.createDataFrame([], schema + ", run_id string")
+    empty.write.format("parquet").partitionBy("run_id").saveAsTable(name)
+
+
+def _location(spark, table: str) -> str:
+    rows = spark.sql(f"describe formatted recs.{table}").collect()
+    return next(r.data_type for r in rows if r.col_name == "Location").rstrip("/")
+
+
+def save(spark, settings, table: str, run_id: str, frame: pd.DataFrame, schema: str, engine: str) -> None:
+    """Write `frame` (columns as in the Spark DDL `schema`) as this run's partition of `recs.<table>`."""
+    if engine == "spark":
+        _save_spark(spark.createDataFrame(frame, schema), table, run_id)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from python_jobs.s3 import s3_client
+
+    _ensure_table(spark, table, schema)
+    bucket, _, prefix = _location(spark, table).removeprefix("s3a://").partition("/")
+    folder = f"{prefix}/run_id={run_id}/"
+    client = s3_client(settings)
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    fields = [pa.field(c, pa.timestamp("us", tz="UTC") if t == "timestamp" else pa.type_for_alias(ARROW_TYPES[t]))
+              for c, t in _columns(schema)]
+    arrow = pa.Table.from_pandas(frame[[c for c, _ in _columns(schema)]], schema=pa.schema(fields),
+                                 preserve_index=False)
+    body = io.BytesIO()
+    pq.write_table(arrow, body, compression="snappy")
+    client.put_object(Bucket=bucket, Key=folder + "part-00000.snappy.parquet", Body=body.getvalue())
+    spark.sql(f"alter table recs.{table} add if not exists partition (run_id='{run_id}')")
+    spark.sql(f"refresh table recs.{table}")
+
+
+def _save_spark(frame, table: str, run_id: str) -> None:
+    from pyspark.sql import functions as F
+
+    out = frame.withColumn("run_id", F.lit(run_id))
+    spark = frame.sparkSession
+    exists = spark.catalog.tableExists(f"recs.{table}")
+    if exists and sorted(spark.table(f"recs.{table}").columns) != sorted(out.columns):
+        spark.sql(f"drop table recs.{table}")
+        exists = False
+    if exists:
+        out.select(*spark.table(f"recs.{table}").columns).write.insertInto(f"recs.{table}", overwrite=True)
+    else:
+        out.write.format("parquet").partitionBy("run_id").saveAsTable(f"recs.{table}")
