@@ -235,22 +235,29 @@ def validate_outputs(ctx: StageContext) -> dict:
 def publish(ctx: StageContext) -> dict:
     from pyspark.sql import functions as F
 
+    from python_jobs import run_tables
     from python_jobs.publish import publish as write_and_publish
+    from python_jobs.train import RUN_TABLES
     from python_jobs.validate import manifest_frame
 
     settings, spark, summary = ctx.settings, ctx.spark, ctx.summary
     extra = {"metrics": summary["evaluation"]["metrics"], "model_params": summary["evaluation"]["params"],
              "checkpoints": summary["checkpoints"]}
-    recs = spark.table("recs.recommendations").where(F.col("run_id") == ctx.run_id)
-    similar = spark.table("recs.similar_listings").where(F.col("run_id") == ctx.run_id)
-    model_recs = spark.table("recs.model_recommendations").where(F.col("run_id") == ctx.run_id)
+    engine = _frame_engine(ctx, "publish", _largest_table(ctx))
     listings = spark.table("marts.dim_listings").select(
         "listing_id", "product", "category", "sub_category", "listing_amount", "ends_at")
+    if engine == "local":  # the run's partitions straight from their Parquet objects
+        tables = {t: run_tables.read(spark, settings, t, ctx.run_id, [c for c, _ in run_tables.columns(schema)],
+                                     "local") for t, schema in RUN_TABLES.items()}
+        recs, similar, model_recs = tables["recommendations"], tables["similar_listings"], tables["model_recommendations"]
+    else:
+        recs, similar, model_recs = (spark.table(f"recs.{t}").where(F.col("run_id") == ctx.run_id)
+                                     for t in ("recommendations", "similar_listings", "model_recommendations"))
     prefix = {"run_prefix_regex": f"^runs/{re.escape(ctx.run_id)}/"}
     manifest, url = write_and_publish(
         settings, ctx.run_id, recs, similar, extra,
         check=lambda m: _checkpoints(ctx, "manifest", manifest_frame(m), prefix), model_recs=model_recs,
-        listings=listings, engine=_frame_engine(ctx, "publish", _largest_table(ctx)),
+        listings=listings, engine=engine,
     )
     summary["manifest_key"] = f"s3://{settings.publish_bucket}/runs/{ctx.run_id}/manifest.json"
     summary["manifest_url"] = url

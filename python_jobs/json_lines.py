@@ -40,39 +40,40 @@ def listing_fragments(listings: pd.DataFrame) -> pd.Series:
     return pd.Series(texts, index=listings["listing_id"].to_numpy())
 
 
-def _scores(values: np.ndarray) -> np.ndarray:
-    """Scores rounded to 6 places as JSON numbers (the gates have checked that they are finite)."""
-    return np.round(values.astype(np.float64), 6).astype(str).astype(object)
+def name_texts(users: pd.DataFrame) -> pd.Series:
+    """uid -> the user's name as JSON text, encoded once for every list of theirs."""
+    users = users.drop_duplicates("uid")
+    return pd.Series([json.dumps(n, ensure_ascii=False) for n in users["user_name"]], index=users["uid"].to_numpy())
 
 
-def user_lines(rows: pd.DataFrame, details: pd.Series, served: bool) -> tuple[np.ndarray, list[str]]:
-    """(uids, one JSON line per user) from list rows (uid, user_name, rank, listing_id, score, source), each
-    line's items in rank order. `served` lists also say the list's source (column list_source); a model's own
-    lists do not (the model is in the file's path)."""
+def user_lines(rows: pd.DataFrame, details: pd.Series, names: pd.Series, served: bool) -> tuple[np.ndarray, list[str]]:
+    """(uids, one JSON line per user) from list rows (uid, rank, listing_id, score, source), each line's items in
+    rank order, scores to 6 places. `served` lists also say the list's source (column list_source); a model's
+    own lists do not (the model is in the file's path)."""
     rows = rows.sort_values(["uid", "rank"], kind="stable")
     fragment = details.reindex(rows["listing_id"].to_numpy()).fillna("").to_numpy(object)
     source = rows["source"].astype("category")
     source_text = np.array([json.dumps(c) for c in source.cat.categories], dtype=object)[source.cat.codes.to_numpy()]
-    items = [f'{{"rank":{r},"listing_id":{i}{"," if f else ""}{f},"score":{v},"source":{t}}}'
+    items = [f'{{"rank":{r},"listing_id":{i}{"," if f else ""}{f},"score":{v:.6f},"source":{t}}}'
              for r, i, f, v, t in zip(rows["rank"].tolist(), rows["listing_id"].tolist(), fragment,
-                                      _scores(rows["score"].to_numpy()), source_text)]
+                                      rows["score"].tolist(), source_text)]
     uids = rows["uid"].to_numpy()
     starts = np.flatnonzero(np.r_[True, uids[1:] != uids[:-1]])
     ends = np.r_[starts[1:], len(uids)]
-    names = rows["user_name"].to_numpy(object)[starts]
+    first = uids[starts]
+    named = names.reindex(first).to_numpy(object)
     kinds = [f'"source":{json.dumps(k)},' for k in rows["list_source"].to_numpy(object)[starts]] if served else (
         [""] * len(starts))
-    lines = [f'{{"uid":{int(u)},"user_name":{json.dumps(n, ensure_ascii=False)},{k}'
-             f'"recommendations":[{",".join(items[a:b])}]}}'
-             for u, n, k, a, b in zip(uids[starts], names, kinds, starts, ends)]
-    return uids[starts], lines
+    lines = [f'{{"uid":{u},"user_name":{n},{k}"recommendations":[{",".join(items[a:b])}]}}'
+             for u, n, k, a, b in zip(first.tolist(), named, kinds, starts.tolist(), ends.tolist())]
+    return first, lines
 
 
 def similar_lines(similar: pd.DataFrame) -> list[str]:
     """One JSON line per listing with its similar listings in rank order."""
     rows = similar.sort_values(["listing_id", "rank"], kind="stable")
-    items = ('{"rank":' + rows["rank"].astype(str) + ',"similar_listing_id":' + rows["similar_listing_id"].astype(str)
-             + ',"score":' + _scores(rows["score"].to_numpy()) + "}").to_numpy(object)
+    items = [f'{{"rank":{r},"similar_listing_id":{i},"score":{v:.6f}}}'
+             for r, i, v in zip(rows["rank"].tolist(), rows["similar_listing_id"].tolist(), rows["score"].tolist())]
     ids = rows["listing_id"].to_numpy()
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, int)
     ends = np.r_[starts[1:], len(ids)]

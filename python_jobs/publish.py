@@ -22,6 +22,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+import pandas as pd
 from pyspark.sql import functions as F
 
 from python_jobs.config import Settings
@@ -94,20 +95,25 @@ def write_files(settings: Settings, run_id: str, recs, similar, model_recs=None,
 LIST_COLUMNS = ["uid", "user_name", "rank", "listing_id", "score", "source"]
 
 
+def _pandas(frame) -> pd.DataFrame:
+    """A frame in this process: pandas as given, a Spark frame collected once."""
+    return frame if isinstance(frame, pd.DataFrame) else frame.toPandas()
+
+
 def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs=None, listings=None):
     """The same files as `write_files`, serialised in this process from the tables read once into pandas, and
     uploaded in parallel. Returns the bucket count, the lines each kind must hold and each object's (size,
     sha256, lines) as written, so the manifest need not read them back."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from python_jobs.json_lines import DETAILS, listing_fragments, similar_lines, user_lines
+    from python_jobs.json_lines import DETAILS, listing_fragments, name_texts, similar_lines, user_lines
 
-    served = recs.select(*LIST_COLUMNS, "list_source").toPandas()
-    details = recs.select("listing_id", *DETAILS)
-    if listings is not None:
-        details = details.unionByName(listings.select("listing_id", *DETAILS))
-    details = listing_fragments(details.dropDuplicates(["listing_id"]).toPandas())
-    uids, lines = user_lines(served, details, served=True)
+    served = _pandas(recs)
+    details = pd.concat([_pandas(recs)[["listing_id", *DETAILS]]]
+                        + ([_pandas(listings)[["listing_id", *DETAILS]]] if listings is not None else []))
+    details = listing_fragments(details.drop_duplicates("listing_id"))
+    names = name_texts(served)
+    uids, lines = user_lines(served, details, names, served=True)
     buckets = bucket_count(len(uids))
     prefix = run_prefix(run_id)
     objects = {}
@@ -118,19 +124,19 @@ def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs
             objects[f"{prefix}{kind}/bucket={b}/part-00000.json"] = [lines[i] for i in np.flatnonzero(bucket_of == b)]
 
     by_bucket("recommendations", uids, lines)
-    names = served.drop_duplicates("uid")
+    index_rows = served.drop_duplicates("uid")
     objects[f"{prefix}user_index/part-00000.json"] = [
         json.dumps({"user_name": n, "uid": int(u), "bucket": int(u % buckets)}, ensure_ascii=False)
-        for n, u in zip(names["user_name"], names["uid"])]
-    objects[f"{prefix}similar_listings/part-00000.json"] = similar_lines(similar.toPandas())
-    expected = {"recommendations": len(uids), "user_index": len(names),
+        for n, u in zip(index_rows["user_name"], index_rows["uid"])]
+    objects[f"{prefix}similar_listings/part-00000.json"] = similar_lines(_pandas(similar))
+    expected = {"recommendations": len(uids), "user_index": len(index_rows),
                 "similar_listings": len(objects[f"{prefix}similar_listings/part-00000.json"])}
     if model_recs is not None:
-        own = model_recs.select(*[c for c in LIST_COLUMNS if c != "user_name"], "model").toPandas()
-        own = own.merge(served[["uid", "user_name"]].drop_duplicates("uid"), on="uid")
+        own = _pandas(model_recs)
+        own = own[own["uid"].isin(names.index)]  # every user has a served list, so a name
         expected["model_lists"] = 0
         for model, rows in own.groupby("model", sort=True):
-            model_uids, model_lines = user_lines(rows, details, served=False)
+            model_uids, model_lines = user_lines(rows, details, names, served=False)
             by_bucket(f"model_lists/model={model}", model_uids, model_lines)
             expected["model_lists"] += len(model_lines)
     objects = {key: lines for key, lines in objects.items() if lines}

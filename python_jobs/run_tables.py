@@ -18,13 +18,13 @@ import pandas as pd
 ARROW_TYPES = {"int": "int32", "double": "float64", "string": "string", "timestamp": "timestamp"}
 
 
-def _columns(schema: str) -> list[tuple[str, str]]:
+def columns(schema: str) -> list[tuple[str, str]]:
     return [tuple(part.split()) for part in schema.split(",")]
 
 
 def _ensure_table(spark, table: str, schema: str) -> None:
     name = f"recs.{table}"
-    wanted = sorted([c for c, _ in _columns(schema)] + ["run_id"])
+    wanted = sorted([c for c, _ in columns(schema)] + ["run_id"])
     if spark.catalog.tableExists(name):
         if sorted(spark.table(name).columns) == wanted:
             return
@@ -57,8 +57,8 @@ def save(spark, settings, table: str, run_id: str, frame: pd.DataFrame, schema: 
         if keys:
             client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
     fields = [pa.field(c, pa.timestamp("us", tz="UTC") if t == "timestamp" else pa.type_for_alias(ARROW_TYPES[t]))
-              for c, t in _columns(schema)]
-    arrow = pa.Table.from_pandas(frame[[c for c, _ in _columns(schema)]], schema=pa.schema(fields),
+              for c, t in columns(schema)]
+    arrow = pa.Table.from_pandas(frame[[c for c, _ in columns(schema)]], schema=pa.schema(fields),
                                  preserve_index=False)
     body = io.BytesIO()
     pq.write_table(arrow, body, compression="snappy")
@@ -80,3 +80,28 @@ def _save_spark(frame, table: str, run_id: str) -> None:
         out.select(*spark.table(f"recs.{table}").columns).write.insertInto(f"recs.{table}", overwrite=True)
     else:
         out.write.format("parquet").partitionBy("run_id").saveAsTable(f"recs.{table}")
+
+
+def read(spark, settings, table: str, run_id: str, columns: list[str], engine: str) -> pd.DataFrame:
+    """`columns` of this run's partition of `recs.<table>` as pandas: read by Spark, or on the local engine
+    straight from the partition's Parquet objects (whichever engine wrote them)."""
+    if engine == "spark":
+        from pyspark.sql import functions as F
+
+        return spark.table(f"recs.{table}").where(F.col("run_id") == run_id).select(*columns).toPandas()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from python_jobs.s3 import s3_client
+
+    bucket, _, prefix = _location(spark, table).removeprefix("s3a://").partition("/")
+    client = s3_client(settings)
+    parts = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/run_id={run_id}/"):
+        for obj in page.get("Contents", []):
+            if obj["Key"].endswith(".parquet"):
+                body = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                parts.append(pq.read_table(pa.BufferReader(body), columns=columns))
+    if not parts:
+        return spark.table(f"recs.{table}").where("false").select(*columns).toPandas()
+    return pa.concat_tables(parts).to_pandas()

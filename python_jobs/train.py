@@ -109,6 +109,8 @@ MODEL_LIST_SCHEMA = "uid int, rank int, listing_id int, score double, source str
 LIST_SCHEMA = ("uid int, rank int, listing_id int, score double, source string, list_source string, user_name string, "
                "product string, category string, sub_category string, listing_amount double, ends_at timestamp")
 SIMILAR_SCHEMA = "listing_id int, rank int, similar_listing_id int, score double"
+RUN_TABLES = {"recommendations": LIST_SCHEMA, "model_recommendations": MODEL_LIST_SCHEMA,
+              "similar_listings": SIMILAR_SCHEMA}
 
 
 def run_training(spark: SparkSession, settings, run_id: str, n: int, data: TrainingSet,
