@@ -33,6 +33,13 @@ def _fields(pairs) -> str:
     return ",".join(f'"{name}":{text}' for name, text in pairs if text is not None)
 
 
+def listing_lines(listings: pd.DataFrame, details: pd.Series) -> list[str]:
+    """One JSON line per listing of `listings` (listing_id) with its details."""
+    ids = listings["listing_id"].drop_duplicates().sort_values().to_numpy()
+    texts = details.reindex(ids).fillna("").to_numpy(object)
+    return [f'{{"listing_id":{i}{"," if t else ""}{t}}}' for i, t in zip(ids.tolist(), texts)]
+
+
 def listing_fragments(listings: pd.DataFrame) -> pd.Series:
     """listing_id -> the '"product":...,"ends_at":...' part of an item, for every listing."""
     columns = [listings[c].tolist() for c in DETAILS]
@@ -48,10 +55,12 @@ def name_texts(users: pd.DataFrame) -> pd.Series:
 
 def user_lines(rows: pd.DataFrame, details: pd.Series, names: pd.Series, served: bool) -> tuple[np.ndarray, list[str]]:
     """(uids, one JSON line per user) from list rows (uid, rank, listing_id, score, source), each line's items in
-    rank order, scores to 6 places. `served` lists also say the list's source (column list_source); a model's
-    own lists do not (the model is in the file's path)."""
+    rank order, scores to 6 places. `served` lists carry each listing's `details` and say the list's source
+    (column list_source); a model's own lists hold ids and scores (the listings file has the details, the
+    file's path the model)."""
     rows = rows.sort_values(["uid", "rank"], kind="stable")
-    fragment = details.reindex(rows["listing_id"].to_numpy()).fillna("").to_numpy(object)
+    fragment = (details.reindex(rows["listing_id"].to_numpy()).fillna("").to_numpy(object) if served
+                else np.full(len(rows), "", object))
     source = rows["source"].astype("category")
     source_text = np.array([json.dumps(c) for c in source.cat.categories], dtype=object)[source.cat.codes.to_numpy()]
     items = [f'{{"rank":{r},"listing_id":{i}{"," if f else ""}{f},"score":{v:.6f},"source":{t}}}'

@@ -3,7 +3,10 @@
 Layout under the publish bucket:
   runs/<run_id>/recommendations/bucket=<uid % buckets>/part-*.json   one user per line (the served hybrid)
   runs/<run_id>/model_lists/model=<als|popularity>/bucket=<b>/part-*.json  each model's own list, to compare
-                                                                     (the model is in the path and the manifest)
+                                                                     (ids and scores; the model is in the path and
+                                                                     the manifest)
+  runs/<run_id>/listings/part-*.json                                 one listing per line: the details of every
+                                                                     listing in the model lists
   runs/<run_id>/similar_listings/part-*.json                         one listing per line
   runs/<run_id>/user_index/part-*.json                               user_name -> uid, bucket
   runs/<run_id>/manifest.json                                        every file: size, sha256, rows, URL
@@ -57,13 +60,20 @@ def shape_similar(similar):
     return similar.groupBy("listing_id").agg(F.array_sort(F.collect_list(item)).alias("similar"))
 
 
-def shape_model_lists(model_recs, recs, listings):
-    """One row per user and model: uid, user_name, model, recommendations[rank order]. The model lists hold ids
-    and scores; names come from the served lists (every user has one), details from `listings`."""
+def shape_model_lists(model_recs, recs):
+    """One row per user and model: uid, user_name, model, recommendations[rank order] of ids and scores (the
+    listings file has the details); names come from the served lists (every user has one)."""
     names = recs.select("uid", "user_name").distinct()
-    full = model_recs.join(names, "uid").join(listings, "listing_id")
-    lists = shape_user_lists(full.withColumn("list_source", F.col("model")))
-    return lists.withColumnRenamed("source", "model")
+    item = F.struct("rank", "listing_id", F.round("score", 6).alias("score"), "source")
+    return model_recs.join(names, "uid").groupBy("uid", "user_name", "model").agg(
+        F.array_sort(F.collect_list(item)).alias("recommendations"))
+
+
+def shape_listings(model_recs, listings):
+    """One row per listing in the model lists, with its details."""
+    ends_at = F.date_format("ends_at", "yyyy-MM-dd'T'HH:mm:ss'Z'").alias("ends_at")
+    return listings.join(model_recs.select("listing_id").distinct(), "listing_id").select(
+        "listing_id", "product", "category", "sub_category", "listing_amount", ends_at)
 
 
 def write_files(settings: Settings, run_id: str, recs, similar, model_recs=None,
@@ -81,12 +91,15 @@ def write_files(settings: Settings, run_id: str, recs, similar, model_recs=None,
     with_similar = neighbours.count()
     neighbours.coalesce(2).write.mode("overwrite").json(base + "similar_listings")
     if model_recs is not None:
-        per_model = shape_model_lists(model_recs, recs, listings).withColumn(
-            "bucket", F.pmod("uid", F.lit(buckets))).cache()
+        per_model = shape_model_lists(model_recs, recs).withColumn("bucket", F.pmod("uid", F.lit(buckets))).cache()
         expected["model_lists"] = per_model.count()
         per_model.repartition("model", "bucket").write.mode("overwrite").partitionBy("model", "bucket").json(
             base + "model_lists")
         per_model.unpersist()
+        details = shape_listings(model_recs, listings).cache()
+        expected["listings"] = details.count()
+        details.coalesce(1).write.mode("overwrite").json(base + "listings")
+        details.unpersist()
     lists.unpersist()
     neighbours.unpersist()
     return buckets, {"recommendations": users, "user_index": users, "similar_listings": with_similar, **expected}
@@ -106,7 +119,7 @@ def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs
     sha256, lines) as written, so the manifest need not read them back."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from python_jobs.json_lines import DETAILS, listing_fragments, name_texts, similar_lines, user_lines
+    from python_jobs.json_lines import DETAILS, listing_fragments, listing_lines, name_texts, similar_lines, user_lines
 
     served = _pandas(recs)
     details = pd.concat([_pandas(recs)[["listing_id", *DETAILS]]]
@@ -139,6 +152,8 @@ def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs
             model_uids, model_lines = user_lines(rows, details, names, served=False)
             by_bucket(f"model_lists/model={model}", model_uids, model_lines)
             expected["model_lists"] += len(model_lines)
+        objects[f"{prefix}listings/part-00000.json"] = listing_lines(own, details)
+        expected["listings"] = len(objects[f"{prefix}listings/part-00000.json"])
     objects = {key: lines for key, lines in objects.items() if lines}
     client = s3_client(settings)
 

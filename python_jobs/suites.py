@@ -93,7 +93,7 @@ def suite_definitions() -> dict[str, list]:
         ],
         "outputs__manifest": [
             gxe.ExpectTableRowCountToBeBetween(min_value=3),
-            gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=["recommendations", "user_index", "similar_listings", "model_lists"]),
+            gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=["recommendations", "user_index", "similar_listings", "model_lists", "listings"]),
             gxe.ExpectColumnValuesToBeUnique(column="key"),
             gxe.ExpectColumnValuesToMatchRegex(column="key", regex=_p("run_prefix_regex")),
             gxe.ExpectColumnValuesToBeBetween(column="size", min_value=0, strict_min=True),

@@ -45,8 +45,8 @@ def test_both_publish_engines_write_the_same_lists(stack, spark, s3):
     for engine, run_id in (("spark", "20000102T000000Z-spark1"), ("local", "20000102T000000Z-local1")):
         manifest, _ = publish(stack, run_id, recs, similar, {"metrics": {}, "checkpoints": []}, model_recs=model_recs,
                               listings=listings, engine=engine)
-        assert manifest["row_counts"] == {"model_lists": 60, "recommendations": 40, "similar_listings": 120,
-                                          "user_index": 40}
+        assert manifest["row_counts"] == {"listings": 120, "model_lists": 60, "recommendations": 40,
+                                          "similar_listings": 120, "user_index": 40}
         runs[engine] = load_run(s3, stack.publish_bucket, f"runs/{run_id}/manifest.json")
 
     def parsed(lines: dict) -> dict:
@@ -55,9 +55,14 @@ def test_both_publish_engines_write_the_same_lists(stack, spark, s3):
     spark_run, local_run = runs["spark"], runs["local"]
     assert parsed(local_run.users) == parsed(spark_run.users)
     assert parsed(local_run.similar) == parsed(spark_run.similar)
-    assert local_run.by_name == spark_run.by_name and local_run.by_name['user "é" 7'] == 7
+    assert local_run.by_name == spark_run.by_name and local_run.by_name["user7"] == 7
     assert {m: parsed(lists) for m, lists in local_run.models.items()} == {
         m: parsed(lists) for m, lists in spark_run.models.items()}
+    assert local_run.listings == spark_run.listings and local_run.listings[701] == {
+        "product": "product", "category": "music", "sub_category": "vinyl", "listing_amount": 10.0,
+        "ends_at": "2026-12-05T10:00:00Z"}
+    assert parsed(local_run.models["popularity"])[7]["recommendations"][0] == {
+        "rank": 1, "listing_id": 701, "score": 1.0, "source": "popularity"}
     assert parsed(local_run.users)[7]["recommendations"][0] == {
         "rank": 1, "listing_id": 701, "product": "product", "category": "music", "sub_category": "vinyl",
-        "listing_amount": 10.5, "ends_at": "2026-12-05T10:00:00Z", "score": 0.333333, "source": "als"}
+        "listing_amount": 10.0, "ends_at": "2026-12-05T10:00:00Z", "score": 1.0, "source": "als"}

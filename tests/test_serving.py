@@ -54,6 +54,9 @@ def test_every_models_list_is_served_for_comparison(holder, client):
     popular = client.get("/v1/users/7/recommendations?model=popularity&n=4").json()
     assert popular["model"] == "popularity" and popular["source"] == "popularity"
     assert [item["source"] for item in popular["recommendations"]] == ["popularity"] * 4
+    # the model lists are published as ids and scores; the run's listings file gives every item its details
+    assert popular["recommendations"][0] == {**client.get("/v1/users/7/recommendations?n=1").json()[
+        "recommendations"][0], "source": "popularity"}
     assert client.get("/v1/users/by-name/user8/recommendations?model=als").json()["model"] == "als"
     missing = client.get("/v1/users/7/recommendations?model=als")
     assert missing.status_code == 404 and "no als list" in missing.json()["detail"]

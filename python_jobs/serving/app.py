@@ -103,8 +103,10 @@ def build_app(holder: RunHolder) -> FastAPI:
                 if model in ("als", "item_knn", "user_knn", "ease") and model in run.models:
                     why = f" ({model} lists only users who have bid)"
                 raise HTTPException(404, f"user {uid} has no {model} list in run {run.run_id}{why}")
-            listed = json.loads(model_line)
-            row = {**row, "source": model, "recommendations": listed["recommendations"]}
+            listed = json.loads(model_line)  # ids and scores; the details are the run's listings file
+            items = [{"rank": i["rank"], "listing_id": i["listing_id"], **run.listings.get(i["listing_id"], {}),
+                      "score": i["score"], "source": i["source"]} for i in listed["recommendations"]]
+            row = {**row, "source": model, "recommendations": items}
         return {**row, "model": model, "run_id": run.run_id, "recommendations": row["recommendations"][:n]}
 
     @app.get("/v1/users/{uid}/recommendations", response_model=UserRecommendations, responses=NOT_FOUND)

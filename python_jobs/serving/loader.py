@@ -34,6 +34,7 @@ class ServedRun:
     similar: dict[int, bytes]  # listing_id -> the published JSON line
     files: int = 0
     models: dict[str, dict[int, bytes]] = field(default_factory=dict)  # model -> uid -> that model's list
+    listings: dict[int, dict] = field(default_factory=dict)  # listing_id -> details, for the model lists' ids
 
 
 def _lines(body: bytes) -> list[bytes]:
@@ -47,6 +48,7 @@ def load_run(client, bucket: str, manifest_key: str) -> ServedRun:
     by_name: dict[str, int] = {}
     similar: dict[int, bytes] = {}
     models: dict[str, dict[int, bytes]] = {}
+    listings: dict[int, dict] = {}
     for entry in manifest["files"]:
         body = client.get_object(Bucket=bucket, Key=entry["key"])["Body"].read()
         if hashlib.sha256(body).hexdigest() != entry["sha256"]:
@@ -67,11 +69,16 @@ def load_run(client, bucket: str, manifest_key: str) -> ServedRun:
         elif entry["kind"] == "model_lists":  # the model is in the path (and the manifest), not in the line
             for line in lines:
                 models.setdefault(entry["model"], {})[int(json.loads(line)["uid"])] = line
+        elif entry["kind"] == "listings":
+            for line in lines:
+                row = json.loads(line)
+                listings[int(row.pop("listing_id"))] = row
     expected = manifest["row_counts"].get("recommendations", 0)
     if len(users) != expected:
         raise RunRejected(f"{len(users)} distinct users loaded, the manifest counts {expected}")
     return ServedRun(manifest["run_id"], manifest["published_at"], manifest.get("metrics", {}),
-                     manifest.get("model_params", {}), users, by_name, similar, len(manifest["files"]), models)
+                     manifest.get("model_params", {}), users, by_name, similar, len(manifest["files"]), models,
+                     listings)
 
 
 class RunHolder:

@@ -16,11 +16,11 @@ def synthetic_lists(spark, users: int, n: int):
         spark.range(1, users + 1).withColumnRenamed("id", "uid")
         .crossJoin(spark.range(1, n + 1).withColumnRenamed("id", "rank"))
         .select(
-            F.col("uid").cast("int"), F.concat(F.lit("user \"é\" "), F.col("uid")).alias("user_name"),
+            F.col("uid").cast("int"), F.concat(F.lit("user"), F.col("uid")).alias("user_name"),
             F.col("rank").cast("int"), (F.col("uid") * 100 + F.col("rank")).cast("int").alias("listing_id"),
             F.lit("product").alias("product"), F.lit("music").alias("category"), F.lit("vinyl").alias("sub_category"),
-            F.lit(10.5).alias("listing_amount"), F.to_timestamp(F.lit("2026-12-05 10:00:00")).alias("ends_at"),
-            (1.0 / (F.col("rank") + 2)).alias("score"), F.lit("als").alias("source"), F.lit("als").alias("list_source"),
+            F.lit(10.0).alias("listing_amount"), F.to_timestamp(F.lit("2026-12-05 10:00:00")).alias("ends_at"),
+            (1.0 / F.col("rank")).alias("score"), F.lit("als").alias("source"), F.lit("als").alias("list_source"),
         )
     )
     similar = recs.select(F.col("listing_id"), "rank", (F.col("listing_id") + 1).alias("similar_listing_id"), "score")
