@@ -30,14 +30,34 @@ def spark_cluster(stack):
     assert not cluster.running(stack)
 
 
+SPARK_ENGINES = {"ENCORE_TRAIN_ENGINE": "spark", "ENCORE_FRAME_ENGINE": "spark"}
+
+
 @pytest.fixture(scope="module")
 def cluster_run(spark_cluster):
+    """A run on the cluster with every step on its Spark engine: the path data beyond the driver takes (the
+    local run tests the in-process engines)."""
     from orchestration.local_runner import run_pipeline
 
     write_raw(local_stack.pg_dsn(spark_cluster), generate(USERS, seed=31))
     lines = []
-    summary = run_pipeline(spark_cluster, log=lines.append)
+    before = {name: os.environ.get(name) for name in SPARK_ENGINES}
+    os.environ.update(SPARK_ENGINES)
+    try:
+        summary = run_pipeline(spark_cluster, log=lines.append)
+    finally:
+        for name, value in before.items():
+            os.environ.pop(name) if value is None else os.environ.update({name: value})
     return summary, lines
+
+
+def test_the_cluster_run_took_every_steps_spark_engine(cluster_run):
+    summary, _ = cluster_run
+    engines = summary["engine"]
+    assert {step: engines[step] for step in ("als", "tables", "gates", "publish")} == dict.fromkeys(
+        ("als", "tables", "gates", "publish"), "spark")
+    assert engines["als_reason"] == "ENCORE_TRAIN_ENGINE=spark"
+    assert {c["engine"] for c in summary["checkpoints"]} == {"spark"}
 
 
 def test_every_stage_ran_in_its_own_process_on_the_cluster(cluster_run):

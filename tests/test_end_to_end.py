@@ -138,6 +138,11 @@ def test_summary_records_steps_and_reconciliation(published):
         assert row["raw"] == row["clean"] + row["rejected"]
     assert open(saved["data_docs"]).read().startswith("<!DOCTYPE html>") or "<html" in open(saved["data_docs"]).read()
     assert {c["checkpoint"] for c in saved["checkpoints"]} >= {"inputs__reconciliation", "outputs__manifest"}
+    # a thousand users fit the driver many times over: every step chose its in-process engine, and said why
+    assert {saved["engine"][step] for step in ("als", "tables", "gates", "publish")} == {"local"}
+    assert "within 25% of the driver's" in saved["engine"]["als_reason"]
+    assert {c["engine"] for c in saved["checkpoints"]} == {"local"}
+    assert all(s["spark_jobs"] >= 0 for s in saved["steps"])
     report = open(saved["report"]).read()
     assert "<svg" in report and all(model in report for model in ("als", "popularity", "hybrid"))
     assert {"1", "10"} <= set(saved["evaluation"]["ndcg_at"]["als"])
