@@ -71,6 +71,8 @@ def cmd_generate(args) -> None:
         raise UserError(f"--users {args.users} is out of range; use 10 to {MAX_USERS:,}")
     if not 0 <= args.dirty_rate <= 0.9:
         raise UserError(f"--dirty-rate {args.dirty_rate} is out of range; use 0 to 0.9, e.g. 0.05")
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed {args.seed} is out of range; use 0 to {2**32 - 1}")
     settings = _settings()
     local_stack.up(settings)
     started = time.time()

@@ -39,3 +39,9 @@ def test_bad_flag_value():
     result = _cli("evaluate", "--interactions", "x.csv", "--k", "zero")
     assert result.returncode == 2
     assert "invalid int value" in result.stderr
+
+
+def test_a_seed_generate_cannot_use_is_one_line():
+    result = _cli("generate", "--users", "10", "--seed", "-1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "encore-recs: error: --seed -1 is out of range; use 0 to 4294967295"
