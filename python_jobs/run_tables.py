@@ -33,9 +33,15 @@ def _ensure_table(spark, table: str, schema: str) -> None:
     empty.write.format("parquet").partitionBy("run_id").saveAsTable(name)
 
 
-def _location(spark, table: str) -> str:
+def _location(spark, table: str) -> tuple[str, str]:
+    """(bucket, key prefix) of the table's folder, whichever S3 scheme the catalog holds (s3a here, s3 on EMR)."""
     rows = spark.sql(f"describe formatted recs.{table}").collect()
-    return next(r.data_type for r in rows if r.col_name == "Location").rstrip("/")
+    location = next(r.data_type for r in rows if r.col_name == "Location").rstrip("/")
+    scheme, _, path = location.partition("://")
+    if scheme not in ("s3", "s3a", "s3n"):
+        raise ValueError(f"recs.{table} lives at {location}, not on S3; use ENCORE_FRAME_ENGINE=spark")
+    bucket, _, prefix = path.partition("/")
+    return bucket, prefix
 
 
 def save(spark, settings, table: str, run_id: str, frame: pd.DataFrame, schema: str, engine: str) -> None:
@@ -49,7 +55,7 @@ def save(spark, settings, table: str, run_id: str, frame: pd.DataFrame, schema: 
     from python_jobs.s3 import s3_client
 
     _ensure_table(spark, table, schema)
-    bucket, _, prefix = _location(spark, table).removeprefix("s3a://").partition("/")
+    bucket, prefix = _location(spark, table)
     folder = f"{prefix}/run_id={run_id}/"
     client = s3_client(settings)
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
@@ -94,7 +100,7 @@ def read(spark, settings, table: str, run_id: str, columns: list[str], engine: s
 
     from python_jobs.s3 import s3_client
 
-    bucket, _, prefix = _location(spark, table).removeprefix("s3a://").partition("/")
+    bucket, prefix = _location(spark, table)
     client = s3_client(settings)
     parts = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/run_id={run_id}/"):
