@@ -236,6 +236,7 @@ def publish(ctx: StageContext) -> dict:
     from pyspark.sql import functions as F
 
     from python_jobs import run_tables
+    from python_jobs.json_lines import DETAILS
     from python_jobs.publish import publish as write_and_publish
     from python_jobs.train import RUN_TABLES
     from python_jobs.validate import manifest_frame
@@ -244,8 +245,7 @@ def publish(ctx: StageContext) -> dict:
     extra = {"metrics": summary["evaluation"]["metrics"], "model_params": summary["evaluation"]["params"],
              "checkpoints": summary["checkpoints"]}
     engine = _frame_engine(ctx, "publish", _largest_table(ctx))
-    listings = spark.table("marts.dim_listings").select(
-        "listing_id", "product", "category", "sub_category", "listing_amount", "ends_at")
+    listings = spark.table("marts.dim_listings").select("listing_id", *DETAILS)
     if engine == "local":  # the run's partitions straight from their Parquet objects
         tables = {t: run_tables.read(spark, settings, t, ctx.run_id, [c for c, _ in run_tables.columns(schema)],
                                      "local") for t, schema in RUN_TABLES.items()}

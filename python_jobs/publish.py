@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 
 from python_jobs.config import Settings
 from python_jobs.errors import GateFailed
-from python_jobs.s3 import s3_client
+from python_jobs.s3 import delete_prefix, s3_client
 
 LATEST_KEY = "latest.json"
 
@@ -105,9 +105,6 @@ def write_files(settings: Settings, run_id: str, recs, similar, model_recs=None,
     return buckets, {"recommendations": users, "user_index": users, "similar_listings": with_similar, **expected}
 
 
-LIST_COLUMNS = ["uid", "user_name", "rank", "listing_id", "score", "source"]
-
-
 def _pandas(frame) -> pd.DataFrame:
     """A frame in this process: pandas as given, a Spark frame collected once."""
     return frame if isinstance(frame, pd.DataFrame) else frame.toPandas()
@@ -122,7 +119,7 @@ def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs
     from python_jobs.json_lines import DETAILS, listing_fragments, listing_lines, name_texts, similar_lines, user_lines
 
     served = _pandas(recs)
-    details = pd.concat([_pandas(recs)[["listing_id", *DETAILS]]]
+    details = pd.concat([served[["listing_id", *DETAILS]]]
                         + ([_pandas(listings)[["listing_id", *DETAILS]]] if listings is not None else []))
     details = listing_fragments(details.drop_duplicates("listing_id"))
     names = name_texts(served)
@@ -287,8 +284,5 @@ def prune(settings: Settings, keep: int) -> list[str]:
     runs.sort()
     doomed = [r for r in runs[:-keep] if latest is None or r != latest["run_id"]] if len(runs) > keep else []
     for run in doomed:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.publish_bucket, Prefix=run_prefix(run)):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                client.delete_objects(Bucket=settings.publish_bucket, Delete={"Objects": keys})
+        delete_prefix(client, settings.publish_bucket, run_prefix(run))
     return doomed

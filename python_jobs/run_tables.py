@@ -46,22 +46,22 @@ def _location(spark, table: str) -> tuple[str, str]:
 
 def save(spark, settings, table: str, run_id: str, frame: pd.DataFrame, schema: str, engine: str) -> None:
     """Write `frame` (columns as in the Spark DDL `schema`) as this run's partition of `recs.<table>`."""
+    _ensure_table(spark, table, schema)
     if engine == "spark":
-        _save_spark(spark.createDataFrame(frame, schema), table, run_id)
+        from pyspark.sql import functions as F
+
+        out = spark.createDataFrame(frame, schema).withColumn("run_id", F.lit(run_id))
+        out.select(*spark.table(f"recs.{table}").columns).write.insertInto(f"recs.{table}", overwrite=True)
         return
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from python_jobs.s3 import s3_client
+    from python_jobs.s3 import delete_prefix, s3_client
 
-    _ensure_table(spark, table, schema)
     bucket, prefix = _location(spark, table)
     folder = f"{prefix}/run_id={run_id}/"
     client = s3_client(settings)
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    delete_prefix(client, bucket, folder)
     fields = [pa.field(c, pa.timestamp("us", tz="UTC") if t == "timestamp" else pa.type_for_alias(ARROW_TYPES[t]))
               for c, t in columns(schema)]
     arrow = pa.Table.from_pandas(frame[[c for c, _ in columns(schema)]], schema=pa.schema(fields),
@@ -71,21 +71,6 @@ def save(spark, settings, table: str, run_id: str, frame: pd.DataFrame, schema: 
     client.put_object(Bucket=bucket, Key=folder + "part-00000.snappy.parquet", Body=body.getvalue())
     spark.sql(f"alter table recs.{table} add if not exists partition (run_id='{run_id}')")
     spark.sql(f"refresh table recs.{table}")
-
-
-def _save_spark(frame, table: str, run_id: str) -> None:
-    from pyspark.sql import functions as F
-
-    out = frame.withColumn("run_id", F.lit(run_id))
-    spark = frame.sparkSession
-    exists = spark.catalog.tableExists(f"recs.{table}")
-    if exists and sorted(spark.table(f"recs.{table}").columns) != sorted(out.columns):
-        spark.sql(f"drop table recs.{table}")
-        exists = False
-    if exists:
-        out.select(*spark.table(f"recs.{table}").columns).write.insertInto(f"recs.{table}", overwrite=True)
-    else:
-        out.write.format("parquet").partitionBy("run_id").saveAsTable(f"recs.{table}")
 
 
 def read(spark, settings, table: str, run_id: str, columns: list[str], engine: str) -> pd.DataFrame:

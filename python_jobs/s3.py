@@ -36,6 +36,14 @@ def ensure_buckets(settings: Settings) -> None:
                 raise UserError(f"bucket {bucket} is not usable ({code}); create it or check the credentials") from None
 
 
+def delete_prefix(client, bucket: str, prefix: str) -> None:
+    """Delete every object under `prefix`, a page (up to 1,000 keys) per request."""
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+
+
 def read_json(settings: Settings, bucket: str, key: str) -> dict | None:
     """A JSON object from the store; None when the key does not exist."""
     import json

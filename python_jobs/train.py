@@ -119,12 +119,13 @@ def run_training(spark: SparkSession, settings, run_id: str, n: int, data: Train
     """Fit on all interactions; write this run's recs.recommendations (served), recs.model_recommendations
     (each model's own list) and recs.similar_listings, on `engine` (`run_tables`)."""
     from python_jobs import run_tables
+    from python_jobs.json_lines import DETAILS
 
     components = registry.build(names, params, spark)
     for model in components:
         model.fit(data)
     served, own, similar = build_lists(data, components, weights, params.min_bids_for_als, n)
-    details = listings[["listing_id", "product", "category", "sub_category", "listing_amount", "ends_at"]]
+    details = listings[["listing_id", *DETAILS]]
     recs = served[["uid", "rank", "listing_id", "score", "source", "list_source"]].merge(
         users[["uid", "user_name"]], on="uid").merge(details, on="listing_id")
     recs["ends_at"] = pd.to_datetime(recs["ends_at"], unit="s", utc=True)

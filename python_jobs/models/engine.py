@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 
-ENGINES = ("auto", "local", "spark")
 LOCAL_SHARE = 0.25
 FRAME_CELL_BYTES = 24  # a pandas cell, with the copies a validation makes of a column
 
