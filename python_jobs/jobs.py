@@ -236,7 +236,6 @@ def publish(ctx: StageContext) -> dict:
     from pyspark.sql import functions as F
 
     from python_jobs import run_tables
-    from python_jobs.json_lines import DETAILS
     from python_jobs.publish import publish as write_and_publish
     from python_jobs.train import RUN_TABLES
     from python_jobs.validate import manifest_frame
@@ -245,14 +244,12 @@ def publish(ctx: StageContext) -> dict:
     extra = {"metrics": summary["evaluation"]["metrics"], "model_params": summary["evaluation"]["params"],
              "checkpoints": summary["checkpoints"]}
     engine = _frame_engine(ctx, "publish", _largest_table(ctx))
-    listings = spark.table("marts.dim_listings").select("listing_id", *DETAILS)
     if engine == "local":  # the run's partitions straight from their Parquet objects
         tables = {t: run_tables.read(spark, settings, t, ctx.run_id, [c for c, _ in run_tables.columns(schema)],
                                      "local") for t, schema in RUN_TABLES.items()}
-        recs, similar, model_recs = tables["recommendations"], tables["similar_listings"], tables["model_recommendations"]
     else:
-        recs, similar, model_recs = (spark.table(f"recs.{t}").where(F.col("run_id") == ctx.run_id)
-                                     for t in ("recommendations", "similar_listings", "model_recommendations"))
+        tables = {t: spark.table(f"recs.{t}").where(F.col("run_id") == ctx.run_id).drop("run_id") for t in RUN_TABLES}
+    recs, model_recs, similar, listings = (tables[t] for t in RUN_TABLES)
     prefix = {"run_prefix_regex": f"^runs/{re.escape(ctx.run_id)}/"}
     manifest, url = write_and_publish(
         settings, ctx.run_id, recs, similar, extra,

@@ -109,15 +109,18 @@ MODEL_LIST_SCHEMA = "uid int, rank int, listing_id int, score double, source str
 LIST_SCHEMA = ("uid int, rank int, listing_id int, score double, source string, list_source string, user_name string, "
                "product string, category string, sub_category string, listing_amount double, ends_at timestamp")
 SIMILAR_SCHEMA = "listing_id int, rank int, similar_listing_id int, score double"
+DETAILS_SCHEMA = ("listing_id int, product string, category string, sub_category string, listing_amount double, "
+                  "ends_at timestamp")
 RUN_TABLES = {"recommendations": LIST_SCHEMA, "model_recommendations": MODEL_LIST_SCHEMA,
-              "similar_listings": SIMILAR_SCHEMA}
+              "similar_listings": SIMILAR_SCHEMA, "listing_details": DETAILS_SCHEMA}
 
 
 def run_training(spark: SparkSession, settings, run_id: str, n: int, data: TrainingSet,
                  listings: pd.DataFrame, users: pd.DataFrame, names, params: registry.TrainParams,
                  weights: dict, engine: str = "local") -> dict:
     """Fit on all interactions; write this run's recs.recommendations (served), recs.model_recommendations
-    (each model's own list) and recs.similar_listings, on `engine` (`run_tables`)."""
+    (each model's own list), recs.similar_listings and recs.listing_details (every listed listing's details as
+    this run saw them, so publish never reads a mart the data team may be rebuilding), on `engine`."""
     from python_jobs import run_tables
     from python_jobs.json_lines import DETAILS
 
@@ -125,10 +128,9 @@ def run_training(spark: SparkSession, settings, run_id: str, n: int, data: Train
     for model in components:
         model.fit(data)
     served, own, similar = build_lists(data, components, weights, params.min_bids_for_als, n)
-    details = listings[["listing_id", *DETAILS]]
+    details = listings[["listing_id", *DETAILS]].assign(ends_at=lambda f: pd.to_datetime(f["ends_at"], unit="s", utc=True))
     recs = served[["uid", "rank", "listing_id", "score", "source", "list_source"]].merge(
         users[["uid", "user_name"]], on="uid").merge(details, on="listing_id")
-    recs["ends_at"] = pd.to_datetime(recs["ends_at"], unit="s", utc=True)
     types = {"uid": "int32", "listing_id": "int32", "rank": "int32"}
     spark.sql(f"create database if not exists recs location 's3a://{settings.lake_bucket}/warehouse/recs.db'")
     run_tables.save(spark, settings, "recommendations", run_id, recs.astype(types), LIST_SCHEMA, engine)
@@ -137,5 +139,9 @@ def run_training(spark: SparkSession, settings, run_id: str, n: int, data: Train
     run_tables.save(spark, settings, "similar_listings", run_id,
                     similar.astype({"listing_id": "int32", "rank": "int32", "similar_listing_id": "int32",
                                     "score": "float64"}), SIMILAR_SCHEMA, engine)
+    listed = pd.concat([served["listing_id"], own["listing_id"], similar["listing_id"], similar["similar_listing_id"]])
+    run_tables.save(spark, settings, "listing_details", run_id,
+                    details[details["listing_id"].isin(listed.unique())].astype({"listing_id": "int32"}),
+                    DETAILS_SCHEMA, engine)
     return {"recommendations": len(served), "model_recommendations": len(own), "similar_listings": len(similar),
             "params": params.to_dict()}
