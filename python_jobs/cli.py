@@ -144,14 +144,19 @@ def cmd_step(args) -> None:
 
 
 def cmd_serve(args) -> None:
-    """The read-only API and web page over the latest published run (polled; swapped only when checked)."""
+    """The API and web page over the latest published run (polled; swapped only when checked), and the app's
+    events in (spooled, then landed on S3 in the background)."""
     import logging
     import threading
 
     import uvicorn
 
     from python_jobs import local_stack
+    from python_jobs.events.collector import Collector
+    from python_jobs.events.landing import make_sink
+    from python_jobs.events.spool import Spool
     from python_jobs.serving.app import build_app
+    from python_jobs.serving.fresh import FreshEvents
     from python_jobs.serving.loader import RunHolder
 
     if not 1 <= args.port <= 65535:
@@ -159,17 +164,27 @@ def cmd_serve(args) -> None:
     if not 1 <= args.poll_seconds <= 86400:
         raise UserError(f"--poll-seconds {args.poll_seconds} is out of range; use 1 to 86400")
     settings = _settings()
-    local_stack.up(settings)  # reads the publish bucket only: no bucket creation, no lake access
+    local_stack.ready(settings)  # the publish bucket to read, the lake bucket the events land in
     logging.basicConfig(level=logging.INFO, format="encore-recs serve: %(message)s")
     holder = RunHolder(settings)
     holder.check()
+    fresh = FreshEvents()
+    spool = Spool(settings.state_dir / "events" / "spool", settings.events_buffer_mb * 1024 * 1024,
+                  settings.events_buffer_seconds)
+    collector = Collector(spool, make_sink(settings), on_event=fresh.add)
     stop = threading.Event()
     threading.Thread(target=holder.poll, args=(args.poll_seconds, stop), daemon=True).start()
-    print(f"serving http://{args.host}:{args.port}/ (API under /v1, OpenAPI at /openapi.json); Ctrl-C stops")
+    delivery = threading.Thread(target=collector.run, args=(stop,), name="events-delivery", daemon=True)
+    delivery.start()
+    print(f"serving http://{args.host}:{args.port}/ (API under /v1, OpenAPI at /openapi.json; events in at "
+          f"POST /v1/events, landed every {settings.events_buffer_seconds} s); Ctrl-C stops")
     try:
-        uvicorn.run(build_app(holder), host=args.host, port=args.port, log_level="warning", access_log=False)
+        uvicorn.run(build_app(holder, collector, fresh), host=args.host, port=args.port, log_level="warning",
+                    access_log=False)
     finally:
         stop.set()
+        delivery.join(timeout=30)  # the buffered events land now, or stay spooled for the next start
+        spool.close()
 
 
 def cmd_expectations(args) -> None:
@@ -267,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("stage", choices=NAMES)
     step.add_argument("--run-id", required=True, help=RUN_ID_FORMAT)
     step.set_defaults(fn=cmd_step)
-    serve = sub.add_parser("serve", help="read-only API and web page over the latest published run")
+    serve = sub.add_parser("serve", help="API and web page over the latest published run; the app's events in")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--poll-seconds", type=float, default=30.0, help="how often to look for a newer run")

@@ -166,6 +166,9 @@ class Settings:
     models: tuple[str, ...] = DAILY_MODELS
     train_engine: str = "auto"
     frame_engine: str = "auto"
+    events_sink: str = "s3"
+    events_buffer_seconds: int = 60
+    events_buffer_mb: int = 5
 
     @property
     def local_postgres(self) -> bool:
@@ -242,4 +245,10 @@ class Settings:
                                  ("auto", "local", "spark")),
             frame_engine=_choice("ENCORE_FRAME_ENGINE", env.get("ENCORE_FRAME_ENGINE") or "auto",
                                  ("auto", "local", "spark")),
+            events_sink=_matching("ENCORE_EVENTS_SINK", env.get("ENCORE_EVENTS_SINK") or "s3",
+                                  r"s3|firehose:[A-Za-z0-9_.-]{1,64}",
+                                  "an events sink; use s3 or firehose:<delivery stream name>"),
+            # Firehose's buffering hints allow 0-900 s and 1-128 MiB
+            events_buffer_seconds=_int("ENCORE_EVENTS_BUFFER_SECONDS", 60, 0, 900),
+            events_buffer_mb=_int("ENCORE_EVENTS_BUFFER_MB", 5, 1, 128),
         )

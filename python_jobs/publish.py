@@ -69,11 +69,11 @@ def shape_model_lists(model_recs, recs):
         F.array_sort(F.collect_list(item)).alias("recommendations"))
 
 
-def shape_listings(model_recs, listings):
-    """One row per listing in the model lists, with its details."""
+def shape_listings(listings):
+    """One row per listing the run lists anywhere (served, a model's own, similar), with its details: the
+    model lists carry ids only, and serve needs every listing's end time to drop ended auctions."""
     ends_at = F.date_format("ends_at", "yyyy-MM-dd'T'HH:mm:ss'Z'").alias("ends_at")
-    return listings.join(model_recs.select("listing_id").distinct(), "listing_id").select(
-        "listing_id", "product", "category", "sub_category", "listing_amount", ends_at)
+    return listings.select("listing_id", "product", "category", "sub_category", "listing_amount", ends_at)
 
 
 def write_files(settings: Settings, run_id: str, recs, similar, model_recs=None,
@@ -96,7 +96,8 @@ def write_files(settings: Settings, run_id: str, recs, similar, model_recs=None,
         per_model.repartition("model", "bucket").write.mode("overwrite").partitionBy("model", "bucket").json(
             base + "model_lists")
         per_model.unpersist()
-        details = shape_listings(model_recs, listings).cache()
+    if listings is not None:
+        details = shape_listings(listings).cache()
         expected["listings"] = details.count()
         details.coalesce(1).write.mode("overwrite").json(base + "listings")
         details.unpersist()
@@ -119,8 +120,9 @@ def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs
     from python_jobs.json_lines import DETAILS, listing_fragments, listing_lines, name_texts, similar_lines, user_lines
 
     served = _pandas(recs)
+    listings = _pandas(listings) if listings is not None else None
     details = pd.concat([served[["listing_id", *DETAILS]]]
-                        + ([_pandas(listings)[["listing_id", *DETAILS]]] if listings is not None else []))
+                        + ([listings[["listing_id", *DETAILS]]] if listings is not None else []))
     details = listing_fragments(details.drop_duplicates("listing_id"))
     names = name_texts(served)
     uids, lines = user_lines(served, details, names, served=True)
@@ -149,7 +151,8 @@ def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs
             model_uids, model_lines = user_lines(rows, details, names, served=False)
             by_bucket(f"model_lists/model={model}", model_uids, model_lines)
             expected["model_lists"] += len(model_lines)
-        objects[f"{prefix}listings/part-00000.json"] = listing_lines(own, details)
+    if listings is not None:
+        objects[f"{prefix}listings/part-00000.json"] = listing_lines(listings, details)
         expected["listings"] = len(objects[f"{prefix}listings/part-00000.json"])
     objects = {key: lines for key, lines in objects.items() if lines}
     client = s3_client(settings)

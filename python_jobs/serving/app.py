@@ -1,19 +1,25 @@
-"""The read-only API: typed routes over the run a RunHolder serves; the OpenAPI document is the contract.
+"""The API: typed routes over the run a RunHolder serves, and the app's events in; the OpenAPI document is the
+contract.
 
 Invalid input is refused by the declared types (422) before our code runs;
 an unknown user or listing is a 404 that says which; no run loaded yet is a
 503 on every data route and on /ready (while /health says the process lives).
+Events are checked one by one (each refused event gets its reason) and
+acknowledged only once fsynced in the spool; a user's events since the run
+re-rank their list at once (`serving.fresh`).
 """
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from python_jobs.config import MODELS
+from python_jobs.serving.fresh import FreshEvents, rerank
 from python_jobs.serving.loader import RunHolder, ServedRun
 
 PAGE = Path(__file__).with_name("page.html")
@@ -72,6 +78,28 @@ class Problem(BaseModel):
     detail: str
 
 
+MAX_BATCH = 500  # events per POST, as Firehose's PutRecordBatch
+MAX_BODY = 1_048_576
+
+
+class EventBatch(BaseModel):
+    events: list[Any] = Field(min_length=1, max_length=MAX_BATCH, description=(
+        "events {event_id, type: view|watch|like|share|bid|impression, uid, listing_id, at (ISO 8601 with a zone), "
+        "session_id?, watch_seconds? (watch only)}; each is checked on its own"))
+
+
+class RejectedEvent(BaseModel):
+    index: int
+    event_id: str | None = None
+    reason: str
+
+
+class EventsAnswer(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[RejectedEvent]
+
+
 NOT_FOUND = {404: {"model": Problem}, 503: {"model": Problem}}
 
 
@@ -86,13 +114,25 @@ def served(request: Request) -> ServedRun:
 Served = Annotated[ServedRun, Depends(served)]
 
 
-def build_app(holder: RunHolder) -> FastAPI:
+def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = None, clock=None) -> FastAPI:
+    """collector: the events API's `events.collector.Collector` (POST /v1/events answers 503 without one);
+    fresh: the users' events since the run; clock: now, for the end of auctions (tests move it)."""
     app = FastAPI(title="Encore recommendations", version="1",
-                  description="Read-only recommendations of the latest published and validated run.")
+                  description="Recommendations of the latest published and validated run, re-ranked by the app's "
+                              "events since it; the app's events in.")
     app.state.holder = holder
+    fresh = fresh if fresh is not None else FreshEvents()
+    holder.on_swap.append(lambda run: fresh.forget_before(_epoch(run.published_at)))
+    clock = clock or (lambda: datetime.now(timezone.utc))
 
     def user_list(run: ServedRun, uid: int, n: int, model: str) -> dict:
         line = run.users.get(uid)
+        events = fresh.of(uid) if model == "hybrid" else []
+        if line is None and events:  # new since the run: a list from today's events alone
+            items = rerank(run, [], events, n, clock())
+            if items:
+                return {"uid": uid, "user_name": "", "source": "fresh", "model": model, "run_id": run.run_id,
+                        "recommendations": items}
         if line is None:
             raise HTTPException(404, f"user {uid} has no recommendations in run {run.run_id}")
         row = json.loads(line)
@@ -107,7 +147,8 @@ def build_app(holder: RunHolder) -> FastAPI:
             items = [{"rank": i["rank"], "listing_id": i["listing_id"], **run.listings.get(i["listing_id"], {}),
                       "score": i["score"], "source": i["source"]} for i in listed["recommendations"]]
             row = {**row, "source": model, "recommendations": items}
-        return {**row, "model": model, "run_id": run.run_id, "recommendations": row["recommendations"][:n]}
+        items = rerank(run, row["recommendations"], events, n, clock())
+        return {**row, "model": model, "run_id": run.run_id, "recommendations": items}
 
     @app.get("/v1/users/{uid}/recommendations", response_model=UserRecommendations, responses=NOT_FOUND)
     def recommendations_by_uid(run: Served, uid: Uid, n: N = 10, model: Model = "hybrid") -> dict:
@@ -140,6 +181,23 @@ def build_app(holder: RunHolder) -> FastAPI:
                 "listings_with_similar": len(run.similar), "models": ["hybrid", *sorted(run.models)],
                 "metrics": run.metrics, "model_params": run.model_params}
 
+    @app.post("/v1/events", response_model=EventsAnswer, responses={413: {"model": Problem}, 503: {"model": Problem}})
+    def post_events(batch: EventBatch) -> dict:
+        """The app's events, up to 500 a call: each is checked on its own (the answer lists every refused one with
+        its reason); accepted ones are on disk when this answers and land on S3 within the buffer interval; a
+        resent event_id is acknowledged and kept once."""
+        if collector is None:
+            raise HTTPException(503, "this process does not collect events; start it with `encore-recs serve`")
+        return collector.accept(batch.events)
+
+    @app.middleware("http")
+    async def refuse_oversize(request: Request, call_next):  # before the body is read, not after
+        length = request.headers.get("content-length") or ""
+        if request.method == "POST" and (not length.isdigit() or int(length) > MAX_BODY):
+            return JSONResponse({"detail": f"a batch is at most {MAX_BODY} bytes with a Content-Length; send fewer "
+                                           "events per call"}, status_code=413)
+        return await call_next(request)
+
     @app.get("/health")
     def health() -> dict:
         """The process is alive (it may not serve data yet: see /ready)."""
@@ -158,3 +216,7 @@ def build_app(holder: RunHolder) -> FastAPI:
         return PAGE.read_text()
 
     return app
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

@@ -88,6 +88,7 @@ class RunHolder:
         self.settings = settings
         self.current: ServedRun | None = None
         self.rejected: dict[str, str] = {}
+        self.on_swap: list = []  # called with each newly served run (the fresh events forget what it learned)
         self._lock = threading.Lock()
 
     def refresh(self) -> bool:
@@ -109,6 +110,8 @@ class RunHolder:
                           self.current.run_id if self.current else "nothing", exc)
                 return False
             self.current = run
+        for listener in self.on_swap:
+            listener(run)
         log.info("serving run %s (%d users)", run.run_id, len(run.users))
         return True
 
