@@ -24,6 +24,7 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("stage", "dbt staging, source freshness and reconcile (pg)", spark_driver=False),
     Stage("extract", "extract staging to S3", spark_driver=False),
+    Stage("events", "ingest the app's events (Structured Streaming)", spark_driver=True),
     Stage("marts", "dbt marts (spark)", spark_driver=True),
     Stage("validate-inputs", "validate inputs (Great Expectations)", spark_driver=True),
     Stage("train", "evaluate every model, choose the blend, train and list", spark_driver=True),

@@ -80,6 +80,8 @@ def cmd_generate(args) -> None:
     market, rejected, normalised = inject(market, args.dirty_rate, args.seed, market.as_of)
     built = time.time() - started
     counts = write_raw(local_stack.pg_dsn(settings), market)
+    if args.events:
+        counts["events"], objects = _land_events(settings, market, args.seed)
     total = time.time() - started
     rows = sum(counts.values())
     print("generated " + ", ".join(f"{name}={n}" for name, n in counts.items()))
@@ -88,6 +90,21 @@ def cmd_generate(args) -> None:
     if rejected:
         print("injected faults (expected rejections): " + json.dumps(rejected))
         print("injected stray case/whitespace (expected repaired): " + json.dumps(normalised))
+
+
+def _land_events(settings, market, seed: int) -> tuple[int, int]:
+    """The generated app events, landed as the collector lands them; the lake's earlier events (and the ingest
+    checkpoint) go, as generate replaces the raw tables. (events, objects)."""
+    from python_jobs.events.landing import CHECKPOINT, ERROR_PREFIX, PREFIX
+    from python_jobs.events.synthetic import app_events, land
+    from python_jobs.s3 import delete_prefix, ensure_buckets, s3_client
+
+    ensure_buckets(settings)
+    client = s3_client(settings)
+    for prefix in (PREFIX, ERROR_PREFIX, CHECKPOINT):
+        delete_prefix(client, settings.lake_bucket, prefix)
+    events = app_events(market, seed)
+    return len(events), land(client, settings.lake_bucket, events, seed)
 
 
 def cmd_load(args) -> None:
@@ -267,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--users", type=int, default=1000)
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--dirty-rate", type=float, default=0.0, help="share of faulty rows to mix in, e.g. 0.05")
+    gen.add_argument("--no-events", dest="events", action="store_false",
+                     help="no app events (views, watches, likes, shares) landed in the lake beside the bids")
     gen.set_defaults(fn=cmd_generate)
     load = sub.add_parser("load", help="load a CSV export into a raw Postgres table (all or nothing)")
     load.add_argument("--table", required=True, choices=["users", "listings", "bids", "user_interests", "interests"])

@@ -167,6 +167,7 @@ class Settings:
     train_engine: str = "auto"
     frame_engine: str = "auto"
     events_sink: str = "s3"
+    use_events: bool = True
     events_buffer_seconds: int = 60
     events_buffer_mb: int = 5
 
@@ -249,6 +250,7 @@ class Settings:
                                   r"s3|firehose:[A-Za-z0-9_.-]{1,64}",
                                   "an events sink; use s3 or firehose:<delivery stream name>"),
             # Firehose's buffering hints allow 0-900 s and 1-128 MiB
+            use_events=_choice("ENCORE_USE_EVENTS", env.get("ENCORE_USE_EVENTS") or "true", ("true", "false")) == "true",
             events_buffer_seconds=_int("ENCORE_EVENTS_BUFFER_SECONDS", 60, 0, 900),
             events_buffer_mb=_int("ENCORE_EVENTS_BUFFER_MB", 5, 1, 128),
         )

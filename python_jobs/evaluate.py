@@ -41,8 +41,10 @@ def time_splitter(fraction: float, listed_at: np.ndarray | None = None, ends_at:
 
     def split(df: pd.DataFrame, n_items: int):
         started = df[time_col].to_numpy(np.float64)
-        cutoff = float(np.quantile(started, 1.0 - fraction, method="higher")) if len(started) else 0.0
-        train, test = df[started < cutoff], df[started >= cutoff]
+        bid = df["is_bid"].to_numpy(bool) if "is_bid" in df else np.ones(len(df), bool)
+        cutoff = float(np.quantile(started[bid], 1.0 - fraction, method="higher")) if bid.any() else 0.0
+        # everything before the cutoff teaches (events too); what is judged is the bids after it
+        train, test = df[started < cutoff], df[(started >= cutoff) & bid]
         if listed_at is None:
             items = np.arange(n_items)
         else:

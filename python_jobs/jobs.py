@@ -94,6 +94,23 @@ def extract(ctx: StageContext) -> dict:
     return land(ctx.settings, local_stack.pg_dsn(ctx.settings), ctx.run_id)
 
 
+def events(ctx: StageContext) -> dict:
+    """The app's events landed since the last run into events.bronze_app_events (Structured Streaming,
+    availableNow); malformed lines quarantined with a reason."""
+    from python_jobs.events.ingest import ingest
+    from python_jobs.events.landing import CHECKPOINT, PREFIX
+    from python_jobs.s3 import s3_client
+
+    settings, client = ctx.settings, s3_client(ctx.settings)
+
+    def exists(prefix: str) -> bool:
+        return client.list_objects_v2(Bucket=settings.lake_bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0) > 0
+
+    counts = ingest(ctx.spark, settings.lake_bucket, ctx.run_id, exists(PREFIX), not exists(CHECKPOINT))
+    ctx.summary["events"] = counts
+    return counts
+
+
 def marts(ctx: StageContext) -> int:
     """Point staging.* at this run's landing, then dbt build the marts on the configured Spark target."""
     from python_jobs.dbt_runner import run_dbt
@@ -105,7 +122,8 @@ def marts(ctx: StageContext) -> int:
         ctx.spark  # dbt-spark's session method picks up this process's session
     tables = json.dumps({"tables": landed_tables(settings, ctx.run_id), "lake_bucket": settings.lake_bucket})
     run_dbt(settings, ["run-operation", "register_landed", "--args", tables, "--target", target], quiet=True)
-    results = run_dbt(settings, ["build", "--target", target, "--select", "path:models/marts"], quiet=True)
+    results = run_dbt(settings, ["build", "--target", target, "--select", "path:models/events", "path:models/marts"],
+                      quiet=True)
     return len(results)
 
 
@@ -189,8 +207,9 @@ def train(ctx: StageContext) -> dict:
     settings, spark, as_of = ctx.settings, ctx.spark, ctx.state.as_of
     base = TrainParams(seed=settings.seed, **settings.model)
     began = time.time()
-    data, interactions, listings, users = load_marts(spark, base, as_of.timestamp())
-    size = {"interactions": len(interactions), "users": int(interactions["uid"].nunique()),
+    data, interactions, listings, users = load_marts(spark, base, as_of.timestamp(), settings.use_events)
+    size = {"interactions": len(interactions), "event_rows": int((~interactions["is_bid"]).sum()),
+            "users": int(interactions["uid"].nunique()),
             "listings": int(interactions["listing_id"].nunique())}
     ctx.log(f"[{ctx.run_id}]   loaded {size['interactions']:,} interactions, {data.n_users:,} users, "
             f"{data.n_items:,} listings in {time.time() - began:.1f}s; models: {', '.join(settings.models)}")
@@ -266,6 +285,7 @@ def publish(ctx: StageContext) -> dict:
 JOBS: dict[str, Callable[[StageContext], object]] = {
     "stage": stage_pg,
     "extract": extract,
+    "events": events,
     "marts": marts,
     "validate-inputs": validate_inputs,
     "train": train,

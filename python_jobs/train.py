@@ -40,11 +40,29 @@ def _epoch(column: str):
     return F.col(column).cast("double").alias(column)
 
 
-def load_marts(spark: SparkSession, params: registry.TrainParams, as_of: float):
-    """(TrainingSet as of `as_of`, interactions, listings, users) from the marts, in this process."""
+def event_rows(spark: SparkSession, as_of: float) -> pd.DataFrame:
+    """The app's events as interaction rows (strength from the mart's weights, times as the bids' columns,
+    is_bid False), up to `as_of`; none when the mart is absent (a catalog from before the events stage)."""
+    if not spark.catalog.tableExists("marts.fct_user_item_events"):
+        return pd.DataFrame(columns=["uid", "listing_id", "strength", "first_bid_at", "last_bid_at", "is_bid"])
+    events = spark.table("marts.fct_user_item_events").where(
+        (F.col("event_strength") > 0) & (F.col("first_event_at").cast("double") <= as_of))
+    return events.select(F.col("uid").cast("long"), F.col("listing_id").cast("long"),
+                         F.col("event_strength").alias("strength"), _epoch("first_event_at").alias("first_bid_at"),
+                         _epoch("last_event_at").alias("last_bid_at"), F.lit(False).alias("is_bid")).toPandas()
+
+
+def load_marts(spark: SparkSession, params: registry.TrainParams, as_of: float, use_events: bool = True):
+    """(TrainingSet as of `as_of`, interactions, listings, users) from the marts, in this process. The
+    interactions are the bids (is_bid) and, with `use_events`, a row per user, listing and day of the app's
+    events."""
     weighted = interaction_strength(spark.table("marts.fct_user_item_interactions"), params)
     interactions = weighted.select(F.col("uid").cast("long"), F.col("listing_id").cast("long"), "strength",
-                                   _epoch("first_bid_at"), _epoch("last_bid_at")).toPandas()
+                                   _epoch("first_bid_at"), _epoch("last_bid_at"), F.lit(True).alias("is_bid")).toPandas()
+    if use_events:
+        events = event_rows(spark, as_of)
+        if len(events):
+            interactions = pd.concat([interactions, events.astype(interactions.dtypes.to_dict())], ignore_index=True)
     listings = spark.table("marts.dim_listings").select(
         F.col("listing_id").cast("long"), "product", "category", "sub_category", "listing_amount",
         _epoch("listed_at"), _epoch("ends_at"), "is_open").toPandas()

@@ -35,7 +35,7 @@ def test_add_job_flow_steps_validate_and_follow_the_stage_list():
     assert all(s["HadoopJarStep"]["Args"][-2:] == ["--run-id", RUN_ID] for s in stages)
     assert all(s["ActionOnFailure"] == "CANCEL_AND_WAIT" for s in stages)
     submitted = [s for s in stages if s["HadoopJarStep"]["Args"][0] == "spark-submit"]
-    assert {s["Name"].split()[0] for s in submitted} == {"marts", "validate-inputs", "train", "validate-outputs", "publish"}
+    assert {s["Name"].split()[0] for s in submitted} == {"events", "marts", "validate-inputs", "train", "validate-outputs", "publish"}
 
 
 def test_a_bad_run_id_never_reaches_a_request():

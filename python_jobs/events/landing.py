@@ -23,6 +23,7 @@ STREAM = "encore-events"
 VERSION = 1
 PREFIX = "events/"
 ERROR_PREFIX = "events-errors/"
+CHECKPOINT = "checkpoints/events_ingest/"  # the ingest stage's streaming checkpoint, in the lake bucket
 HOUR_PREFIX = "year={:%Y}/month={:%m}/day={:%d}/hour={:%H}/"
 
 

@@ -100,7 +100,7 @@ class ALSModel:
         keep = min(n, len(items))
         if keep == 0 or len(users) == 0:
             return chosen, scores
-        seen = (data.strength[users][:, items] > 0).astype(np.float32).tocsr()
+        seen = (data.seen[users][:, items] > 0).astype(np.float32).tocsr()
         ids, top = topk(np.ascontiguousarray(self.item_factors_[items]), np.ascontiguousarray(self.user_factors_[users]),
                         keep, filter_query_items=seen, num_threads=0)
         valid = top > -1e38  # filtered (already seen) candidates come back at -FLT_MAX

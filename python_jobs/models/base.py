@@ -44,11 +44,11 @@ def everyone(users: np.ndarray) -> np.ndarray:
 
 
 def seen_cells(data: TrainingSet, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, columns) of the cells of a [len(users), len(items)] block where the user already interacted with
-    the listing."""
+    """(rows, columns) of the cells of a [len(users), len(items)] block where the user already bid on the
+    listing."""
     column = np.full(data.n_items, -1, np.int64)
     column[items] = np.arange(len(items))
-    history = data.strength[users]
+    history = data.seen[users]
     cols = column[history.indices]
     rows = np.repeat(np.arange(len(users)), np.diff(history.indptr))
     keep = cols >= 0

@@ -28,6 +28,7 @@ class TrainingSet:
     subs: pd.DataFrame              # per sub-category index: category, sub_category
     interests: sparse.csr_matrix    # users x sub-categories: the questionnaire, each user's answers summing to 1
     as_of: float                    # epoch seconds the recency weights are measured from
+    seen: sparse.csr_matrix | None = None  # users x items: what lists leave out (bids; a viewed listing stays in)
 
     @property
     def n_users(self) -> int:
@@ -72,8 +73,8 @@ class TrainingSet:
 
     def with_interactions(self, interactions: pd.DataFrame, as_of: float, half_life_days: float) -> TrainingSet:
         """The same users, listings and features, learning from `interactions` only, as of `as_of`."""
-        strength, recency = _matrices(self.user_ids, self.item_ids, interactions, as_of, half_life_days)
-        return replace(self, strength=strength, recency=recency, as_of=as_of)
+        strength, recency, seen = _matrices(self.user_ids, self.item_ids, interactions, as_of, half_life_days)
+        return replace(self, strength=strength, recency=recency, as_of=as_of, seen=seen)
 
 
 def _matrices(user_ids, item_ids, interactions: pd.DataFrame, as_of: float, half_life_days: float):
@@ -86,19 +87,25 @@ def _matrices(user_ids, item_ids, interactions: pd.DataFrame, as_of: float, half
     recency = sparse.csr_matrix((weight, (rows, cols)), shape=shape)
     strength.sum_duplicates()
     recency.sum_duplicates()
-    return strength, recency
+    seen = strength
+    if "is_bid" in interactions:  # the app's events teach the models, but only a bid takes a listing off a list
+        bid = interactions["is_bid"].to_numpy(bool)
+        seen = sparse.csr_matrix((np.ones(bid.sum(), np.float32), (rows[bid], cols[bid])), shape=shape)
+        seen.sum_duplicates()
+    return strength, recency, seen
 
 
 def build(interactions: pd.DataFrame, users: pd.DataFrame, listings: pd.DataFrame, interests: pd.DataFrame,
           as_of: float, half_life_days: float) -> TrainingSet:
-    """interactions: uid, listing_id, strength, last_bid_at (epoch s); users: uid; listings: listing_id,
+    """interactions: uid, listing_id, strength, last_bid_at (epoch s), optionally is_bid (False for rows from
+    the app's events: they add strength, but leave the listing on the user's lists); users: uid; listings: listing_id,
     category, sub_category, product, listing_amount; interests: uid, category, sub_category (None = the whole
     category). Users and listings that appear only in the interactions are added."""
     user_ids = np.union1d(users["uid"].to_numpy(np.int64), interactions["uid"].to_numpy(np.int64))
     items = listings.drop_duplicates("listing_id").sort_values("listing_id").reset_index(drop=True)
     item_ids = items["listing_id"].to_numpy(np.int64)
     interactions = interactions[np.isin(interactions["listing_id"].to_numpy(), item_ids)]
-    strength, recency = _matrices(user_ids, item_ids, interactions, as_of, half_life_days)
+    strength, recency, seen = _matrices(user_ids, item_ids, interactions, as_of, half_life_days)
     items = items.assign(category=items["category"].fillna("unknown"), sub_category=items["sub_category"].fillna(""),
                          product=items["product"].fillna("") if "product" in items else "",
                          listing_amount=items["listing_amount"].astype(float) if "listing_amount" in items else 0.0)
@@ -107,7 +114,7 @@ def build(interactions: pd.DataFrame, users: pd.DataFrame, listings: pd.DataFram
     key = pd.MultiIndex.from_frame(subs)
     sub_of_item = key.get_indexer(pd.MultiIndex.from_frame(items[["category", "sub_category"]]))
     return TrainingSet(user_ids, item_ids, strength, recency, items, sub_of_item, subs,
-                       _interest_matrix(user_ids, subs, interests), as_of)
+                       _interest_matrix(user_ids, subs, interests), as_of, seen)
 
 
 def _interest_matrix(user_ids, subs: pd.DataFrame, interests: pd.DataFrame) -> sparse.csr_matrix:

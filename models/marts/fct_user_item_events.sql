@@ -1,0 +1,27 @@
+-- One row per user, listing and day of the app's events: the signal beside the bids. event_strength weighs each
+-- event type by the `event_weights` var; bid events weigh 0 here because the bids table already counts each bid.
+{% set weights = var('event_weights') %}
+with events as (
+    select * from {{ ref('stg_events__app_events') }}
+)
+
+select
+    uid,
+    listing_id,
+    cast(event_at as date) as event_date,
+    sum(case when event_type = 'view' then 1 else 0 end) as view_count,
+    sum(case when event_type = 'watch' then 1 else 0 end) as watch_count,
+    cast(coalesce(sum(watch_seconds), 0) as double) as watch_seconds,
+    sum(case when event_type = 'like' then 1 else 0 end) as like_count,
+    sum(case when event_type = 'share' then 1 else 0 end) as share_count,
+    sum(case when event_type = 'bid' then 1 else 0 end) as bid_event_count,
+    sum(case when event_type = 'impression' then 1 else 0 end) as impression_count,
+    cast(sum(case event_type
+        {%- for event_type, weight in weights.items() %}
+        when '{{ event_type }}' then {{ weight }}
+        {%- endfor %}
+        else 0 end) as double) as event_strength,
+    min(event_at) as first_event_at,
+    max(event_at) as last_event_at
+from events
+group by uid, listing_id, cast(event_at as date)

@@ -1,0 +1,110 @@
+"""The app's events for a generated marketplace, landed where the collector lands them.
+
+Consistent with how the bids were drawn: before a bid the bidder views the
+listing (and often watches it); besides that every user, cold-start ones
+included, browses listings of the sub-categories they like, open at the
+time, by popularity; some views become watches, likes or shares. Only the
+last `days` days have events (the app began sending them then). Arrival is a
+few seconds after the event, and for a few percent hours later (a phone
+offline), so the event's hour and the landing hour differ.
+"""
+
+from __future__ import annotations
+
+import gzip
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+
+from python_jobs.events.landing import PREFIX, object_key
+
+DAY = 86400.0
+BROWSE_PER_BID = 1.5   # browsing views per bid a bidder makes (cold-start users browse as much as a median bidder)
+LATE_SHARE = 0.03
+
+
+def app_events(market, seed: int, days: float = 14.0) -> pd.DataFrame:
+    """event_id, type, uid, listing_id, at, received_at (epoch s), session_id, watch_seconds."""
+    rng = np.random.default_rng(seed + 7)
+    now, truth = market.as_of, market.truth
+    start = now - days * DAY
+    listings = market.listings
+    listed = listings["listed_at"].astype("int64").to_numpy() / 1e9
+    ends = listings["ends_at"].astype("int64").to_numpy() / 1e9
+    ids = listings["listing_id"].to_numpy()
+
+    bids = market.bids
+    bid_at = bids["bid_at"].astype("int64").to_numpy() / 1e9
+    recent = bid_at >= start
+    b_uid, b_listing, b_at = bids["uid"].to_numpy()[recent], bids["listing_id"].to_numpy()[recent], bid_at[recent]
+    lead = rng.uniform(60, 2 * DAY, len(b_at))  # the view that led to the bid
+    frames = [pd.DataFrame({"uid": b_uid, "listing_id": b_listing, "at": np.maximum(b_at - lead, start)})]
+
+    # browsing: per user, views drawn from their taste over sub-categories, then a listing open then
+    users = market.users["uid"].to_numpy()
+    per_user_bids = np.bincount(b_uid, minlength=users.max() + 1)[users]
+    typical = max(1.0, float(np.median(per_user_bids[per_user_bids > 0])) if (per_user_bids > 0).any() else 1.0)
+    n_views = rng.poisson(BROWSE_PER_BID * np.where(per_user_bids > 0, per_user_bids, typical))
+    v_uid = np.repeat(users, n_views)
+    prefs = truth["prefs"][v_uid - 1]
+    draw = rng.random(len(v_uid))
+    v_pair = (draw[:, None] > prefs.cumsum(axis=1)).sum(axis=1).clip(max=prefs.shape[1] - 1)
+    v_at = rng.uniform(start, now, len(v_uid))
+    v_listing = np.full(len(v_uid), -1)
+    popularity, pair_of = truth["popularity"], truth["listing_pair"]
+    for pair in np.unique(v_pair):
+        rows = np.flatnonzero(v_pair == pair)
+        in_pair = np.flatnonzero(pair_of == pair)
+        if len(in_pair) == 0:
+            continue
+        open_then = (listed[in_pair][None, :] <= v_at[rows, None]) & (ends[in_pair][None, :] > v_at[rows, None])
+        weight = open_then * popularity[in_pair][None, :]
+        total = weight.sum(axis=1)
+        ok = total > 0
+        cum = weight[ok].cumsum(axis=1) / total[ok, None]
+        v_listing[rows[ok]] = ids[in_pair[(rng.random(ok.sum())[:, None] > cum).sum(axis=1).clip(max=len(in_pair) - 1)]]
+    keep = v_listing > 0
+    frames.append(pd.DataFrame({"uid": v_uid[keep], "listing_id": v_listing[keep], "at": v_at[keep]}))
+    views = pd.concat(frames, ignore_index=True)
+    views["type"] = "view"
+
+    # some views lead on: a watch (most), a like, a share, a few seconds later
+    follow = rng.random(len(views))
+    more = []
+    for kind, low, high in (("watch", 0.0, 0.45), ("like", 0.45, 0.53), ("share", 0.53, 0.56)):
+        chosen = views[(follow >= low) & (follow < high)].copy()
+        chosen["type"] = kind
+        chosen["at"] = chosen["at"] + rng.uniform(5, 120, len(chosen))
+        more.append(chosen)
+    events = pd.concat([views, *more], ignore_index=True)
+    events["at"] = np.minimum(events["at"], now - 1)
+    watch = events["type"].to_numpy() == "watch"
+    events["watch_seconds"] = np.where(watch, np.round(rng.gamma(2.0, 12.0, len(events)), 1), np.nan)
+    delay = rng.uniform(0.5, 20, len(events))
+    late = rng.random(len(events)) < LATE_SHARE
+    delay[late] = rng.uniform(3600, 4 * 3600, late.sum())
+    events["received_at"] = np.minimum(events["at"] + delay, now)
+    events = events.sort_values(["received_at", "uid"], kind="stable").reset_index(drop=True)
+    events["event_id"] = [f"gen{seed}-{i}" for i in range(len(events))]
+    events["session_id"] = [f"s{u}-{int(t // DAY)}" for u, t in zip(events["uid"], events["at"])]
+    return events[["event_id", "type", "uid", "listing_id", "at", "received_at", "session_id", "watch_seconds"]]
+
+
+def _iso(seconds: pd.Series) -> pd.Series:
+    return pd.to_datetime(seconds, unit="s", utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+
+
+def land(client, bucket: str, events: pd.DataFrame, seed: int) -> int:
+    """Write the events as the collector would have: one gzip JSON-lines object per arrival hour. Returns the
+    objects written."""
+    frame = events.assign(at=_iso(events["at"]), received_at=_iso(events["received_at"]))
+    hours = (events["received_at"] // 3600).astype("int64")
+    written = 0
+    for hour, rows in frame.groupby(hours.to_numpy(), sort=True):
+        body = rows.to_json(orient="records", lines=True).encode()
+        first = datetime.fromtimestamp(float(events["received_at"][rows.index].min()), timezone.utc)
+        client.put_object(Bucket=bucket, Key=object_key(PREFIX, first, f"gen{seed}-{hour}"),
+                          Body=gzip.compress(body, mtime=0), ContentEncoding="gzip")
+        written += 1
+    return written
