@@ -1,6 +1,7 @@
 """The read-only API over published runs: lookups, errors, the swap to a newer run, refusal of a corrupt one."""
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,20 +98,26 @@ def test_a_newer_run_is_swapped_in_and_a_corrupt_one_refused(holder, client, s3,
 def test_the_openapi_document_declares_every_route(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/users/{uid}/recommendations", "/v1/users/by-name/{user_name}/recommendations",
-            "/v1/listings/{listing_id}/similar", "/v1/run", "/health", "/ready"} <= set(paths)
+            "/v1/listings/{listing_id}/similar", "/v1/run", "/v1/events", "/health", "/ready"} <= set(paths)
 
 
-def test_the_web_page_shows_the_users_cards_in_headless_chromium(holder, client, stack, chromium):
+def test_the_web_page_shows_the_users_cards_in_headless_chromium(holder, client, stack, chromium, tmp_path):
     import socket
     import threading
-    import time
 
     import uvicorn
+
+    from python_jobs.events.collector import Collector
+    from python_jobs.events.spool import Spool
+    from python_jobs.serving.fresh import FreshEvents
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(build_app(holder), host="127.0.0.1", port=port, log_level="warning"))
+    fresh = FreshEvents()
+    collector = Collector(Spool(tmp_path / "spool", 10**6, 900), sink=None, on_event=fresh.add)
+    server = uvicorn.Server(uvicorn.Config(build_app(holder, collector, fresh), host="127.0.0.1", port=port,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -128,6 +135,9 @@ def test_the_web_page_shows_the_users_cards_in_headless_chromium(holder, client,
         page.locator(".card button").first.click()
         page.locator(".card .similar").first.filter(has_text="similar:").wait_for(timeout=10000)
         assert "run 20300101T000001Z-serveb" in page.inner_text("#run")
+        page.locator(".card").nth(4).click()  # viewing listing 1205: its neighbour 1206 leads the next list
+        page.locator(".card.fresh").first.wait_for(timeout=10000)
+        after_view = [int(card.get_attribute("data-listing-id")) for card in page.locator(".card").all()]
         page.screenshot(path=str(screenshot), full_page=True)
         page.fill("#user", "nobody")
         page.click("button[type=submit]")
@@ -137,5 +147,66 @@ def test_the_web_page_shows_the_users_cards_in_headless_chromium(holder, client,
         server.should_exit = True
         thread.join(timeout=10)
     assert shown == [item["listing_id"] for item in expected]
+    assert after_view[0] == 1206 and after_view[1:] == [i for i in shown if i != 1206][:9]
+    assert collector.spool.pending()  # the page's view went through the events API
     assert titles[0] == f"1. {expected[0]['product']}"
     assert screenshot.stat().st_size > 10_000
+
+
+@pytest.fixture()
+def events_client(holder, tmp_path):
+    """An app with an events collector (spooled only) and a clock the test moves."""
+    from datetime import datetime, timezone
+
+    from python_jobs.events.collector import Collector
+    from python_jobs.events.spool import Spool
+    from python_jobs.serving.fresh import FreshEvents
+
+    clock = [datetime.now(timezone.utc)]
+    fresh = FreshEvents()
+    collector = Collector(Spool(tmp_path / "spool", 10**6, 900), sink=None, on_event=fresh.add)
+    yield TestClient(build_app(holder, collector, fresh, clock=lambda: clock[0])), clock
+    collector.spool.close()
+
+
+def _view(uid: int, listing_id: int, kind: str = "view") -> dict:
+    from datetime import datetime, timezone
+
+    return {"event_id": f"t-{uid}-{listing_id}-{kind}-{time.time_ns()}", "type": kind, "uid": uid,
+            "listing_id": listing_id, "at": datetime.now(timezone.utc).isoformat()}
+
+
+def test_todays_events_move_similar_listings_up_at_once(events_client):
+    client, _ = events_client
+    before = client.get("/v1/users/9/recommendations").json()["recommendations"]
+    assert client.post("/v1/events", json={"events": [_view(9, 905)]}).json()["accepted"] == 1
+    after = client.get("/v1/users/9/recommendations").json()["recommendations"]
+    # 906 is 905's nearest listing in the run: it leads now, marked fresh; the published rest follows in order
+    assert after[0]["listing_id"] == 906 and after[0]["source"] == "fresh"
+    assert [i["listing_id"] for i in after[1:]] == [i["listing_id"] for i in before if i["listing_id"] != 906][:9]
+    assert [i["rank"] for i in after] == list(range(1, 11))
+    assert client.get("/v1/users/9/recommendations?model=popularity").json()["recommendations"][0]["source"] == \
+        "popularity"  # a model's own list is what the run computed
+
+
+def test_a_user_new_since_the_run_gets_a_list_from_one_event(events_client):
+    client, _ = events_client
+    assert client.get("/v1/users/77777/recommendations").status_code == 404
+    client.post("/v1/events", json={"events": [_view(77777, 1201, "like")]})
+    body = client.get("/v1/users/77777/recommendations").json()
+    assert body["source"] == "fresh" and [i["listing_id"] for i in body["recommendations"]] == [1202]
+
+
+def test_an_auction_that_ends_while_serving_is_never_returned(events_client):
+    from datetime import timedelta
+
+    client, clock = events_client
+    served = client.get("/v1/users/11/recommendations").json()["recommendations"]
+    assert [i["listing_id"] for i in served][:2] == [1101, 1102]
+    clock[0] += timedelta(days=1, hours=1)  # past the end of the rank-1 listings' auctions
+    later = client.get("/v1/users/11/recommendations").json()["recommendations"]
+    assert [i["listing_id"] for i in later] == [i["listing_id"] for i in served[1:]]
+    assert 1101 not in [i["listing_id"] for i in client.get("/v1/users/11/recommendations?model=popularity").json()[
+        "recommendations"]]
+    client.post("/v1/events", json={"events": [_view(11, 1100)]})  # its neighbour 1101 has ended too
+    assert 1101 not in [i["listing_id"] for i in client.get("/v1/users/11/recommendations").json()["recommendations"]]

@@ -10,8 +10,10 @@ from python_jobs.publish import publish
 from python_jobs.spark import get_spark
 
 
-def synthetic_lists(spark, users: int, n: int):
-    """(recs, similar, model_recs, listings) for `users` users with n listings each, shaped as train writes them."""
+def synthetic_lists(spark, users: int, n: int, first_end=None):
+    """(recs, similar, model_recs, listings) for `users` users with n listings each, shaped as train writes them.
+    The rank-r listing's auction ends r - 1 days after `first_end` (a timestamp column; default 2026-12-05 10:00)."""
+    first_end = F.to_timestamp(F.lit("2026-12-05 10:00:00")) if first_end is None else first_end
     recs = (
         spark.range(1, users + 1).withColumnRenamed("id", "uid")
         .crossJoin(spark.range(1, n + 1).withColumnRenamed("id", "rank"))
@@ -19,7 +21,7 @@ def synthetic_lists(spark, users: int, n: int):
             F.col("uid").cast("int"), F.concat(F.lit("user"), F.col("uid")).alias("user_name"),
             F.col("rank").cast("int"), (F.col("uid") * 100 + F.col("rank")).cast("int").alias("listing_id"),
             F.lit("product").alias("product"), F.lit("music").alias("category"), F.lit("vinyl").alias("sub_category"),
-            F.lit(10.0).alias("listing_amount"), F.to_timestamp(F.lit("2026-12-05 10:00:00")).alias("ends_at"),
+            F.lit(10.0).alias("listing_amount"), (F.unix_timestamp(first_end) + (F.col("rank") - 1) * 86400).cast("timestamp").alias("ends_at"),
             (1.0 / F.col("rank")).alias("score"), F.lit("als").alias("source"), F.lit("als").alias("list_source"),
         )
     )
@@ -35,7 +37,9 @@ def main(run_id: str, users: int, engine: str = "spark") -> None:
     settings = Settings.from_env()
     local_stack.apply_environment(settings)
     spark = get_spark(settings, catalog=False)
-    recs, similar, model_recs, listings = synthetic_lists(spark, users, settings.top_n)
+    # auctions end a day from now and later, so serving never sees them ended unless a test moves its clock
+    tomorrow = (F.unix_timestamp(F.date_trunc("hour", F.current_timestamp())) + 86400).cast("timestamp")
+    recs, similar, model_recs, listings = synthetic_lists(spark, users, settings.top_n, tomorrow)
     manifest, _ = publish(settings, run_id, recs, similar, {"metrics": {}, "checkpoints": []}, model_recs=model_recs,
                           listings=listings, engine=engine)
     print(manifest["row_counts"])
