@@ -1,0 +1,89 @@
+"""The events loop through real parts: POST → Firehose-shaped objects on the S3 server → the events stage ingests
+them once → the events mart holds them → the user's published list follows them."""
+
+import json
+import urllib.request
+from datetime import datetime, timezone
+
+import psycopg2
+import pytest
+from fastapi.testclient import TestClient
+
+from python_jobs import local_stack
+from python_jobs.events.collector import Collector
+from python_jobs.events.landing import S3Sink, hour_prefix
+from python_jobs.events.spool import Spool
+from python_jobs.generate import generate, write_raw
+from python_jobs.serving.app import build_app
+from python_jobs.serving.loader import RunHolder
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read()
+
+
+def _lists(summary) -> dict[int, list[int]]:
+    manifest = json.loads(_get(summary["manifest_url"]))
+    rows = [json.loads(line) for entry in manifest["files"] if entry["kind"] == "recommendations"
+            for line in _get(entry["url"]).decode().splitlines()]
+    return {row["uid"]: [item["listing_id"] for item in row["recommendations"]] for row in rows}
+
+
+@pytest.fixture(scope="module")
+def loop(stack, spark, s3, tmp_path_factory):
+    from orchestration.local_runner import run_pipeline
+
+    dsn = local_stack.pg_dsn(stack)
+    write_raw(dsn, generate(200, seed=21))
+    first = run_pipeline(stack, log=lambda _: None)
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("select uid from staging.stg_raw__users u where not exists "
+                    "(select 1 from staging.stg_raw__bids b where b.uid = u.uid) order by uid limit 1")
+        (uid,) = cur.fetchone()
+        cur.execute("select sub_category, array_agg(listing_id order by listing_id) from staging.stg_raw__listings "
+                    "where status = 'active' and ends_at > now() + interval '1 day' and sub_category not in "
+                    "(select coalesce(sub_category, '') from staging.stg_raw__user_interests where uid = %s) "
+                    "group by 1 having count(*) >= 4 order by count(*) desc limit 1", (uid,))
+        sub_category, listings = cur.fetchone()
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    events = [{"event_id": f"loop-{uid}-{listing}-{kind}", "type": kind, "uid": uid, "listing_id": listing,
+               "at": now, **({"watch_seconds": 40} if kind == "watch" else {})}
+              for listing in listings[:4] for kind in ("view", "watch", "like")]
+    collector = Collector(Spool(tmp_path_factory.mktemp("spool"), 10**6, 900), S3Sink(s3, stack.lake_bucket))
+    answer = TestClient(build_app(RunHolder(stack), collector)).post("/v1/events", json={"events": events}).json()
+    objects = collector.deliver(force=True)
+    collector.spool.close()
+    second = run_pipeline(stack, log=lambda _: None)
+    third = run_pipeline(stack, log=lambda _: None)
+    return {"uid": uid, "sub_category": sub_category, "listings": listings, "events": events, "answer": answer,
+            "objects": objects, "runs": (first, second, third)}
+
+
+def test_posted_events_land_under_the_hour_they_arrived(loop, s3, stack):
+    assert loop["answer"] == {"accepted": len(loop["events"]), "duplicates": 0, "rejected": []}
+    prefix = "events/" + hour_prefix(datetime.now(timezone.utc))
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=stack.lake_bucket, Prefix=prefix).get("Contents", [])]
+    assert loop["objects"] >= 1 and keys and all(k.endswith(".gz") for k in keys)
+
+
+def test_the_next_run_ingests_them_once_and_the_one_after_nothing(loop):
+    _, second, third = loop["runs"]
+    assert second["events"]["ingested"] == len(loop["events"]) and second["events"]["quarantined"] == 0
+    assert second["events"]["lines"] == second["events"]["ingested"] + second["events"]["quarantined"]
+    assert third["events"] == {"batches": 0, "objects": 0, "lines": 0, "ingested": 0, "quarantined": 0, "reasons": {}}
+    assert [s["stage"] for s in second["steps"]][:4] == ["stage", "extract", "events", "marts"]
+
+
+def test_the_events_mart_holds_them(loop, spark):
+    row = spark.sql(f"select sum(view_count) v, sum(watch_count) w, sum(like_count) l, sum(watch_seconds) s, "
+                    f"sum(event_strength) e from marts.fct_user_item_events where uid = {loop['uid']}").first()
+    assert (row.v, row.w, row.l, row.s) == (4, 4, 4, 160.0)
+    assert row.e == pytest.approx(4 * (0.1 + 0.3 + 0.5))
+
+
+def test_the_users_published_list_follows_their_events(loop):
+    first, second, _ = loop["runs"]
+    uid, liked = loop["uid"], set(loop["listings"])
+    before, after = _lists(first)[uid], _lists(second)[uid]
+    assert len(set(after) & liked) > len(set(before) & liked), (before, after, sorted(liked))
