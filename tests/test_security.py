@@ -40,7 +40,8 @@ def test_profiles_take_credentials_from_the_environment():
 def test_iam_policies_name_only_actions_and_prefixes_they_use():
     policies = sorted((ROOT / "orchestration" / "aws" / "iam").glob("*.json"))
     assert {p.stem for p in policies} == {"extract-job", "emr-jobs", "publish-step", "serve-api", "mwaa-execution",
-                                          "emr-instance-profile", "emr-service-role.trust", "emr-instance-profile.trust"}
+                                          "emr-instance-profile", "emr-service-role.trust", "emr-instance-profile.trust",
+                                          "firehose-delivery", "firehose-delivery.trust"}
     for path in policies:
         doc = json.loads(path.read_text())
         for statement in doc["Statement"]:
@@ -59,9 +60,11 @@ def test_iam_policies_name_only_actions_and_prefixes_they_use():
                     assert "Condition" in statement, f"{path.name}: bucket-wide listing without a prefix condition"
 
 
-def test_the_serving_api_can_only_read_published_runs():
+def test_the_serving_api_can_only_read_published_runs_and_send_events():
     doc = json.loads((ROOT / "orchestration" / "aws" / "iam" / "serve-api.json").read_text())
-    actions = {a for st in doc["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
-    resources = {r for st in doc["Statement"] for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])}
-    assert actions == {"s3:GetObject"}
-    assert all(r.startswith("arn:aws:s3:::encore-publish/") for r in resources)
+    granted = {(a, r) for st in doc["Statement"]
+               for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+               for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])}
+    assert {a for a, _ in granted} == {"s3:GetObject", "firehose:PutRecordBatch"}
+    assert all(r.startswith("arn:aws:s3:::encore-publish/") for a, r in granted if a == "s3:GetObject")
+    assert {r for a, r in granted if a.startswith("firehose:")} == {"arn:aws:firehose:*:*:deliverystream/encore-events"}

@@ -40,7 +40,7 @@ def test_a_failed_stage_is_recorded_with_the_stages_before_it(failed_in_train):
     _, state = failed_in_train
     assert state["status"] == "failed" and state["error"].startswith("train:")
     assert [(s["stage"], s["status"]) for s in state["steps"]] == [
-        ("stage", "ok"), ("extract", "ok"), ("marts", "ok"), ("validate-inputs", "ok"), ("train", "failed")]
+        ("stage", "ok"), ("extract", "ok"), ("events", "ok"), ("marts", "ok"), ("validate-inputs", "ok"), ("train", "failed")]
 
 
 def test_resume_from_train_publishes_without_rerunning_earlier_stages(failed_in_train, stack):
