@@ -30,6 +30,14 @@ def test_docs_generate_on_the_spark_session_writes_the_catalog(stack, spark):
     manifest = json.loads((target / "manifest.json").read_text())
     assert "exposure.encore.published_recommendations" in manifest["exposures"]
     assert "nodes" in catalog
+    upstream, todo = set(), ["exposure.encore.published_recommendations"]
+    while todo:  # the docs' lineage: from the published JSON back to every source
+        for parent in manifest["parent_map"].get(todo.pop(), []):
+            if parent not in upstream:
+                upstream.add(parent)
+                todo.append(parent)
+    assert {"source.encore.events.bronze_app_events", "model.encore.stg_events__app_events",
+            "model.encore.fct_user_item_events", "source.encore.raw.bids"} <= upstream
 
 
 def test_a_failing_dbt_command_is_one_user_error(stack):
