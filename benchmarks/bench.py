@@ -48,6 +48,7 @@ def _input_rows(step: dict, summary: dict) -> int | None:
     by_stage = {
         "stage": lambda: sum(r["raw"] for r in summary["reconciliation"]),
         "extract": lambda: sum(rows.values()),
+        "events": lambda: rows.get("lines"),
         "marts": lambda: bids,
         "validate-inputs": lambda: bids,
         "train": lambda: rows.get("interactions"),
@@ -93,6 +94,10 @@ def pipeline(users: int, cluster: bool, state: Path) -> dict:
     tuning = summary.get("evaluation", {}).get("tuning_source")
     metrics = summary.get("evaluation", {}).get("metrics", {})
     print(f"Tuning: {tuning}. nDCG@10: " + ", ".join(f"{m} {v['ndcg']:.4f}" for m, v in metrics.items()))
+    _cli({**env, "ENCORE_USE_EVENTS": "false"}, "run", "--run-id", run_id, "--from", "train")
+    bids_only = json.loads((state / "runs" / run_id / "summary.json").read_text())["evaluation"]["metrics"]
+    print("Replay nDCG@10, with the app's events / bids only: " + ", ".join(
+        f"{m} {metrics[m]['ndcg']:.4f} / {bids_only[m]['ndcg']:.4f}" for m in metrics if m in bids_only))
     return summary
 
 

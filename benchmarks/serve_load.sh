@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load on `encore-recs serve` over the latest published run of the configured state folder:
 # wrk (Debian package) from loopback, random uids and user names, closed loop at several connection counts,
+# then POST /v1/events in batches of 100 (every event fsynced before the answer) at the same connection counts,
 # then the server's peak memory. Publish a 100,000-user run first: make demo USERS=100000
 # Usage: benchmarks/serve_load.sh [seconds per level, default 20]
 set -euo pipefail
@@ -52,5 +53,32 @@ for connections in 1 4 16; do
   max=$(echo "$out" | awk '/Latency/ && !/Distribution/ {print $4}')
   bad=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
   printf "%-12s %10s %10s %10s %10s %8s\n" "$connections" "$rps" "$p50" "$p99" "$max" "${bad:-0}"
+done
+events=$(mktemp --suffix=.lua)
+cat > "$events" <<LUA
+local sent = 0
+local run = tostring(os.time())
+request = function()  -- 100 views a batch, ids never repeated, at the server's current time
+  local at = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  local parts = {}
+  for i = 1, 100 do
+    sent = sent + 1
+    parts[i] = string.format('{"event_id":"load-%s-%d","type":"view","uid":%d,"listing_id":%d,"at":"%s"}',
+                             run, sent, math.random(1, $users), math.random(1, 20000), at)
+  end
+  return wrk.format("POST", "/v1/events", {["Content-Type"] = "application/json"},
+                    '{"events":[' .. table.concat(parts, ",") .. ']}')
+end
+LUA
+printf "\nPOST /v1/events, 100 events a request\n%-12s %10s %10s %10s %10s %8s\n" connections "events/s" "p50 ms" \
+  "p99 ms" "max ms" non2xx
+for connections in 1 4 16; do
+  out=$(wrk -t1 -c"$connections" -d"${seconds}s" --latency -s "$events" "http://127.0.0.1:$port")
+  eps=$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2 * 100}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  max=$(echo "$out" | awk '/Latency/ && !/Distribution/ {print $4}')
+  bad=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  printf "%-12s %10s %10s %10s %10s %8s\n" "$connections" "$eps" "$p50" "$p99" "$max" "${bad:-0}"
 done
 echo "server peak RSS: $(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' /proc/$server/status)"

@@ -10,6 +10,7 @@ import urllib.request
 
 import pytest
 
+from orchestration.stages import NAMES
 from python_jobs import cluster, local_stack
 from python_jobs.generate import generate, write_raw
 from python_jobs.publish import read_latest
@@ -65,7 +66,7 @@ def test_every_stage_ran_in_its_own_process_on_the_cluster(cluster_run):
     assert summary["status"] == "ok", summary.get("error")
     assert any("on the local cluster spark://127.0.0.1:" in line for line in lines)
     pids = [step["pid"] for step in summary["steps"]]
-    assert len(set(pids)) == len(pids) == 7 and os.getpid() not in pids
+    assert len(set(pids)) == len(pids) == len(NAMES) and os.getpid() not in pids
 
 
 def test_cluster_run_publishes_what_the_local_run_would(cluster_run, spark_cluster):

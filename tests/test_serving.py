@@ -1,5 +1,6 @@
 """The read-only API over published runs: lookups, errors, the swap to a newer run, refusal of a corrupt one."""
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -210,3 +211,16 @@ def test_an_auction_that_ends_while_serving_is_never_returned(events_client):
         "recommendations"]]
     client.post("/v1/events", json={"events": [_view(11, 1100)]})  # its neighbour 1101 has ended too
     assert 1101 not in [i["listing_id"] for i in client.get("/v1/users/11/recommendations").json()["recommendations"]]
+
+
+def test_a_user_name_holding_a_slash_is_found_by_name(stack):
+    from python_jobs.serving.loader import ServedRun
+
+    line = json.dumps({"uid": 5, "user_name": "a/b", "source": "als", "recommendations": []}).encode()
+    holder = RunHolder(stack)
+    holder.current = ServedRun("20300101T000009Z-slash0", "2030-01-01T00:00:09Z", {}, {}, {5: line}, {"a/b": 5}, {})
+    client = TestClient(build_app(holder))
+    body = client.get("/v1/users/by-name/a%2Fb/recommendations").json()
+    assert body["uid"] == 5 and body["user_name"] == "a/b"
+    missing = client.get("/v1/users/by-name/a%2Fc/recommendations")
+    assert missing.status_code == 404 and "no user named 'a/c'" in missing.json()["detail"]

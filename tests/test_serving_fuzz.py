@@ -1,6 +1,7 @@
 """Property-based fuzz of the API from its own OpenAPI document (schemathesis): no 500, every response conforms."""
 
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,8 @@ import schemathesis
 from hypothesis import settings
 
 from python_jobs.config import Settings
+from python_jobs.events.collector import Collector
+from python_jobs.events.spool import Spool
 from python_jobs.serving.app import build_app
 from python_jobs.serving.loader import RunHolder
 
@@ -15,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from publish_run import main as publish_synthetic  # noqa: E402
 
 HOLDER = RunHolder(Settings.from_env())  # conftest has pointed the environment at the test stack
-schema = schemathesis.openapi.from_asgi("/openapi.json", build_app(HOLDER))
+COLLECTOR = Collector(Spool(Path(tempfile.mkdtemp(prefix="encore-fuzz-spool-")), 10**6, 900), sink=None)
+schema = schemathesis.openapi.from_asgi("/openapi.json", build_app(HOLDER, COLLECTOR))
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -155,7 +155,8 @@ def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = Non
         """A user's list, best first, looked up by uid."""
         return user_list(run, uid, n, model)
 
-    @app.get("/v1/users/by-name/{user_name}/recommendations", response_model=UserRecommendations,
+    # `:path` so that a name holding "/" (sent as %2F, which the router sees decoded) is still one name
+    @app.get("/v1/users/by-name/{user_name:path}/recommendations", response_model=UserRecommendations,
              responses=NOT_FOUND)
     def recommendations_by_name(run: Served, user_name: Annotated[str, PathParam(min_length=1, max_length=200)],
                                 n: N = 10, model: Model = "hybrid") -> dict:
