@@ -44,16 +44,20 @@ request = function()
   return wrk.format("GET", "/v1/users/by-name/" .. names[math.random(1, #names)] .. "/recommendations?n=5")
 end
 LUA
-printf "%-12s %10s %10s %10s %10s %8s\n" connections "req/s" "p50 ms" "p99 ms" "max ms" non2xx
-for connections in 1 4 16; do
-  out=$(wrk -t1 -c"$connections" -d"${seconds}s" --latency -s "$script" "http://127.0.0.1:$port")
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
-  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  max=$(echo "$out" | awk '/Latency/ && !/Distribution/ {print $4}')
-  bad=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-  printf "%-12s %10s %10s %10s %10s %8s\n" "$connections" "$rps" "$p50" "$p99" "$max" "${bad:-0}"
-done
+# levels SCRIPT UNIT PER_REQUEST: wrk at 1, 4 and 16 connections; throughput in UNIT (requests x PER_REQUEST)/s
+levels() {
+  printf "%-12s %10s %10s %10s %10s %8s\n" connections "$2/s" "p50 ms" "p99 ms" "max ms" non2xx
+  for connections in 1 4 16; do
+    out=$(wrk -t1 -c"$connections" -d"${seconds}s" --latency -s "$1" "http://127.0.0.1:$port")
+    rate=$(echo "$out" | awk -v k="$3" '/Requests\/sec/ {printf "%.0f", $2 * k}')
+    p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+    p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+    max=$(echo "$out" | awk '/Latency/ && !/Distribution/ {print $4}')
+    bad=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+    printf "%-12s %10s %10s %10s %10s %8s\n" "$connections" "$rate" "$p50" "$p99" "$max" "${bad:-0}"
+  done
+}
+levels "$script" req 1
 events=$(mktemp --suffix=.lua)
 cat > "$events" <<LUA
 local sent = 0
@@ -70,15 +74,6 @@ request = function()  -- 100 views a batch, ids never repeated, at the server's 
                     '{"events":[' .. table.concat(parts, ",") .. ']}')
 end
 LUA
-printf "\nPOST /v1/events, 100 events a request\n%-12s %10s %10s %10s %10s %8s\n" connections "events/s" "p50 ms" \
-  "p99 ms" "max ms" non2xx
-for connections in 1 4 16; do
-  out=$(wrk -t1 -c"$connections" -d"${seconds}s" --latency -s "$events" "http://127.0.0.1:$port")
-  eps=$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2 * 100}')
-  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
-  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  max=$(echo "$out" | awk '/Latency/ && !/Distribution/ {print $4}')
-  bad=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-  printf "%-12s %10s %10s %10s %10s %8s\n" "$connections" "$eps" "$p50" "$p99" "$max" "${bad:-0}"
-done
+printf "\nPOST /v1/events, 100 events a request\n"
+levels "$events" events 100
 echo "server peak RSS: $(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' /proc/$server/status)"
