@@ -44,15 +44,18 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
                  start: str | None = None) -> dict:
     """Every stage from `start` (default: the first) in order; returns the run's summary (with `manifest_url`)."""
     from python_jobs import cluster, local_stack
+    from python_jobs.run_lock import one_run
 
     local_stack.ready(settings)
-    state, todo = prepare(settings, run_id, start)
-    if cluster.running(settings):
-        log(f"[{state.run_id}] on the local cluster {cluster.master_url(settings)}: one process per stage")
-        _run_submitted(settings, state.run_id, todo)
-        state = RunState.load(settings, state.run_id, create=False)
-    else:
-        _run_in_process(settings, state, todo, log)
+    run_id = check_run_id(run_id) if run_id else new_run_id()
+    with one_run(settings.state_dir, run_id):
+        state, todo = prepare(settings, run_id, start)
+        if cluster.running(settings):
+            log(f"[{state.run_id}] on the local cluster {cluster.master_url(settings)}: one process per stage")
+            _run_submitted(settings, state.run_id, todo)
+            state = RunState.load(settings, state.run_id, create=False)
+        else:
+            _run_in_process(settings, state, todo, log)
     summary = state.data
     summary["summary_path"] = str(state.dir / "summary.json")
     return summary

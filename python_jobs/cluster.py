@@ -42,16 +42,19 @@ def master_url(settings: Settings) -> str:
     return f"spark://127.0.0.1:{settings.spark_master_port}"
 
 
+MAIN_CLASS = {"master": "org.apache.spark.deploy.master.Master", "worker": "org.apache.spark.deploy.worker.Worker",
+              "thrift": "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"}
+
+
 def _pid(settings: Settings, part: str) -> int | None:
+    """The part's pid while a process of that part runs under it (not whatever reused a stale pid)."""
+    from python_jobs.local_stack import command_line
+
     path = _dir(settings) / f"{part}.pid"
-    if not path.exists():
+    text = path.read_text().strip() if path.exists() else ""
+    if not text.isdigit() or MAIN_CLASS[part] not in command_line(int(text)):
         return None
-    pid = int(path.read_text())
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    return pid
+    return int(text)
 
 
 def running(settings: Settings) -> bool:
@@ -98,13 +101,13 @@ def submit_command(settings: Settings, stage: str, run_id: str) -> list[str]:
 def _commands(settings: Settings) -> dict[str, list[str]]:
     home, work = spark_home(), _dir(settings)
     return {
-        "master": [str(home / "bin" / "spark-class"), "org.apache.spark.deploy.master.Master",
+        "master": [str(home / "bin" / "spark-class"), MAIN_CLASS["master"],
                    "--host", "127.0.0.1", "--port", str(settings.spark_master_port), "--webui-port", "0"],
-        "worker": [str(home / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker",
+        "worker": [str(home / "bin" / "spark-class"), MAIN_CLASS["worker"],
                    "--host", "127.0.0.1", "--cores", str(WORKER_CORES), "--memory", WORKER_MEMORY,
                    "--webui-port", "0", "--work-dir", str(work / "work"), master_url(settings)],
         "thrift": [str(home / "bin" / "spark-submit"), "--master", master_url(settings),
-                   "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2", "--name", "encore-thrift",
+                   "--class", MAIN_CLASS["thrift"], "--name", "encore-thrift",
                    "--conf", f"spark.cores.max={THRIFT_CORES}", "--conf", f"spark.executor.memory={THRIFT_EXECUTOR_MEMORY}",
                    "--driver-memory", THRIFT_DRIVER_MEMORY, "spark-internal",
                    "--hiveconf", f"hive.server2.thrift.port={settings.thrift_port}",
@@ -176,5 +179,5 @@ def down(settings: Settings) -> list[str]:
 
     running_parts = [part for part in reversed(PARTS) if _pid(settings, part) is not None]
     for part in reversed(PARTS):
-        stop_pid_file(_dir(settings) / f"{part}.pid")
+        stop_pid_file(_dir(settings) / f"{part}.pid", MAIN_CLASS[part])
     return [f"spark {part}" for part in running_parts]

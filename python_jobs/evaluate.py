@@ -43,8 +43,10 @@ def time_splitter(fraction: float, listed_at: np.ndarray | None = None, ends_at:
         started = df[time_col].to_numpy(np.float64)
         bid = df["is_bid"].to_numpy(bool) if "is_bid" in df else np.ones(len(df), bool)
         cutoff = float(np.quantile(started[bid], 1.0 - fraction, method="higher")) if bid.any() else 0.0
-        # everything before the cutoff teaches (events too); what is judged is the bids after it
-        train, test = df[started < cutoff], df[(started >= cutoff) & bid]
+        # what is judged is the bids after the cutoff; what teaches is what was over before it: bids that began
+        # before, and a day of events only when its last event was (a day spanning the cutoff would leak)
+        known = np.where(bid, started, df["last_bid_at"].to_numpy(np.float64)) if "last_bid_at" in df else started
+        train, test = df[known < cutoff], df[(started >= cutoff) & bid]
         if listed_at is None:
             items = np.arange(n_items)
         else:

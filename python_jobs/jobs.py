@@ -106,7 +106,7 @@ def events(ctx: StageContext) -> dict:
     def exists(prefix: str) -> bool:
         return client.list_objects_v2(Bucket=settings.lake_bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0) > 0
 
-    counts = ingest(ctx.spark, settings.lake_bucket, ctx.run_id, exists(PREFIX), not exists(CHECKPOINT))
+    counts = ingest(ctx.spark, client, settings.lake_bucket, ctx.run_id, exists(PREFIX), not exists(CHECKPOINT))
     ctx.summary["events"] = counts
     return counts
 
@@ -116,10 +116,16 @@ def marts(ctx: StageContext) -> int:
     from python_jobs.dbt_runner import run_dbt
     from python_jobs.extract import landed_tables
 
+    from python_jobs.s3 import s3_client
+    from python_jobs.table_folders import clear_orphans
+
     settings = ctx.settings
     target = settings.dbt_spark_target
-    if target == "spark":
-        ctx.spark  # dbt-spark's session method picks up this process's session
+    # dbt-spark's session method picks up this process's session; a folder a crashed run left without its table
+    # would stop the table being created again
+    cleared = clear_orphans(ctx.spark, s3_client(settings), "marts")
+    if cleared:
+        ctx.log(f"[{ctx.run_id}]   cleared table folders no table uses (left by a crash): {', '.join(cleared)}")
     tables = json.dumps({"tables": landed_tables(settings, ctx.run_id), "lake_bucket": settings.lake_bucket})
     run_dbt(settings, ["run-operation", "register_landed", "--args", tables, "--target", target], quiet=True)
     results = run_dbt(settings, ["build", "--target", target, "--select", "path:models/events", "path:models/marts"],

@@ -199,7 +199,7 @@ def start_s3(settings: Settings) -> None:
 
     pid_file, log = _s3_paths(settings)
     if port_open(settings.s3_port):
-        if pid_file.exists() and _alive(int(pid_file.read_text())):
+        if pid_file.exists() and "versitygw" in command_line(int(pid_file.read_text().strip() or 0)):
             return
         raise UserError(
             f"127.0.0.1:{settings.s3_port} is in use by another process; stop it or set ENCORE_S3_PORT to a free port"
@@ -218,12 +218,25 @@ def start_s3(settings: Settings) -> None:
     _wait_for_port(settings.s3_port, "the local S3 server", log)
 
 
-def stop_pid_file(pid_file: Path, seconds: float = 10.0) -> bool:
-    """Stop the process group a pid file names (SIGTERM, then SIGKILL); False when nothing was running."""
+def command_line(pid: int) -> str:
+    """The process's command line, words joined by spaces; empty when there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def stop_pid_file(pid_file: Path, expect: str, seconds: float = 10.0) -> bool:
+    """Stop the process group a pid file names (SIGTERM, then SIGKILL), only when that process's command line
+    holds `expect` (a pid file left by a crash may name a pid reused by anything); False when nothing of ours
+    was running. The pid file goes either way."""
     if not pid_file.exists():
         return False
-    pid = int(pid_file.read_text())
+    text = pid_file.read_text().strip()
     pid_file.unlink()
+    if not text.isdigit() or expect not in command_line(int(text)):
+        return False
+    pid = int(text)
     try:
         os.killpg(pid, signal.SIGTERM)
         deadline = time.time() + seconds
@@ -247,7 +260,7 @@ def _exited(pid: int) -> bool:
 
 
 def stop_s3(settings: Settings) -> bool:
-    return stop_pid_file(_s3_paths(settings)[0], seconds=5)
+    return stop_pid_file(_s3_paths(settings)[0], "versitygw", seconds=5)
 
 
 # --- the stack -----------------------------------------------------------

@@ -35,13 +35,10 @@ def _ensure_table(spark, table: str, schema: str) -> None:
 
 def _location(spark, table: str) -> tuple[str, str]:
     """(bucket, key prefix) of the table's folder, whichever S3 scheme the catalog holds (s3a here, s3 on EMR)."""
+    from python_jobs.table_folders import s3_location
+
     rows = spark.sql(f"describe formatted recs.{table}").collect()
-    location = next(r.data_type for r in rows if r.col_name == "Location").rstrip("/")
-    scheme, _, path = location.partition("://")
-    if scheme not in ("s3", "s3a", "s3n"):
-        raise ValueError(f"recs.{table} lives at {location}, not on S3; use ENCORE_FRAME_ENGINE=spark")
-    bucket, _, prefix = path.partition("/")
-    return bucket, prefix
+    return s3_location(next(r.data_type for r in rows if r.col_name == "Location"), f"recs.{table}")
 
 
 def save(spark, settings, table: str, run_id: str, frame: pd.DataFrame, schema: str, engine: str) -> None:

@@ -150,7 +150,11 @@ def run_training(spark: SparkSession, settings, run_id: str, n: int, data: Train
     recs = served[["uid", "rank", "listing_id", "score", "source", "list_source"]].merge(
         users[["uid", "user_name"]], on="uid").merge(details, on="listing_id")
     types = {"uid": "int32", "listing_id": "int32", "rank": "int32"}
+    from python_jobs.s3 import s3_client
+    from python_jobs.table_folders import clear_orphans
+
     spark.sql(f"create database if not exists recs location 's3a://{settings.lake_bucket}/warehouse/recs.db'")
+    clear_orphans(spark, s3_client(settings), "recs")
     run_tables.save(spark, settings, "recommendations", run_id, recs.astype(types), LIST_SCHEMA, engine)
     # each model's own lists: ids and scores only (5-6x the served rows); publish adds the listings' details
     run_tables.save(spark, settings, "model_recommendations", run_id, own.astype(types), MODEL_LIST_SCHEMA, engine)

@@ -87,3 +87,28 @@ def test_any_s3_compatible_endpoint_is_used_as_an_external_store(stack, obj, mon
     monkeypatch.setenv("ENCORE_PUBLISH_BUCKET", "encore-not-there")
     with pytest.raises(UserError, match="bucket encore-not-there is not usable"):
         ensure_buckets(Settings.from_env())
+
+
+def test_down_leaves_alone_a_process_that_a_stale_pid_file_names(tmp_path):
+    """D5: after a crash the pid in a pid file may belong to anything; only a process that is what the file says
+    is stopped, and the stale file goes."""
+    import subprocess
+    import time
+
+    from python_jobs.local_stack import command_line, stop_pid_file
+
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    while "sleep" not in command_line(bystander.pid):  # until the child has exec'd
+        time.sleep(0.01)
+    try:
+        pid_file = tmp_path / "server.pid"
+        pid_file.write_text(str(bystander.pid))
+        assert stop_pid_file(pid_file, "versitygw") is False
+        assert bystander.poll() is None and not pid_file.exists()
+        pid_file.write_text(str(bystander.pid))
+        assert stop_pid_file(pid_file, "sleep 60") is True
+        assert bystander.wait(timeout=10) is not None
+        pid_file.write_text("not a pid")
+        assert stop_pid_file(pid_file, "versitygw") is False and not pid_file.exists()
+    finally:
+        bystander.kill()

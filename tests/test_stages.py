@@ -126,3 +126,34 @@ def test_tables_are_recorded_in_the_postgres_metastore(stack, spark):
                     ("scratch",))
         assert ("kept",) in cur.fetchall()
     conn.close()
+
+
+def test_a_second_run_on_the_same_state_refuses_at_once_naming_the_first(stack):
+    """D4: two runs at once raced on the catalog; now the second says which run holds the state folder."""
+    from orchestration.local_runner import run_pipeline
+    from python_jobs.errors import UserError
+    from python_jobs.run_lock import one_run
+
+    with one_run(stack.state_dir, "20261203T000000Z-first1"):
+        with pytest.raises(UserError, match=r"run 20261203T000000Z-first1 \(pid \d+\) is in progress"):
+            run_pipeline(stack, log=lambda _: None, run_id="20261203T000001Z-second")
+    assert not (stack.runs_dir / "20261203T000001Z-second").exists()  # refused before writing anything
+    with one_run(stack.state_dir, "20261203T000002Z-third1"):  # a lock whose run ended is free again
+        pass
+
+
+def test_a_table_folder_left_without_its_table_does_not_stop_the_next_run(failed_in_train, stack, spark, s3):
+    """D2: a crash between dropping a table and deleting its folder left LOCATION_ALREADY_EXISTS for every later
+    run; the stages now clear such folders before creating tables."""
+    from orchestration.local_runner import run_pipeline
+
+    run_id, _ = failed_in_train
+    orphans = {"marts": "fct_user_item_interactions", "recs": "similar_listings", "events": "bronze_app_events"}
+    for database, table in orphans.items():
+        spark.sql(f"drop table if exists {database}.{table}")  # the catalog entry and the folder go ...
+        s3.put_object(Bucket=stack.lake_bucket, Key=f"warehouse/{database}.db/{table}/part-00000.parquet",
+                      Body=b"left by a crash")  # ... and the crash leaves a folder behind
+    summary = run_pipeline(stack, log=lambda _: None, run_id=run_id, start="events")
+    assert summary["status"] == "ok"
+    assert all(spark.catalog.tableExists(f"{d}.{t}") for d, t in orphans.items())
+    assert spark.table("marts.fct_user_item_interactions").count() > 0

@@ -1,0 +1,44 @@
+"""Table folders on S3 that the catalog no longer knows, cleared before anything creates a table there.
+
+A managed table is a catalog entry and a folder. A run that dies while a
+table is replaced (the S3 server gone mid-delete, a kill -9) can leave the
+folder without the entry, and Spark then refuses to create the table again
+(`LOCATION_ALREADY_EXISTS`) in every later run. Before the marts are built
+and before a stage creates its tables, every folder under a database's
+location that no table of that database names is deleted: it holds nothing
+a reader can reach.
+"""
+
+from __future__ import annotations
+
+
+def s3_location(uri: str, what: str) -> tuple[str, str]:
+    """(bucket, key prefix without a trailing /) of an s3://, s3a:// or s3n:// URI."""
+    scheme, _, path = uri.rstrip("/").partition("://")
+    if scheme not in ("s3", "s3a", "s3n"):
+        raise ValueError(f"{what} lives at {uri}, not on S3; use ENCORE_FRAME_ENGINE=spark")
+    bucket, _, prefix = path.partition("/")
+    return bucket, prefix
+
+
+def clear_orphans(spark, client, database: str) -> list[str]:
+    """Delete the folders under `database`'s location that no table of it uses; the folders deleted."""
+    from python_jobs.s3 import delete_prefix
+
+    if not spark.catalog.databaseExists(database):
+        return []
+    bucket, prefix = s3_location(spark.catalog.getDatabase(database).locationUri, f"database {database}")
+    known = set()
+    for table in spark.catalog.listTables(database):
+        rows = spark.sql(f"describe formatted {database}.{table.name}").collect()
+        location = next((r.data_type for r in rows if r.col_name == "Location"), None)
+        if location:
+            known.add(s3_location(location, f"{database}.{table.name}")[1].rsplit("/", 1)[-1])
+    cleared = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/", Delimiter="/"):
+        for folder in page.get("CommonPrefixes", []):
+            name = folder["Prefix"].rstrip("/").rsplit("/", 1)[-1]
+            if name not in known:
+                delete_prefix(client, bucket, folder["Prefix"])
+                cleared.append(name)
+    return cleared
