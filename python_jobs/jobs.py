@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from python_jobs.config import Settings
+from python_jobs.errors import UserError
 from python_jobs.run_state import RunState
 
 
@@ -337,7 +338,10 @@ def run_stage(ctx: StageContext, name: str, title: str) -> None:
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         ctx.state.record(name, title, "failed", time.time() - began, error=f"{name}: {first}")
-        ctx.state.save()
+        try:
+            ctx.state.save()
+        except UserError as unsaved:  # the store is what failed: the stage's own error is the one to report
+            ctx.log(f"[{ctx.run_id}] {unsaved}")
         raise
     seconds = time.time() - began
     ctx.state.record(name, title, "ok", seconds, rows)

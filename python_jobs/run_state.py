@@ -74,11 +74,21 @@ class RunState:
             self.data["status"], self.data["error"] = "failed", error
 
     def save(self) -> Path:
+        """Write the state here first (so a failure is on record whatever happens to the store), then to the lake,
+        where the other stages' processes read it; an unreachable store is one UserError."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         from python_jobs.s3 import s3_client
 
         body = json.dumps(self.data, indent=1, default=str)
-        s3_client(self.settings).put_object(Bucket=self.settings.lake_bucket, Key=state_key(self.run_id),
-                                            Body=body.encode(), ContentType="application/json")
         path = self.dir / "summary.json"
         path.write_text(body)
+        try:
+            s3_client(self.settings).put_object(Bucket=self.settings.lake_bucket, Key=state_key(self.run_id),
+                                                Body=body.encode(), ContentType="application/json")
+        except (BotoCoreError, ClientError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"the state of run {self.run_id} is saved at {path} but not in the lake ({first}); "
+                            f"run `encore-recs up`, then `encore-recs run --run-id {self.run_id} --from "
+                            f"{self.data.get('steps', [{}])[-1].get('stage', 'stage')}`") from None
         return path

@@ -14,7 +14,8 @@ def s3_client(settings: Settings):
         "s3",
         endpoint_url=settings.s3_endpoint,
         region_name=settings.region,
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 3},
+                      connect_timeout=5, read_timeout=60),  # an unreachable store fails in seconds, not minutes
     )
 
 

@@ -76,6 +76,14 @@ def spark_conf(settings: Settings) -> dict[str, str]:
                 "spark.hadoop.fs.s3a.connection.ssl.enabled": str(settings.s3_endpoint.startswith("https")).lower(),
                 "spark.hadoop.fs.s3a.endpoint.region": settings.region,
                 "spark.hadoop.fs.s3a.aws.credentials.provider": "com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
+                # a store that went away fails the stage within about a minute: S3A's defaults retry a refused
+                # connection for about 11 minutes per operation (20 SDK attempts under 7 S3A retries)
+                "spark.hadoop.fs.s3a.attempts.maximum": "2",
+                "spark.hadoop.fs.s3a.retry.limit": "3",
+                "spark.hadoop.fs.s3a.retry.interval": "500ms",
+                "spark.hadoop.fs.s3a.retry.throttle.limit": "3",
+                "spark.hadoop.fs.s3a.connection.establish.timeout": "5000",
+                "spark.hadoop.fs.s3a.connection.timeout": "60000",
             }
         )
     return conf

@@ -209,8 +209,11 @@ def test_an_auction_that_ends_while_serving_is_never_returned(events_client):
     assert [i["listing_id"] for i in later] == [i["listing_id"] for i in served[1:]]
     assert 1101 not in [i["listing_id"] for i in client.get("/v1/users/11/recommendations?model=popularity").json()[
         "recommendations"]]
-    client.post("/v1/events", json={"events": [_view(11, 1100)]})  # its neighbour 1101 has ended too
-    assert 1101 not in [i["listing_id"] for i in client.get("/v1/users/11/recommendations").json()["recommendations"]]
+    assert client.get("/v1/listings/1101/similar").json()["similar"][0]["similar_listing_id"] == 1102
+    clock[0] += timedelta(days=1)  # now the rank-2 listings have ended too: 1101's only neighbour, 1102
+    assert client.get("/v1/listings/1101/similar").json()["similar"] == []
+    client.post("/v1/events", json={"events": [_view(11, 1101)]})  # nor does 1102 come back as a fresh item
+    assert 1102 not in [i["listing_id"] for i in client.get("/v1/users/11/recommendations").json()["recommendations"]]
 
 
 def test_a_user_name_holding_a_slash_is_found_by_name(stack):

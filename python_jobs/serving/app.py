@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from python_jobs.config import MODELS
-from python_jobs.serving.fresh import FreshEvents, rerank
+from python_jobs.serving.fresh import FreshEvents, rerank, still_open
 from python_jobs.serving.loader import RunHolder, ServedRun
 
 PAGE = Path(__file__).with_name("page.html")
@@ -172,8 +172,11 @@ def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = Non
         line = run.similar.get(listing_id)
         if line is None:
             raise HTTPException(404, f"listing {listing_id} has no similar listings in run {run.run_id}")
-        row = json.loads(line)
-        return {"listing_id": listing_id, "run_id": run.run_id, "similar": row["similar"][:n]}
+        now = clock()
+        open_ones = [s for s in json.loads(line)["similar"]
+                     if still_open(run.listings.get(s["similar_listing_id"], {}).get("ends_at"), now)]
+        return {"listing_id": listing_id, "run_id": run.run_id,
+                "similar": [{**s, "rank": rank} for rank, s in enumerate(open_ones[:n], start=1)]}
 
     @app.get("/v1/run", response_model=RunInfo, responses={503: {"model": Problem}})
     def run_info(run: Served) -> dict:
