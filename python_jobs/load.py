@@ -70,7 +70,9 @@ def check_csv(path: Path, table: str) -> int:
     header = [h.strip() for h in header]
     if header != expected:
         missing = [c for c in expected if c not in header]
-        extra = [repr(c) for c in header if c not in expected]  # repr: invisible characters show
+        extra = [repr(c[:40]) for c in header if c not in expected]  # repr: invisible characters show
+        if len(extra) > 5:  # one line stays readable whatever the header (a 100,000-column one made 989 KB)
+            extra = [*extra[:5], f"and {len(extra) - 5:,} more"]
         detail = "; ".join(
             part for part in (f"missing {', '.join(missing)}" if missing else "", f"extra {', '.join(extra)}" if extra else "")
             if part
@@ -94,6 +96,17 @@ def check_csv(path: Path, table: str) -> int:
     return rows
 
 
+def _where(path: Path, exc) -> str:
+    """`path:line: column c` from PostgreSQL's COPY context (`COPY bids, line 2, column uid: "..."`), else path."""
+    import re
+
+    context = getattr(getattr(exc, "diag", None), "context", None) or ""
+    found = re.search(r"COPY \w+, line (\d+)(?:, column (\w+))?", context)
+    if not found:
+        return str(path)
+    return f"{path}:{found.group(1)}" + (f": column {found.group(2)}" if found.group(2) else "")
+
+
 def load_csv(dsn: str, table: str, path: Path, replace: bool = False) -> int:
     """Check, then COPY the file into raw.<table> in one transaction; return rows loaded."""
     import psycopg2
@@ -110,7 +123,8 @@ def load_csv(dsn: str, table: str, path: Path, replace: bool = False) -> int:
             with open(path, encoding="utf-8-sig", newline="") as data:
                 cur.copy_expert(f"copy raw.{table} ({columns}) from stdin with (format csv, header true)", data)
     except psycopg2.Error as exc:
-        raise UserError(f"{path}: PostgreSQL refused the file ({str(exc).strip().splitlines()[0]}); nothing was loaded") from None
+        raise UserError(f"{_where(path, exc)}: PostgreSQL refused the file ({str(exc).strip().splitlines()[0][:200]}); "
+                        "nothing was loaded") from None
     finally:
         conn.close()
     return rows

@@ -48,6 +48,10 @@ def test_good_file_loads_and_replace_empties_first(dsn, tmp_path):
         (GOOD + "3,1,1\n", ":4: 3 fields, expected 5"),
         ("", ": the file is empty"),
         ("bid_id,uid,listing_id,bid_amount,bid_at\n", ": no data rows after the header"),
+        # what only PostgreSQL catches still names the line and column (issue 21 D7)
+        (GOOD + "3,99999999999,1,1,2026-10-01T10:00:00Z\n", ":4: column uid: PostgreSQL refused the file (value "),
+        (GOOD + "3,1,1,1000000000000000000,2026-10-01T10:00:00Z\n", ":4: column bid_amount: PostgreSQL refused"),
+        (",".join(f"c{i}" for i in range(100_000)) + "\n", "and 99,995 more); expected"),
     ],
 )
 def test_malformed_files_are_refused_whole(dsn, tmp_path, content, message):
