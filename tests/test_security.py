@@ -68,3 +68,23 @@ def test_the_serving_api_can_only_read_published_runs_and_send_events():
     assert {a for a, _ in granted} == {"s3:GetObject", "firehose:PutRecordBatch"}
     assert all(r.startswith("arn:aws:s3:::encore-publish/") for a, r in granted if a == "s3:GetObject")
     assert {r for a, r in granted if a.startswith("firehose:")} == {"arn:aws:firehose:*:*:deliverystream/encore-events"}
+
+
+def test_an_unprivileged_user_cannot_read_the_state_folder(stack, s3):
+    """Credentials, landed emails, published JSON and presigned URLs live under the state folder (issue 21)."""
+    import os
+    import shutil
+
+    import pytest
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root to act as another user")
+    s3.put_object(Bucket=stack.lake_bucket, Key="private-check.txt", Body=b"secret")
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    targets = [stack.state_dir, stack.state_dir / "s3" / "credentials.json",
+               stack.state_dir / "s3" / "data" / stack.lake_bucket / "private-check.txt"]
+    for target in targets:
+        command = ["ls", str(target)] if target.is_dir() else ["cat", str(target)]
+        result = subprocess.run(as_nobody + command, capture_output=True, text=True)
+        assert result.returncode != 0 and "Permission denied" in result.stderr, (target, result.stdout)
+    assert stack.state_dir.stat().st_mode & 0o077 == 0o011  # others may only pass through, to reach Postgres
