@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import sys
 import warnings
@@ -30,7 +31,8 @@ def cmd_up(args) -> None:
 
     settings = _settings()
     local_stack.ready(settings)
-    print(f"postgres: {local_stack.pg_dsn(settings)} (Hive metastore: database {settings.metastore_db})")
+    dsn = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", local_stack.pg_dsn(settings))  # `encore-recs env` has it
+    print(f"postgres: {dsn} (Hive metastore: database {settings.metastore_db})")
     print(f"s3: {settings.s3_endpoint or 'AWS'} (buckets {settings.lake_bucket}, {settings.publish_bucket})")
     if args.cluster:
         cluster.up(settings)

