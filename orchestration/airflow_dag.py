@@ -46,6 +46,16 @@ def encore_run_id(logical_date=None, dag_run=None) -> str:
     return scheduled_run_id(logical_date or dag_run.run_after)
 
 
+def alert_on_failure(context) -> None:
+    """A task that failed for good: one message to ENCORE_ALERT_WEBHOOK (stage, run id, reason, where to look)."""
+    from python_jobs import alerts
+
+    ti = context["ti"]
+    run_id = ti.xcom_pull(task_ids="run_id") or context.get("run_id", "unknown")
+    reason = (str(context.get("exception") or "failed").strip().splitlines() or ["failed"])[0]
+    alerts.from_environment(run_id, ti.task_id, reason, getattr(ti, "log_url", None))
+
+
 def build_dag(backend: str, poll_seconds: int = 60, retries: int = 2, retry_seconds: int = 120) -> DAG:
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
@@ -57,7 +67,7 @@ def build_dag(backend: str, poll_seconds: int = 60, retries: int = 2, retry_seco
         catchup=False,
         max_active_runs=1,
         tags=["encore", backend],
-        default_args={"owner": "data", "retries": 0},
+        default_args={"owner": "data", "retries": 0, "on_failure_callback": alert_on_failure},
     ) as dag:
         run = encore_run_id()
         if backend == "emr":

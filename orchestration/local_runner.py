@@ -50,15 +50,33 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
     run_id = check_run_id(run_id) if run_id else new_run_id()
     with one_run(settings.state_dir, run_id):
         state, todo = prepare(settings, run_id, start)
-        if cluster.running(settings):
-            log(f"[{state.run_id}] on the local cluster {cluster.master_url(settings)}: one process per stage")
-            _run_submitted(settings, state.run_id, todo)
-            state = RunState.load(settings, state.run_id, create=False)
-        else:
-            _run_in_process(settings, state, todo, log)
+        try:
+            if cluster.running(settings):
+                log(f"[{state.run_id}] on the local cluster {cluster.master_url(settings)}: one process per stage")
+                _run_submitted(settings, state.run_id, todo)
+                state = RunState.load(settings, state.run_id, create=False)
+            else:
+                _run_in_process(settings, state, todo, log)
+        except Exception as exc:
+            _alert(settings, state.run_id, exc)
+            raise
     summary = state.data
     summary["summary_path"] = str(state.dir / "summary.json")
     return summary
+
+
+def _alert(settings: Settings, run_id: str, exc: Exception) -> None:
+    """The failed stage and its reason, as recorded in the run's state, to ENCORE_ALERT_WEBHOOK when set."""
+    from python_jobs import alerts
+
+    try:
+        recorded = RunState.load(settings, run_id, create=False).data
+    except Exception:  # noqa: BLE001 - the store may be what failed; the exception still says why
+        recorded = {}
+    failed = next((s for s in reversed(recorded.get("steps", [])) if s.get("status") == "failed"), {})
+    reason = recorded.get("error") or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    alerts.from_environment(run_id, failed.get("stage", "unknown"), reason,
+                            str(settings.runs_dir / run_id / "summary.json"))
 
 
 def _run_in_process(settings: Settings, state: RunState, todo, log) -> None:

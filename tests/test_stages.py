@@ -1,9 +1,12 @@
 """Stages as jobs: a failed run resumes from its failed stage; one stage runs as its own process; the catalog is checked."""
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import psycopg2
 import pytest
@@ -23,17 +26,59 @@ def _cli(*args, env=None, timeout=600):
                           env={**os.environ, **(env or {})}, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+class _Webhook(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture(scope="module")
 def failed_in_train(stack, spark):
-    """A run whose train stage fails (ALS rank 0), and its recorded state."""
+    """A run whose train stage fails (ALS rank 0), and its recorded state; the alert webhook is a local server."""
     from orchestration.local_runner import run_pipeline
 
     write_raw(local_stack.pg_dsn(stack), generate(USERS, seed=21))
     broken = dataclasses.replace(stack, tuning_grid={"rank": [0]})
     run_id = "20261124T090000Z-resume"
-    with pytest.raises(Exception, match="rank"):
-        run_pipeline(broken, log=lambda line: None, run_id=run_id)
+    server = HTTPServer(("127.0.0.1", 0), _Webhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    os.environ["ENCORE_ALERT_WEBHOOK"] = f"http://127.0.0.1:{server.server_port}/hook"
+    try:
+        with pytest.raises(Exception, match="rank"):
+            run_pipeline(broken, log=lambda line: None, run_id=run_id)
+    finally:
+        del os.environ["ENCORE_ALERT_WEBHOOK"]
+        server.shutdown()
     return run_id, RunState.load(stack, run_id, create=False).data
+
+
+def test_a_failed_run_sends_one_alert_naming_stage_run_and_reason(failed_in_train):
+    run_id, state = failed_in_train
+    assert len(_Webhook.received) == 1
+    alert = _Webhook.received[0]
+    assert (alert["run_id"], alert["stage"]) == (run_id, "train") and alert["reason"] == state["error"]
+    assert alert["text"].startswith(f"encore-recs run {run_id} failed in train: ") and "summary.json" in alert["report"]
+
+
+def test_an_unreachable_webhook_is_a_warning_not_a_failure(capsys):
+    import socket
+    import time
+
+    from python_jobs import alerts
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once the socket closes
+    began = time.time()
+    assert alerts.send(f"http://127.0.0.1:{port}/hook", "20261203T000000Z-alert0", "marts", "boom") is False
+    assert time.time() - began < 10
+    assert "warning: the alert for run 20261203T000000Z-alert0 was not delivered" in capsys.readouterr().err
 
 
 def test_a_failed_stage_is_recorded_with_the_stages_before_it(failed_in_train):
