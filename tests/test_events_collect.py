@@ -132,6 +132,7 @@ def test_the_api_answers_per_event_and_refuses_oversize_batches(tmp_path, stack)
     assert client.post("/v1/events", json={"events": []}).status_code == 422
     assert client.post("/v1/events", json={"nothing": 1}).status_code == 422
     assert client.post("/v1/events", content=b"not json", headers={"content-type": "application/json"}).status_code == 422
+    assert client.post("/v1/events", content=b"v\xff", headers={"content-type": "application/json"}).status_code == 400
     assert client.post("/v1/events", json={"events": [event(i, at=now) for i in range(501)]}).status_code == 422
     huge = client.post("/v1/events", json={"events": [event(1, session_id="x" * 2_000_000)]})
     assert huge.status_code == 413 and "at most" in huge.json()["detail"]

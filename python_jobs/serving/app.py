@@ -185,7 +185,9 @@ def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = Non
                 "listings_with_similar": len(run.similar), "models": ["hybrid", *sorted(run.models)],
                 "metrics": run.metrics, "model_params": run.model_params}
 
-    @app.post("/v1/events", response_model=EventsAnswer, responses={413: {"model": Problem}, 503: {"model": Problem}})
+    @app.post("/v1/events", response_model=EventsAnswer, responses={
+        400: {"model": Problem, "description": "a body that is not text (FastAPI cannot decode it)"},
+        413: {"model": Problem}, 503: {"model": Problem}})
     def post_events(batch: EventBatch) -> dict:
         """The app's events, up to 500 a call: each is checked on its own (the answer lists every refused one with
         its reason); accepted ones are on disk when this answers and land on S3 within the buffer interval; a
