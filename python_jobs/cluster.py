@@ -134,6 +134,11 @@ def _start(settings: Settings, part: str, command: list[str], env: dict[str, str
     with open(work / f"{part}.log", "ab") as out:
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=work, start_new_session=True)
+    from python_jobs.local_stack import command_line
+
+    deadline = time.time() + 10  # until the child has exec'd: before that its command line is still ours
+    while MAIN_CLASS[part] not in command_line(proc.pid) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
     (work / f"{part}.pid").write_text(str(proc.pid))
 
 
