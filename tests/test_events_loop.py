@@ -51,19 +51,21 @@ def loop(stack, spark, s3, tmp_path_factory):
                "at": now, **({"watch_seconds": 40} if kind == "watch" else {})}
               for listing in listings[:4] for kind in ("view", "watch", "like")]
     collector = Collector(Spool(tmp_path_factory.mktemp("spool"), 10**6, 900), S3Sink(s3, stack.lake_bucket))
+    before = datetime.now(timezone.utc)
     answer = TestClient(build_app(RunHolder(stack), collector)).post("/v1/events", json={"events": events}).json()
+    hours = {hour_prefix(before), hour_prefix(datetime.now(timezone.utc))}  # the arrival hour (a boundary may pass)
     objects = collector.deliver(force=True)
     collector.spool.close()
     second = run_pipeline(stack, log=lambda _: None)
     third = run_pipeline(stack, log=lambda _: None)
     return {"uid": uid, "sub_category": sub_category, "listings": listings, "events": events, "answer": answer,
-            "objects": objects, "runs": (first, second, third)}
+            "objects": objects, "hours": hours, "runs": (first, second, third)}
 
 
 def test_posted_events_land_under_the_hour_they_arrived(loop, s3, stack):
     assert loop["answer"] == {"accepted": len(loop["events"]), "duplicates": 0, "rejected": []}
-    prefix = "events/" + hour_prefix(datetime.now(timezone.utc))
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=stack.lake_bucket, Prefix=prefix).get("Contents", [])]
+    keys = [o["Key"] for hour in loop["hours"]
+            for o in s3.list_objects_v2(Bucket=stack.lake_bucket, Prefix="events/" + hour).get("Contents", [])]
     assert loop["objects"] >= 1 and keys and all(k.endswith(".gz") for k in keys)
 
 
