@@ -48,13 +48,9 @@ MAIN_CLASS = {"master": "org.apache.spark.deploy.master.Master", "worker": "org.
 
 def _pid(settings: Settings, part: str) -> int | None:
     """The part's pid while a process of that part runs under it (not whatever reused a stale pid)."""
-    from python_jobs.local_stack import command_line
+    from python_jobs.local_stack import running_pid
 
-    path = _dir(settings) / f"{part}.pid"
-    text = path.read_text().strip() if path.exists() else ""
-    if not text.isdigit() or MAIN_CLASS[part] not in command_line(int(text)):
-        return None
-    return int(text)
+    return running_pid(_dir(settings) / f"{part}.pid", MAIN_CLASS[part])
 
 
 def running(settings: Settings) -> bool:

@@ -250,7 +250,7 @@ def start_s3(settings: Settings) -> None:
 
     pid_file, log = _s3_paths(settings)
     if port_open(settings.s3_port):
-        if pid_file.exists() and "versitygw" in command_line(int(pid_file.read_text().strip() or 0)):
+        if running_pid(pid_file, "versitygw") is not None:
             return
         raise UserError(
             f"127.0.0.1:{settings.s3_port} is in use by another process; stop it or set ENCORE_S3_PORT to a free port"
@@ -277,17 +277,22 @@ def command_line(pid: int) -> str:
         return ""
 
 
-def stop_pid_file(pid_file: Path, expect: str, seconds: float = 10.0) -> bool:
-    """Stop the process group a pid file names (SIGTERM, then SIGKILL), only when that process's command line
-    holds `expect` (a pid file left by a crash may name a pid reused by anything); False when nothing of ours
-    was running. The pid file goes either way."""
-    if not pid_file.exists():
-        return False
-    text = pid_file.read_text().strip()
-    pid_file.unlink()
+def running_pid(pid_file: Path, expect: str) -> int | None:
+    """The pid a pid file names while that process's command line holds `expect`; None otherwise (no file, not
+    a number, or a pid a crash left behind and something else reused)."""
+    text = pid_file.read_text().strip() if pid_file.exists() else ""
     if not text.isdigit() or expect not in command_line(int(text)):
+        return None
+    return int(text)
+
+
+def stop_pid_file(pid_file: Path, expect: str, seconds: float = 10.0) -> bool:
+    """Stop the process group a pid file names (SIGTERM, then SIGKILL), only when it is ours (`running_pid`);
+    False when nothing of ours was running. The pid file goes either way."""
+    pid = running_pid(pid_file, expect)
+    pid_file.unlink(missing_ok=True)
+    if pid is None:
         return False
-    pid = int(text)
     try:
         os.killpg(pid, signal.SIGTERM)
         deadline = time.time() + seconds

@@ -19,6 +19,8 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from python_jobs.events.schema import parse_time
+
 STREAM = "encore-events"
 VERSION = 1
 PREFIX = "events/"
@@ -38,17 +40,17 @@ def object_key(prefix: str, arrived: datetime, name: str) -> str:
 def _arrival(line: bytes) -> tuple[datetime | None, str | None]:
     """The arrival time of a spooled line, or why the line cannot be landed."""
     try:
-        event = json.loads(line)
-        return datetime.fromisoformat(event["received_at"].replace("Z", "+00:00")), None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        arrived = parse_time(json.loads(line)["received_at"])
+    except (ValueError, KeyError, TypeError) as exc:
         return None, f"unreadable spool line: {type(exc).__name__}"
+    return (arrived, None) if arrived else (None, "unreadable spool line: received_at is not a time")
 
 
 def objects_for(segment: Path, lines: list[bytes]) -> dict[str, bytes]:
     """The gzip objects one spool segment becomes: its lines grouped by arrival hour, and unreadable lines (a
     write torn by a crash, never acknowledged) as Firehose error records. Names derive from the segment, so
     delivering it again writes the same keys."""
-    by_hour: dict[datetime, list[bytes]] = defaultdict(list)
+    by_hour: dict[datetime, list[tuple[datetime, bytes]]] = defaultdict(list)
     errors: list[bytes] = []
     for line in lines:
         arrived, why = _arrival(line)
@@ -56,11 +58,12 @@ def objects_for(segment: Path, lines: list[bytes]) -> dict[str, bytes]:
             errors.append(json.dumps({"errorCode": "Spool.Unreadable", "errorMessage": why,
                                       "rawData": base64.b64encode(line).decode()}).encode())
             continue
-        by_hour[arrived.replace(minute=0, second=0, microsecond=0)].append(line)
+        by_hour[arrived.replace(minute=0, second=0, microsecond=0)].append((arrived, line))
     objects = {}
-    for hour, group in sorted(by_hour.items()):
-        first = min(_arrival(line)[0] for line in group)
-        objects[object_key(PREFIX, first, segment.stem)] = gzip.compress(b"\n".join(group) + b"\n", mtime=0)
+    for _, group in sorted(by_hour.items()):
+        first = min(arrived for arrived, _ in group)
+        body = b"\n".join(line for _, line in group) + b"\n"
+        objects[object_key(PREFIX, first, segment.stem)] = gzip.compress(body, mtime=0)
     if errors:
         now = datetime.fromtimestamp(segment.stat().st_mtime, timezone.utc)
         objects[object_key(ERROR_PREFIX + "processing-failed/", now, segment.stem)] = gzip.compress(

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from python_jobs.config import MODELS
+from python_jobs.events.schema import parse_time
 from python_jobs.serving.fresh import FreshEvents, rerank, still_open
 from python_jobs.serving.loader import RunHolder, ServedRun
 
@@ -122,7 +123,7 @@ def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = Non
                               "events since it; the app's events in.")
     app.state.holder = holder
     fresh = fresh if fresh is not None else FreshEvents()
-    holder.on_swap.append(lambda run: fresh.forget_before(_epoch(run.published_at)))
+    holder.on_swap.append(lambda run: fresh.forget_before(parse_time(run.published_at).timestamp()))
     clock = clock or (lambda: datetime.now(timezone.utc))
 
     def user_list(run: ServedRun, uid: int, n: int, model: str) -> dict:
@@ -222,7 +223,3 @@ def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = Non
         return PAGE.read_text()
 
     return app
-
-
-def _epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
