@@ -21,13 +21,13 @@ $(AIRFLOW_STAMP): requirements-airflow.lock | $(STAMP)
 	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -r requirements-airflow.lock
 	rm -f $(VENV)/.airflow-* && touch $@
 
-.jars/.fetched: python_jobs/jars.py | $(STAMP)
-	$(BIN)/python -m python_jobs.jars
+.jars/.fetched: python_jobs/stack/jars.py | $(STAMP)
+	$(BIN)/python -m python_jobs.stack.jars
 	touch $@
 
-# the local S3 server, built once from the Go module proxy at the version pinned in python_jobs/versitygw.py
-.tools/.versitygw: python_jobs/versitygw.py | $(STAMP)
-	$(BIN)/python -m python_jobs.versitygw
+# the local S3 server, built once from the Go module proxy at the version pinned in python_jobs/stack/versitygw.py
+.tools/.versitygw: python_jobs/stack/versitygw.py | $(STAMP)
+	$(BIN)/python -m python_jobs.stack.versitygw
 	touch $@
 
 demo: setup

@@ -108,7 +108,7 @@ def als_side_by_side(state: Path, params: dict, n: int = 10) -> None:
     from threadpoolctl import threadpool_limits
 
     os.environ.update(_env(state))
-    from python_jobs import local_stack
+    from python_jobs.stack import services
     from python_jobs.config import Settings
     from python_jobs.models import TrainParams
     from python_jobs.models.als import ALSModel
@@ -117,7 +117,7 @@ def als_side_by_side(state: Path, params: dict, n: int = 10) -> None:
     from python_jobs.train import load_marts
 
     settings = Settings.from_env()
-    local_stack.ready(settings)  # also exports the local S3 server's credentials to this process
+    services.ready(settings)  # also exports the local S3 server's credentials to this process
     spark = get_spark(settings)
     train_params = TrainParams(**params)
     data = load_marts(spark, train_params, time.time())[0]

@@ -119,11 +119,11 @@ def _local_tasks(run, retry) -> None:
     def begin(encore_run: str) -> str:
         """The local stack up and the run's state created (a re-run of the day starts it over)."""
         from orchestration.local_runner import prepare
-        from python_jobs import local_stack
+        from python_jobs.stack import services
         from python_jobs.config import Settings
 
         settings = Settings.from_env()
-        local_stack.ready(settings)
+        services.ready(settings)
         prepare(settings, encore_run, None)
         return encore_run
 

@@ -43,10 +43,10 @@ def prepare(settings: Settings, run_id: str | None, start: str | None) -> tuple[
 def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id: str | None = None,
                  start: str | None = None) -> dict:
     """Every stage from `start` (default: the first) in order; returns the run's summary (with `manifest_url`)."""
-    from python_jobs import cluster, local_stack
+    from python_jobs.stack import cluster, services
     from python_jobs.run_lock import one_run
 
-    local_stack.ready(settings)
+    services.ready(settings)
     run_id = check_run_id(run_id) if run_id else new_run_id()
     with one_run(settings.state_dir, run_id):
         state, todo = prepare(settings, run_id, start)
@@ -92,7 +92,7 @@ def _run_in_process(settings: Settings, state: RunState, todo, log) -> None:
 def stage_process(settings: Settings, name: str, run_id: str) -> tuple[list[str], dict[str, str] | None]:
     """One stage as a process of its own (command, environment): spark-submit to the local cluster when it runs
     and the stage needs a Spark driver, else `encore-recs step`. The DAG's local backend runs the same."""
-    from python_jobs import cluster
+    from python_jobs.stack import cluster
 
     if not cluster.running(settings):
         return [sys.executable, "-m", "python_jobs.cli", "step", name, "--run-id", run_id], None

@@ -27,11 +27,11 @@ def _settings():
 
 
 def cmd_up(args) -> None:
-    from python_jobs import cluster, local_stack
+    from python_jobs.stack import cluster, postgres, services
 
     settings = _settings()
-    local_stack.ready(settings)
-    dsn = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", local_stack.pg_dsn(settings))  # `encore-recs env` has it
+    services.ready(settings)
+    dsn = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", postgres.pg_dsn(settings))  # `encore-recs env` has it
     print(f"postgres: {dsn} (Hive metastore: database {settings.metastore_db})")
     print(f"s3: {settings.s3_endpoint or 'AWS'} (buckets {settings.lake_bucket}, {settings.publish_bucket})")
     if args.cluster:
@@ -41,20 +41,20 @@ def cmd_up(args) -> None:
 
 
 def cmd_down(args) -> None:
-    from python_jobs import local_stack
+    from python_jobs.stack import services
 
-    stopped = local_stack.down(_settings())
+    stopped = services.down(_settings())
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
 def cmd_env(args) -> None:
     """Print export lines so that dbt, boto3 and Spark reach the local stack from a shell."""
-    from python_jobs import local_stack
+    from python_jobs.stack import postgres, services
     from python_jobs.spark import write_spark_defaults
 
     settings = _settings()
-    local_stack.apply_environment(settings)
-    names = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", *local_stack.pg_env(settings)]
+    services.apply_environment(settings)
+    names = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", *postgres.pg_env(settings)]
     for name in names:
         if name in os.environ:
             print(f"export {name}={json.dumps(os.environ[name])}")
@@ -65,7 +65,7 @@ def cmd_env(args) -> None:
 def cmd_generate(args) -> None:
     import time
 
-    from python_jobs import local_stack
+    from python_jobs.stack import postgres, services
     from python_jobs.faults import inject
     from python_jobs.generate import generate, write_raw
 
@@ -76,12 +76,12 @@ def cmd_generate(args) -> None:
     if not 0 <= args.seed < 2**32:
         raise UserError(f"--seed {args.seed} is out of range; use 0 to {2**32 - 1}")
     settings = _settings()
-    local_stack.up(settings)
+    services.up(settings)
     started = time.time()
     market = generate(args.users, args.seed)
     market, rejected, normalised = inject(market, args.dirty_rate, args.seed, market.as_of)
     built = time.time() - started
-    counts = write_raw(local_stack.pg_dsn(settings), market)
+    counts = write_raw(postgres.pg_dsn(settings), market)
     if args.events:
         counts["events"], objects = _land_events(settings, market, args.seed)
     total = time.time() - started
@@ -110,15 +110,15 @@ def _land_events(settings, market, seed: int) -> tuple[int, int]:
 
 
 def cmd_load(args) -> None:
-    from python_jobs import local_stack
+    from python_jobs.stack import postgres, services
     from python_jobs.load import load_csv
 
     settings = _settings()
     if not args.csv.is_file():
         raise UserError(f"{args.csv}: no such file; pass --csv PATH to a CSV export")
-    local_stack.up(settings)
+    services.up(settings)
     table = "user_interests" if args.table == "interests" else args.table
-    rows = load_csv(local_stack.pg_dsn(settings), table, args.csv, replace=args.replace)
+    rows = load_csv(postgres.pg_dsn(settings), table, args.csv, replace=args.replace)
     print(f"loaded {rows} rows from {args.csv} into raw.{table}")
 
 
@@ -146,13 +146,13 @@ def cmd_run(args) -> None:
 def cmd_step(args) -> None:
     """One stage as its own job, for one run id (what spark-submit and EMR steps run)."""
     from orchestration.local_runner import prepare
-    from python_jobs import local_stack
+    from python_jobs.stack import services
     from python_jobs.jobs import StageContext, run_stage
     from python_jobs.run_ids import check_run_id
 
     check_run_id(args.run_id)
     settings = _settings()
-    local_stack.ready(settings)
+    services.ready(settings)
     state, todo = prepare(settings, args.run_id, args.stage)
     try:
         run_stage(StageContext(settings, state), todo[0].name, todo[0].title)
@@ -170,7 +170,7 @@ def cmd_serve(args) -> None:
 
     import uvicorn
 
-    from python_jobs import local_stack
+    from python_jobs.stack import services
     from python_jobs.events.collector import Collector
     from python_jobs.events.landing import make_sink
     from python_jobs.events.spool import Spool
@@ -183,7 +183,7 @@ def cmd_serve(args) -> None:
     if not 1 <= args.poll_seconds <= 86400:
         raise UserError(f"--poll-seconds {args.poll_seconds} is out of range; use 1 to 86400")
     settings = _settings()
-    local_stack.ready(settings)  # the publish bucket to read, the lake bucket the events land in
+    services.ready(settings)  # the publish bucket to read, the lake bucket the events land in
     logging.basicConfig(level=logging.INFO, format="encore-recs serve: %(message)s")
     holder = RunHolder(settings)
     holder.check()
@@ -216,12 +216,12 @@ def cmd_expectations(args) -> None:
 
 def cmd_dbt(args) -> None:
     """dbt with the local stack's environment, in-process (so `--target spark` gets the configured session)."""
-    from python_jobs import local_stack
+    from python_jobs.stack import services
     from python_jobs.dbt_runner import run_dbt
     from python_jobs.spark import get_spark
 
     settings = _settings()
-    local_stack.up(settings)
+    services.up(settings)
     dbt_args = [a for a in args.dbt_args if a != "--"]
     if "spark" in dbt_args:
         get_spark(settings)
@@ -235,7 +235,7 @@ def cmd_deploy(args) -> None:
 
     from orchestration.deploy import deploy
     from orchestration.emr import EmrSettings
-    from python_jobs import local_stack
+    from python_jobs.stack import services
     from python_jobs.config import check_bucket
     from python_jobs.s3 import s3_client
 
@@ -246,7 +246,7 @@ def cmd_deploy(args) -> None:
         raise UserError(f"--dags-prefix={args.dags_prefix!r} is not a folder in a bucket; use e.g. dags")
     settings = _settings()
     if settings.local_s3:
-        local_stack.ready(settings)
+        services.ready(settings)
     where = settings.s3_endpoint or "AWS S3"
     for upload in deploy(s3_client(settings), emr, args.dags_bucket, args.dags_prefix):
         print(f"uploaded {upload.uri} ({len(upload.body):,} bytes)")

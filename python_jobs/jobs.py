@@ -73,7 +73,7 @@ class StageContext:
 
 def stage_pg(ctx: StageContext) -> dict:
     """dbt staging on Postgres, source freshness, and the raw = clean + rejected accounting."""
-    from python_jobs import local_stack
+    from python_jobs.stack import postgres
     from python_jobs.dbt_runner import run_dbt
     from python_jobs.reconcile import reconcile
 
@@ -82,17 +82,17 @@ def stage_pg(ctx: StageContext) -> dict:
                                  "path:tests/dbt"], quiet=True)
     freshness = run_dbt(settings, ["source", "freshness", "--target", "pg", "--select", "source:raw"], quiet=True)
     ctx.summary["freshness"] = {r.node.name: str(r.status) for r in freshness}
-    ctx.summary["reconciliation"] = reconcile(local_stack.pg_dsn(settings))
+    ctx.summary["reconciliation"] = reconcile(postgres.pg_dsn(settings))
     return {"dbt nodes": len(results), "freshness": ctx.summary["freshness"],
             **{r["table"]: {"raw": r["raw"], "clean": r["clean"], "rejected": r["rejected"]}
                for r in ctx.summary["reconciliation"]}}
 
 
 def extract(ctx: StageContext) -> dict:
-    from python_jobs import local_stack
+    from python_jobs.stack import postgres
     from python_jobs.extract import extract as land
 
-    return land(ctx.settings, local_stack.pg_dsn(ctx.settings), ctx.run_id)
+    return land(ctx.settings, postgres.pg_dsn(ctx.settings), ctx.run_id)
 
 
 def events(ctx: StageContext) -> dict:

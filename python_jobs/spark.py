@@ -1,7 +1,7 @@
 """The SparkSession every Spark step shares, configured for the S3 lake.
 
 Tables live on S3 (`s3a://<lake>/warehouse`); the catalog is a Hive
-metastore database in PostgreSQL (python_jobs.metastore), shared by every
+metastore database in PostgreSQL (python_jobs.stack.metastore), shared by every
 process: stage jobs, spark-submit, the Thrift server, dbt. The same settings
 are written to `spark-defaults.conf` under the state folder so that a bare
 `dbt --target spark`, `spark-submit` and the Thrift server pick them up
@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from python_jobs.config import Settings
-from python_jobs.jars import ensure_jars, jdbc_driver
-from python_jobs.metastore import check_schema, connection_params, jdbc_url
+from python_jobs.stack.jars import ensure_jars, jdbc_driver
+from python_jobs.stack.metastore import check_schema, connection_params, jdbc_url
 
 
 def _shared_conf(settings: Settings) -> dict[str, str]:
@@ -48,7 +48,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.extraClassPath": ":".join(str(p) for p in jars),
         "spark.executor.extraClassPath": ":".join(str(p) for p in jars if p != jdbc),
         "spark.sql.catalogImplementation": "hive",
-        # the shared catalog: a Hive 2.3 metastore in PostgreSQL, schema loaded by python_jobs.metastore
+        # the shared catalog: a Hive 2.3 metastore in PostgreSQL, schema loaded by python_jobs.stack.metastore
         "spark.hadoop.javax.jdo.option.ConnectionURL": jdbc_url(settings),
         "spark.hadoop.javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
         "spark.hadoop.javax.jdo.option.ConnectionUserName": meta["user"],

@@ -43,13 +43,13 @@ def settings():
 
 @pytest.fixture(scope="session")
 def stack(settings):
-    from python_jobs import local_stack
+    from python_jobs.stack import services
     from python_jobs.s3 import ensure_buckets
 
-    local_stack.up(settings)
+    services.up(settings)
     ensure_buckets(settings)
     yield settings
-    local_stack.down(settings)
+    services.down(settings)
 
 
 @pytest.fixture(scope="session")

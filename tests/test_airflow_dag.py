@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from orchestration.stages import NAMES, STAGES
-from python_jobs import local_stack
+from python_jobs.stack import postgres
 from python_jobs.generate import generate, write_raw
 
 DAGS = Path(__file__).resolve().parents[1] / "orchestration" / "dags"
@@ -191,7 +191,7 @@ def test_a_daily_run_on_the_local_backend_publishes(airflow, monkeypatch, stack)
     from python_jobs.publish import read_latest
     from python_jobs.run_state import RunState
 
-    write_raw(local_stack.pg_dsn(stack), generate(150, seed=5))
+    write_raw(postgres.pg_dsn(stack), generate(150, seed=5))
     dag = _dag("local", monkeypatch)
     dag_run = dag.test(logical_date=datetime(2026, 11, 20, tzinfo=timezone.utc))
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}

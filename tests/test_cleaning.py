@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg2
 import pytest
 
-from python_jobs import local_stack
+from python_jobs.stack import postgres
 from python_jobs.dbt_runner import run_dbt
 from python_jobs.generate import generate, write_raw
 from python_jobs.reconcile import reconcile
@@ -15,7 +15,7 @@ AS_OF = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 @pytest.fixture(scope="module")
 def cleaned(stack):
-    dsn = local_stack.pg_dsn(stack)
+    dsn = postgres.pg_dsn(stack)
     market = generate(120, seed=7, as_of=AS_OF)
     write_raw(dsn, market)
     listing = market.listings.iloc[0]

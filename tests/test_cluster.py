@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from orchestration.stages import NAMES
-from python_jobs import cluster, local_stack
+from python_jobs.stack import cluster, postgres
 from python_jobs.generate import generate, write_raw
 from python_jobs.publish import read_latest
 
@@ -40,7 +40,7 @@ def cluster_run(spark_cluster):
     local run tests the in-process engines)."""
     from orchestration.local_runner import run_pipeline
 
-    write_raw(local_stack.pg_dsn(spark_cluster), generate(USERS, seed=31))
+    write_raw(postgres.pg_dsn(spark_cluster), generate(USERS, seed=31))
     lines = []
     before = {name: os.environ.get(name) for name in SPARK_ENGINES}
     os.environ.update(SPARK_ENGINES)

@@ -16,7 +16,7 @@ from python_jobs.dbt_runner import run_dbt
 ])
 def test_subcommands_on_postgres(stack, args):
     from python_jobs.generate import generate, write_raw
-    from python_jobs.local_stack import pg_dsn
+    from python_jobs.stack.postgres import pg_dsn
 
     if args[0] == "source":
         write_raw(pg_dsn(stack), generate(50, seed=3))

@@ -2,7 +2,7 @@
 
 import psycopg2
 
-from python_jobs import local_stack
+from python_jobs.stack import postgres
 from python_jobs.dbt_runner import run_dbt
 from python_jobs.faults import inject
 from python_jobs.generate import generate, write_raw
@@ -10,7 +10,7 @@ from python_jobs.reconcile import reconcile
 
 
 def test_dirty_rate_faults_reconcile_exactly(stack):
-    dsn = local_stack.pg_dsn(stack)
+    dsn = postgres.pg_dsn(stack)
     market = generate(400, seed=3)
     dirty, expected, normalised = inject(market, 0.05, 3, market.as_of)
     assert sum(sum(r.values()) for r in expected.values()) > 0

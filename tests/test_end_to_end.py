@@ -6,7 +6,7 @@ import urllib.request
 import psycopg2
 import pytest
 
-from python_jobs import local_stack
+from python_jobs.stack import postgres, services
 from python_jobs.generate import generate, write_raw
 from python_jobs.publish import read_latest
 
@@ -22,7 +22,7 @@ def _get(url: str) -> bytes:
 def published(stack, spark):
     from orchestration.local_runner import run_pipeline
 
-    dsn = local_stack.pg_dsn(stack)
+    dsn = postgres.pg_dsn(stack)
     write_raw(dsn, generate(USERS, seed=11))
     lines = []
     summary = run_pipeline(stack, log=lines.append)
@@ -119,7 +119,7 @@ def test_lookup_by_user_name_and_latest_pointer(published, stack):
 
 
 def test_log_lines_carry_no_secret_or_signature(published, stack):
-    from python_jobs.local_stack import s3_credentials
+    from python_jobs.stack.s3_server import s3_credentials
 
     summary = published[0]
     secret = s3_credentials(stack)["secret_key"]
@@ -190,10 +190,10 @@ def test_published_run_survives_a_restart_of_the_stack(published, stack, s3):
 
     summary, manifest, _, _ = published
     latest_before = read_latest(stack)
-    assert local_stack.down(stack) == ["s3", "postgres"]
+    assert services.down(stack) == ["s3", "postgres"]
     with pytest.raises(OSError):
         _get(summary["manifest_url"])
-    local_stack.up(stack)
+    services.up(stack)
     assert read_latest(stack) == latest_before
     assert json.loads(_get(summary["manifest_url"]))["run_id"] == manifest["run_id"]
     for entry in manifest["files"]:

@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 from fastapi.testclient import TestClient
 
-from python_jobs import local_stack
+from python_jobs.stack import postgres
 from python_jobs.events.collector import Collector
 from python_jobs.events.landing import S3Sink, hour_prefix
 from python_jobs.events.spool import Spool
@@ -34,7 +34,7 @@ def _lists(summary) -> dict[int, list[int]]:
 def loop(stack, spark, s3, tmp_path_factory):
     from orchestration.local_runner import run_pipeline
 
-    dsn = local_stack.pg_dsn(stack)
+    dsn = postgres.pg_dsn(stack)
     write_raw(dsn, generate(200, seed=21))
     first = run_pipeline(stack, log=lambda _: None)
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:

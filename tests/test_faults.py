@@ -5,16 +5,16 @@ import time
 
 import pytest
 
-from python_jobs import local_stack
+from python_jobs.stack import postgres, s3_server
 from python_jobs.errors import UserError
 from python_jobs.run_state import RunState
 
 
 @pytest.fixture()
 def s3_down(stack):
-    local_stack.stop_s3(stack)
+    s3_server.stop_s3(stack)
     yield
-    local_stack.start_s3(stack)
+    s3_server.start_s3(stack)
 
 
 def test_a_spark_read_fails_within_a_bound_when_the_store_is_gone(spark, stack, s3_down):
@@ -38,5 +38,5 @@ def test_the_next_run_succeeds_once_the_store_is_back(stack, spark):
     from orchestration.local_runner import run_pipeline
     from python_jobs.generate import generate, write_raw
 
-    write_raw(local_stack.pg_dsn(stack), generate(150, seed=5))
+    write_raw(postgres.pg_dsn(stack), generate(150, seed=5))
     assert run_pipeline(stack, log=lambda _: None)["status"] == "ok"

@@ -6,7 +6,7 @@ import sys
 import psycopg2
 import pytest
 
-from python_jobs import local_stack
+from python_jobs.stack import postgres
 from python_jobs.errors import UserError
 from python_jobs.load import load_csv
 
@@ -25,7 +25,7 @@ def _count(dsn):
 
 @pytest.fixture
 def dsn(stack):
-    return local_stack.pg_dsn(stack)
+    return postgres.pg_dsn(stack)
 
 
 def test_good_file_loads_and_replace_empties_first(dsn, tmp_path):

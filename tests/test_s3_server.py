@@ -57,7 +57,7 @@ def test_get_signed_url_cannot_put_or_delete(s3, obj):
 
 @pytest.mark.parametrize("access_key", ["ENCUNKNOWNKEY000", "the real key"])
 def test_unknown_key_or_wrong_secret_is_refused(stack, obj, access_key):
-    from python_jobs.local_stack import s3_credentials
+    from python_jobs.stack.s3_server import s3_credentials
 
     if access_key == "the real key":
         access_key = s3_credentials(stack)["access_key"]
@@ -73,7 +73,7 @@ def test_any_s3_compatible_endpoint_is_used_as_an_external_store(stack, obj, mon
     """ENCORE_S3_ENDPOINT naming a store the project did not start: credentials from AWS_*, buckets must exist."""
     from python_jobs.config import Settings
     from python_jobs.errors import UserError
-    from python_jobs.local_stack import s3_credentials
+    from python_jobs.stack.s3_server import s3_credentials
     from python_jobs.s3 import ensure_buckets, s3_client
 
     creds = s3_credentials(stack)
@@ -95,7 +95,7 @@ def test_down_leaves_alone_a_process_that_a_stale_pid_file_names(tmp_path):
     import subprocess
     import time
 
-    from python_jobs.local_stack import command_line, stop_pid_file
+    from python_jobs.stack.processes import command_line, stop_pid_file
 
     bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
     while "sleep" not in command_line(bystander.pid):  # until the child has exec'd

@@ -94,7 +94,7 @@ def test_the_embedded_postgres_refuses_a_connection_without_the_password(stack):
     import os
     import sys
 
-    from python_jobs.local_stack import pg_password
+    from python_jobs.stack.postgres import pg_password
 
     probe = ("import psycopg2, sys\n"
              "try:\n"
@@ -117,7 +117,7 @@ def test_the_postgres_server_runs_in_its_own_group_not_roots(stack):
     import psycopg2
     import pytest
 
-    from python_jobs.local_stack import pg_dsn
+    from python_jobs.stack.postgres import pg_dsn
 
     if os.geteuid() != 0:
         pytest.skip("the server runs as its own user only when started by root")

@@ -12,7 +12,7 @@ import psycopg2
 import pytest
 
 from orchestration.stages import NAMES
-from python_jobs import local_stack
+from python_jobs.stack import postgres
 from python_jobs.errors import UserError
 from python_jobs.generate import generate, write_raw
 from python_jobs.publish import read_latest
@@ -43,7 +43,7 @@ def failed_in_train(stack, spark):
     """A run whose train stage fails (ALS rank 0), and its recorded state; the alert webhook is a local server."""
     from orchestration.local_runner import run_pipeline
 
-    write_raw(local_stack.pg_dsn(stack), generate(USERS, seed=21))
+    write_raw(postgres.pg_dsn(stack), generate(USERS, seed=21))
     broken = dataclasses.replace(stack, tuning_grid={"rank": [0]})
     run_id = "20261124T090000Z-resume"
     server = HTTPServer(("127.0.0.1", 0), _Webhook)
@@ -153,7 +153,7 @@ def test_a_metastore_of_the_wrong_version_stops_a_stage_with_one_line(stack):
 
 
 def test_a_missing_metastore_schema_refuses_to_start_spark(stack):
-    from python_jobs.metastore import check_schema
+    from python_jobs.stack.metastore import check_schema
 
     _metastore_db(stack, "metastore_empty", None)
     with pytest.raises(UserError, match="^the Hive metastore schema is missing in database metastore_empty"):

@@ -4,7 +4,7 @@ import sys
 
 from pyspark.sql import functions as F
 
-from python_jobs import local_stack
+from python_jobs.stack import services
 from python_jobs.config import Settings
 from python_jobs.publish import publish
 from python_jobs.spark import get_spark
@@ -35,7 +35,7 @@ def synthetic_lists(spark, users: int, n: int, first_end=None):
 
 def main(run_id: str, users: int, engine: str = "spark") -> None:
     settings = Settings.from_env()
-    local_stack.apply_environment(settings)
+    services.apply_environment(settings)
     spark = get_spark(settings, catalog=False)
     # auctions end a day from now and later, so serving never sees them ended unless a test moves its clock
     tomorrow = (F.unix_timestamp(F.date_trunc("hour", F.current_timestamp())) + 86400).cast("timestamp")

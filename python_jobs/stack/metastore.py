@@ -15,7 +15,8 @@ from pathlib import Path
 
 from python_jobs.config import Settings
 from python_jobs.errors import UserError
-from python_jobs.jars import JAR_DIR, fetch
+from python_jobs.stack.jars import JAR_DIR, fetch
+from python_jobs.stack.postgres import pg_env
 
 HIVE_VERSION = "3.1.3"
 SCHEMA_VERSION = "2.3.0"
@@ -51,8 +52,6 @@ def schema_scripts() -> list[Path]:
 
 def connection_params(settings: Settings) -> dict[str, str]:
     """The metastore database: ENCORE_METASTORE_DB on the same server as the application database."""
-    from python_jobs.local_stack import pg_env
-
     env = pg_env(settings)
     return {"host": env["ENCORE_PG_HOST"], "port": env["ENCORE_PG_PORT"], "user": env["ENCORE_PG_USER"],
             "password": env["ENCORE_PG_PASSWORD"], "dbname": settings.metastore_db}
@@ -138,3 +137,7 @@ def check_schema(settings: Settings) -> None:
             f"the Hive metastore in database {name} has schema {version}, Spark needs {SCHEMA_VERSION}; "
             "point ENCORE_METASTORE_DB at a database of that version or an empty one"
         )
+
+
+if __name__ == "__main__":  # `make setup`: the schema scripts, fetched once beside the jars
+    print(schema_scripts()[0].parent)

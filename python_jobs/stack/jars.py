@@ -4,7 +4,7 @@
   PySpark bundles (hadoop-client 3.3.4 in PySpark 3.5.x);
 - the PostgreSQL JDBC driver, for the Hive metastore database;
 - the Hive standalone metastore distribution, only for its Postgres schema
-  scripts (python_jobs.metastore loads them).
+  scripts (python_jobs.stack.metastore loads them).
 """
 
 from __future__ import annotations
@@ -57,6 +57,3 @@ def ensure_jars() -> list[Path]:
 if __name__ == "__main__":
     for path in ensure_jars():
         print(path)
-    from python_jobs.metastore import schema_scripts
-
-    print(schema_scripts()[0].parent)

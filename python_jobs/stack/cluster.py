@@ -18,6 +18,9 @@ from pathlib import Path
 
 from python_jobs.config import Settings
 from python_jobs.errors import UserError
+from python_jobs.spark import write_spark_defaults
+from python_jobs.stack.metastore import check_schema
+from python_jobs.stack.processes import command_line, port_open, running_pid, stop_pid_file
 
 PARTS = ("master", "worker", "thrift")
 WORKER_CORES, WORKER_MEMORY = 4, "10g"
@@ -48,8 +51,6 @@ MAIN_CLASS = {"master": "org.apache.spark.deploy.master.Master", "worker": "org.
 
 def _pid(settings: Settings, part: str) -> int | None:
     """The part's pid while a process of that part runs under it (not whatever reused a stale pid)."""
-    from python_jobs.local_stack import running_pid
-
     return running_pid(_dir(settings) / f"{part}.pid", MAIN_CLASS[part])
 
 
@@ -60,8 +61,6 @@ def running(settings: Settings) -> bool:
 
 def environment(settings: Settings) -> dict[str, str]:
     """What every cluster process needs: the shared Spark conf, this Python, the stack's credentials."""
-    from python_jobs.spark import write_spark_defaults
-
     return {
         **os.environ,
         "SPARK_HOME": str(spark_home()),
@@ -90,7 +89,7 @@ def submit_command(settings: Settings, stage: str, run_id: str) -> list[str]:
         "--name", f"encore-{stage}-{run_id}",
         "--conf", f"spark.cores.max={JOB_CORES}", "--conf", f"spark.executor.memory={JOB_EXECUTOR_MEMORY}",
         "--driver-memory", JOB_DRIVER_MEMORY,
-        str(Path(__file__).with_name("stage_job.py")), stage, "--run-id", run_id,
+        str(Path(__file__).parent.parent / "stage_job.py"), stage, "--run-id", run_id,
     ]
 
 
@@ -112,8 +111,6 @@ def _commands(settings: Settings) -> dict[str, list[str]]:
 
 
 def _wait(settings: Settings, part: str, port: int, seconds: float) -> None:
-    from python_jobs.local_stack import port_open
-
     log = _dir(settings) / f"{part}.log"
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -130,8 +127,6 @@ def _start(settings: Settings, part: str, command: list[str], env: dict[str, str
     with open(work / f"{part}.log", "ab") as out:
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=work, start_new_session=True)
-    from python_jobs.local_stack import command_line
-
     deadline = time.time() + 10  # until the child has exec'd: before that its command line is still ours
     while MAIN_CLASS[part] not in command_line(proc.pid) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
@@ -140,8 +135,6 @@ def _start(settings: Settings, part: str, command: list[str], env: dict[str, str
 
 def up(settings: Settings, log=print) -> None:
     """Start whichever of master, worker and Thrift server is not running (the local stack must be up)."""
-    from python_jobs.local_stack import port_open
-    from python_jobs.metastore import check_schema
 
     check_schema(settings)
     env, commands = environment(settings), _commands(settings)
@@ -176,8 +169,6 @@ def _wait_for_worker(settings: Settings, seconds: float = 60) -> None:
 
 def down(settings: Settings) -> list[str]:
     """Stop the Thrift server, the worker (and its executors) and the master; return what was stopped."""
-    from python_jobs.local_stack import stop_pid_file
-
     running_parts = [part for part in reversed(PARTS) if _pid(settings, part) is not None]
     for part in reversed(PARTS):
         stop_pid_file(_dir(settings) / f"{part}.pid", MAIN_CLASS[part])
