@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from python_jobs.errors import UserError
+from python_jobs.errors import UserError, unreachable_service
 
 MAX_USERS = 10_000_000
 
@@ -76,7 +76,7 @@ def cmd_generate(args) -> None:
     if not 0 <= args.seed < 2**32:
         raise UserError(f"--seed {args.seed} is out of range; use 0 to {2**32 - 1}")
     settings = _settings()
-    services.up(settings)
+    (services.ready if args.events else services.up)(settings)  # the lake unreachable stops it before Postgres
     started = time.time()
     market = generate(args.users, args.seed)
     market, rejected, normalised = inject(market, args.dirty_rate, args.seed, market.as_of)
@@ -99,9 +99,8 @@ def _land_events(settings, market, seed: int) -> tuple[int, int]:
     checkpoint) go, as generate replaces the raw tables. (events, objects)."""
     from python_jobs.events.landing import CHECKPOINT, ERROR_PREFIX, PREFIX
     from python_jobs.events.synthetic import app_events, land
-    from python_jobs.s3 import delete_prefix, ensure_buckets, s3_client
+    from python_jobs.s3 import delete_prefix, s3_client
 
-    ensure_buckets(settings)
     client = s3_client(settings)
     for prefix in (PREFIX, ERROR_PREFIX, CHECKPOINT):
         delete_prefix(client, settings.lake_bucket, prefix)
@@ -339,6 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("encore-recs: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        line = unreachable_service(exc)
+        if line is None:
+            raise
+        print(f"encore-recs: error: {line}", file=sys.stderr)
+        return 2
     return 0
 
 

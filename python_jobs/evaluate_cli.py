@@ -29,7 +29,7 @@ def add_evaluate_parser(sub) -> None:
     ev.add_argument("--seed", type=int, default=42)
     ev.add_argument("--sep", default=",", help="field separator for text files, e.g. '::' for MovieLens")
     ev.add_argument("--no-header", action="store_true", help="text file has no header; columns are _c0, _c1, ...")
-    ev.add_argument("--json", type=Path, default=None, help="also write the metrics here as JSON")
+    ev.add_argument("--json", type=Path, default=None, help="also write the metrics here as JSON (checked first: {\"status\": \"evaluating\"} until done)")
     ev.set_defaults(fn=cmd_evaluate)
 
 
@@ -43,8 +43,20 @@ def _check_args(args) -> None:
         raise UserError(f"--test-fraction {args.test_fraction} is out of range; use between 0 and 1, e.g. 0.25")
     if not 0 <= args.seed < 2**32:
         raise UserError(f"--seed {args.seed} is out of range; use 0 to {2**32 - 1}")
-    if args.json is not None and args.json.is_dir():
-        raise UserError(f"--json {args.json} is a folder; pass a file name")
+    if args.json is not None:
+        _write_json(args.json, {"status": "evaluating"})  # a path that cannot take the metrics fails before the work
+
+
+def _write_json(path: Path, value: dict) -> None:
+    if path.is_dir():
+        raise UserError(f"--json {path} is a folder; pass a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as out:
+            out.write(json.dumps(value, indent=1))
+            out.flush()  # a full device says so here, not when the file is closed behind our back
+    except OSError as exc:
+        raise UserError(f"--json {path}: cannot write ({exc.strerror or type(exc).__name__}); pass a writable file") from None
 
 
 def read_table(path: Path, sep: str, header: bool):
@@ -188,9 +200,5 @@ def cmd_evaluate(args) -> None:
     print("ALS parameters chosen on the validation split: "
           + ", ".join(f"{k}={evaluation.params.to_dict()[k]}" for k in ("rank", "reg_param", "alpha", "max_iter")))
     if args.json:
-        try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(evaluation.to_dict(), indent=1))
-        except OSError as exc:
-            raise UserError(f"--json {args.json}: cannot write ({exc.strerror or type(exc).__name__})") from None
+        _write_json(args.json, evaluation.to_dict())
         print(f"wrote {args.json}")

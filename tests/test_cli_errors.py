@@ -45,3 +45,15 @@ def test_a_seed_generate_cannot_use_is_one_line():
     result = _cli("generate", "--users", "10", "--seed", "-1")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == "encore-recs: error: --seed -1 is out of range; use 0 to 4294967295"
+
+
+@pytest.mark.parametrize("where, reason", [("/dev/full", "No space left on device"), ("folder", "is a folder")])
+def test_a_json_path_that_cannot_be_written_fails_before_the_evaluation(tmp_path, where, reason):
+    """D6: --json /dev/full used to fail after the whole evaluation; now it fails before any model is fitted."""
+    path = tmp_path / "interactions.csv"
+    path.write_text("uid,listing_id\n" + "".join(f"{u},{i}\n" for u in range(1, 30) for i in range(1, 8)))
+    target = where if where.startswith("/") else str(tmp_path)
+    result = _cli("evaluate", "--interactions", str(path), "--json", target)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert reason in result.stderr.strip().splitlines()[-1]
+    assert "ALS engine" not in result.stdout and "nDCG" not in result.stdout  # nothing was evaluated
