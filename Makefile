@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksu
 AIRFLOW_STAMP := $(VENV)/.airflow-$(shell cat requirements-airflow.lock | cksum | cut -d' ' -f1)
 USERS  ?= 1000
 
-.PHONY: setup demo test bench bench-models down clean
+.PHONY: setup demo test test-faults bench bench-models down clean
 
 setup: $(STAMP) .jars/.fetched .tools/.versitygw
 
@@ -40,6 +40,10 @@ demo: setup
 
 test: setup $(AIRFLOW_STAMP) /usr/bin/chromium
 	$(BIN)/pytest
+
+# every kind of the fault-injection suite (make test runs the fast kinds); see the README's Faults
+test-faults: setup
+	$(BIN)/pytest tests/test_fault_suite.py --all-faults
 
 # the pipeline at USERS (default 1000; e.g. make bench USERS="1000 100000"), per stage, and the pipeline's ALS
 # on each engine beside the library implicit called directly

@@ -90,11 +90,16 @@ def _emr_tasks(run, poll_seconds: int, retry) -> None:
 
     @task(multiple_outputs=True)
     def plan(encore_run: str) -> dict:
-        from orchestration.emr import EmrSettings, job_flow, stage_steps, thrift_step
+        from orchestration.emr import EmrSettings, history_step, job_flow, stage_steps, thrift_step
+
+        from python_jobs.run_ids import run_time
 
         settings = EmrSettings.from_env(os.environ)
-        steps = dict(zip([task_id(s) for s in STAGES], stage_steps(encore_run, settings.environment)))
+        # the first step creates the run's state as of the logical date (a backfill means its day)
+        environment = {**settings.environment, "ENCORE_AS_OF": run_time(encore_run).isoformat()}
+        steps = dict(zip([task_id(s) for s in STAGES], stage_steps(encore_run, environment)))
         return {"job_flow": job_flow(settings, encore_run), "thrift": [thrift_step()],
+                "history": [history_step(encore_run, environment)],
                 **{f"step_{name}": [step] for name, step in steps.items()}}
 
     planned = plan(run)
@@ -107,9 +112,13 @@ def _emr_tasks(run, poll_seconds: int, retry) -> None:
                             doc_md=stage.title, **retry(stage))
         for stage in STAGES
     ]
+    # the run's history, the run_history marts and the morning report, whatever the stages did
+    history = EmrAddStepsOperator(task_id="history", job_flow_id=create.output, steps=planned["history"],
+                                  wait_for_completion=True, waiter_delay=poll_seconds,
+                                  waiter_max_attempts=3600 // poll_seconds, trigger_rule="all_done")
     terminate = EmrTerminateJobFlowOperator(task_id="terminate_cluster", job_flow_id=create.output)
     chain(create, stage_tasks[0])
-    chain(*stage_tasks, terminate)
+    chain(*stage_tasks, history, terminate)
     chain(create, thrift, terminate)
     terminate.as_teardown(setups=create)
 
@@ -122,7 +131,12 @@ def _local_tasks(run, retry) -> None:
         from python_jobs.stack import services
         from python_jobs.config import Settings
 
-        settings = Settings.from_env()
+        from dataclasses import replace
+
+        from python_jobs.run_ids import run_time
+
+        # as of the logical date: a backfill of 2026-11-20 scores popularity, recency and the replay as of that day
+        settings = replace(Settings.from_env(), as_of=run_time(encore_run).isoformat())
         services.ready(settings)
         prepare(settings, encore_run, None)
         return encore_run
@@ -137,5 +151,14 @@ def _local_tasks(run, retry) -> None:
 
         return run_stage
 
+    @task(trigger_rule="all_done")
+    def history(encore_run: str) -> None:
+        """The run's history recorded, the run_history marts rebuilt, the morning report rewritten: whatever the
+        stages did (a failed stage was alerted on by its own callback)."""
+        from python_jobs import history_job
+        from python_jobs.config import Settings
+
+        history_job.after_run(Settings.from_env(), encore_run)
+
     started = begin(run)
-    chain(started, *[stage_task(stage)(started) for stage in STAGES])
+    chain(started, *[stage_task(stage)(started) for stage in STAGES], history(started))

@@ -127,6 +127,15 @@ def thrift_step() -> dict:
     ], on_failure="CONTINUE")
 
 
+def history_step(run_id: str, environment: Mapping[str, str] | None = None) -> dict:
+    """After the stages, whatever they did: the run recorded in the history, the run_history marts rebuilt over
+    the primary node's Thrift server (dbt target emr), the morning report rewritten on S3."""
+    check_run_id(run_id)
+    env = {**(STEP_DEFAULTS if environment is None else environment), "ENCORE_DBT_SPARK_TARGET": "emr"}
+    return _command_runner(f"history {run_id}", ["env", *[f"{key}={value}" for key, value in env.items()],
+                                                 "encore-recs", "history", "--run-id", run_id], on_failure="CONTINUE")
+
+
 def stage_steps(run_id: str, environment: Mapping[str, str] | None = None) -> list[dict]:
     """AddJobFlowSteps: every stage of `orchestration.stages`, in order, as its own step with this run's id.
 

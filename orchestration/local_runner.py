@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from orchestration.stages import STAGES, stage, stages_from
 from python_jobs.config import Settings
-from python_jobs.errors import UserError
+from python_jobs.errors import GateFailed, UserError
 from python_jobs.run_ids import check_run_id, new_run_id
 from python_jobs.run_state import RunState
 
@@ -50,8 +50,9 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
     run_id = check_run_id(run_id) if run_id else new_run_id()
     with one_run(settings.state_dir, run_id):
         state, todo = prepare(settings, run_id, start)
+        on_cluster = cluster.running(settings)
         try:
-            if cluster.running(settings):
+            if on_cluster:
                 log(f"[{state.run_id}] on the local cluster {cluster.master_url(settings)}: one process per stage")
                 _run_submitted(settings, state.run_id, todo)
                 state = RunState.load(settings, state.run_id, create=False)
@@ -59,10 +60,49 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
                 _run_in_process(settings, state, todo, log)
         except Exception as exc:
             _alert(settings, state.run_id, exc)
-            raise
+            # the services are up after a gate's refusal, so the marts can be rebuilt; after any other failure the
+            # run is recorded and in the morning report, and the marts take it in at the next build
+            _history(settings, state.run_id, log, on_cluster, build=isinstance(exc, GateFailed))
+            if isinstance(exc, UserError):
+                raise
+            raise UserError(failure_line(settings, state.run_id, exc)) from exc
+        _history(settings, state.run_id, log, on_cluster)
     summary = state.data
     summary["summary_path"] = str(state.dir / "summary.json")
     return summary
+
+
+def _history(settings: Settings, run_id: str, log, on_cluster: bool, build: bool = True) -> None:
+    import os
+
+    from python_jobs import history_job
+
+    if on_cluster:  # dbt over the cluster's Thrift server, as the stages' own dbt did
+        os.environ["ENCORE_SPARK_THRIFT_PORT"] = str(settings.thrift_port)
+    history_job.after_run(settings, run_id, log, target="spark_cluster" if on_cluster else None, build=build)
+
+
+def failure_line(settings: Settings, run_id: str, exc: Exception) -> str:
+    """One line for a stage that failed with an error nobody turned into one: the stage and reason the run's state
+    recorded, where the traceback was kept (beside the summary), and how to resume."""
+    import traceback
+
+    try:
+        recorded = RunState.load(settings, run_id, create=False).data
+    except Exception:  # noqa: BLE001 - the store may be what failed
+        recorded = {}
+    failed = next((s for s in reversed(recorded.get("steps", [])) if s.get("status") == "failed"), {})
+    stage_name = failed.get("stage")
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    kept = settings.runs_dir / run_id / "traceback.txt"
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text("".join(traceback.format_exception(exc)))
+        where = f"; traceback in {kept}"
+    except OSError:
+        where = ""
+    resume = f"; resume with `encore-recs run --run-id {run_id} --from {stage_name}`" if stage_name else ""
+    return f"run {run_id} failed{f' in {stage_name}' if stage_name else ''}: {reason}{where}{resume}"
 
 
 def _alert(settings: Settings, run_id: str, exc: Exception) -> None:

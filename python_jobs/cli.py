@@ -130,6 +130,10 @@ def cmd_run(args) -> None:
         check_run_id(args.run_id)
     if args.start and not args.run_id:
         raise UserError("--from resumes a run: give its id with --run-id (see the runs under .state/runs/)")
+    if args.accept_regression:
+        os.environ["ENCORE_ACCEPT_REGRESSION"] = "true"  # read by the publish stage, in whichever process it runs
+    if args.as_of:
+        os.environ["ENCORE_AS_OF"] = args.as_of
     summary = run_pipeline(_settings(), run_id=args.run_id, start=args.start)
     print(f"summary: {summary['summary_path']}")
     print(f"report:  {summary['report']}")
@@ -158,7 +162,27 @@ def cmd_step(args) -> None:
     except UserError:
         raise
     except Exception as exc:
-        raise UserError(f"stage {args.stage} of run {args.run_id} failed: {state.data.get('error', exc)}") from exc
+        from orchestration.local_runner import failure_line
+
+        raise UserError(failure_line(settings, args.run_id, exc)) from exc
+
+
+def cmd_history(args) -> None:
+    """Record a run in the history (again), rebuild the run_history marts with their tests, rewrite the morning
+    report: what every run does when it ends, for the DAG's last task and for the data team."""
+    from python_jobs import history_job
+    from python_jobs.run_ids import check_run_id
+    from python_jobs.stack import services
+
+    if args.run_id is not None:
+        check_run_id(args.run_id)
+    settings = _settings()
+    services.ready(settings)
+    warnings = []
+    done = history_job.after_run(settings, args.run_id, log=lambda line: (warnings.append(line), print(line)))
+    if any("warning:" in line for line in warnings):
+        raise UserError("the history is not complete; see the warning above")
+    print(f"history: {done.get('history_rows', 0)} rows recorded, {done.get('history_nodes', 0)} dbt nodes built")
 
 
 def cmd_serve(args) -> None:
@@ -297,7 +321,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-id", default=None, help=f"reuse a run id (re-publishing is idempotent); {RUN_ID_FORMAT}")
     run.add_argument("--from", dest="start", choices=NAMES, default=None,
                      help="resume the run (with --run-id) from this stage; the stages before it are not run again")
+    run.add_argument("--accept-regression", action="store_true",
+                     help="publish even when today's replay is worse than the published run's beyond "
+                          "ENCORE_MAX_QUALITY_DROP (recorded in the summary with who ran it: ENCORE_OPERATOR or the "
+                          "OS user)")
+    run.add_argument("--as-of", default=None, metavar="TIME",
+                     help="a backfill: the run is as of this time (ISO 8601, UTC), popularity, recency and the "
+                          "replay with it; = ENCORE_AS_OF. A resumed run keeps the time it started with")
     run.set_defaults(fn=cmd_run)
+    history = sub.add_parser("history", help="record a run in the history, rebuild the run_history marts "
+                                             "(and their tests) and the morning report")
+    history.add_argument("--run-id", default=None, help=f"the run to record; without it, only rebuild. {RUN_ID_FORMAT}")
+    history.set_defaults(fn=cmd_history)
     step = sub.add_parser("step", help="one stage as its own job: " + ", ".join(NAMES))
     step.add_argument("stage", choices=NAMES)
     step.add_argument("--run-id", required=True, help=RUN_ID_FORMAT)

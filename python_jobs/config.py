@@ -134,6 +134,22 @@ def _model_settings(env) -> dict:
     return values
 
 
+def _as_of(raw: str | None) -> str | None:
+    """ENCORE_AS_OF: the time a run is as of (a backfill's day), ISO 8601 in UTC; None means now."""
+    if not raw:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"ENCORE_AS_OF={raw!r} is not a time; use ISO 8601, e.g. 2026-11-20T00:00:00Z") from None
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    if when > datetime.now(timezone.utc):
+        raise UserError(f"ENCORE_AS_OF={raw} is in the future; a run can only be as of now or an earlier time")
+    return when.astimezone(timezone.utc).isoformat()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the pipeline runs and how it behaves."""
@@ -170,6 +186,9 @@ class Settings:
     use_events: bool = True
     events_buffer_seconds: int = 60
     events_buffer_mb: int = 5
+    max_quality_drop: float = 0.05
+    accept_regression: bool = False
+    as_of: str | None = None
 
     @property
     def local_postgres(self) -> bool:
@@ -253,4 +272,9 @@ class Settings:
             use_events=_choice("ENCORE_USE_EVENTS", env.get("ENCORE_USE_EVENTS") or "true", ("true", "false")) == "true",
             events_buffer_seconds=_int("ENCORE_EVENTS_BUFFER_SECONDS", 60, 0, 900),
             events_buffer_mb=_int("ENCORE_EVENTS_BUFFER_MB", 5, 1, 128),
+            # the champion-challenger gate: the largest relative drop of the hybrid's nDCG allowed to publish
+            max_quality_drop=_number("ENCORE_MAX_QUALITY_DROP", env.get("ENCORE_MAX_QUALITY_DROP") or "0.05", 0, 1),
+            accept_regression=_choice("ENCORE_ACCEPT_REGRESSION", env.get("ENCORE_ACCEPT_REGRESSION") or "false",
+                                      ("true", "false")) == "true",
+            as_of=_as_of(env.get("ENCORE_AS_OF")),
         )

@@ -27,14 +27,15 @@ def run_dbt(settings: Settings, args: list[str], quiet: bool = False) -> list:
         target = args[args.index("--target") + 1] if "--target" in args[:-1] else "default"
         os.environ["DBT_TARGET_PATH"] = str(settings.state_dir / "dbt-target" / target)
     result = dbtRunner().invoke([*(["--quiet"] if quiet else []), *args])
+    shown = " ".join(a if not a.startswith("{") else "'...'" for a in args)  # not the JSON of --args / --vars
     if result.exception is not None:
-        raise UserError(f"dbt {' '.join(args)} failed: {str(result.exception).splitlines()[0]}")
+        raise UserError(f"dbt {shown} failed: {str(result.exception).splitlines()[0]}")
     results = node_results(result.result)
     if not result.success:
         failures = [f"{_name(r)}: {r.status}" for r in results
                     if str(getattr(r, "status", "")).lower() in {"error", "fail", "runtime error"}]
         detail = "; ".join(failures[:3]) or "see the dbt log above"
-        raise UserError(f"dbt {' '.join(args)} failed ({detail}); logs in {settings.state_dir / 'dbt-logs'}")
+        raise UserError(f"dbt {shown} failed ({detail}); logs in {settings.state_dir / 'dbt-logs'}")
     return results
 
 

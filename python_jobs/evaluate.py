@@ -125,10 +125,12 @@ class Evaluation:
     ndcg_at: dict[str, dict[int, float]] = field(default_factory=dict)
     blend: dict = field(default_factory=dict)
     seconds: dict[str, dict[str, float]] = field(default_factory=dict)
+    champion: dict | None = None
 
     def to_dict(self) -> dict:
         return {"k": self.k, "params": self.params.to_dict(), "metrics": self.metrics, "segments": self.segments,
-                "tuning": self.tuning, "ndcg_at": self.ndcg_at, "blend": self.blend, "seconds": self.seconds}
+                "tuning": self.tuning, "ndcg_at": self.ndcg_at, "blend": self.blend, "seconds": self.seconds,
+                "champion": self.champion}
 
 
 def _lists(model, part: Part, k: int) -> np.ndarray:
@@ -163,11 +165,36 @@ def fit_blend(components: list, part: Part, params: registry.TrainParams, k: int
     return {"weights": weights, "validation_ndcg": scores}
 
 
+def champion_params(config: dict, today: registry.TrainParams) -> registry.TrainParams:
+    """The champion's model parameters on today's ALS engine (its tuned lambda when it ran on the same engine;
+    that engine's default when not, as lambda means different things on the two)."""
+    known = {key: value for key, value in config["params"].items() if key in today.to_dict()}
+    params = today.with_values(**known)
+    return params if params.engine == today.engine else params.on_engine(today.engine)
+
+
+def score_champion(config: dict, part: Part, params: registry.TrainParams, names, components, k: int, warm,
+                   spark=None) -> dict:
+    """The champion's configuration (the last published run's model parameters, models and blend weights) scored
+    on today's test part: fitted again on today's training part unless its parameters and models are today's,
+    whose fitted components it then shares."""
+    champion = champion_params(config, params)
+    same = champion == params and list(config["models"]) == list(names)
+    models = components if same else registry.build(config["models"], champion, spark)
+    if not same:
+        for model in models:
+            model.fit(part.train)
+    hybrid = Hybrid(models, config["weights"], heavy_from=champion.min_bids_for_als)
+    at = ranking_metrics_at(_lists(hybrid, part, k)[warm], part.relevant[warm], [k], len(part.items))[k]
+    return {"run_id": config["run_id"], "ndcg": at["ndcg"], "params": champion.to_dict(), "refitted": not same}
+
+
 def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, names, k: int,
                     params: registry.TrainParams, grid: dict | None, spark=None, max_users: int | None = None,
-                    log=lambda _: None) -> Evaluation:
+                    log=lambda _: None, champion: dict | None = None) -> Evaluation:
     """Split; on validation tune ALS and choose the blend; fit every model on the training part and score each,
-    and the hybrid, on the test part. interactions: uid, listing_id, strength, first_bid_at, last_bid_at."""
+    and the hybrid, on the test part. interactions: uid, listing_id, strength, first_bid_at, last_bid_at.
+    champion: the published configuration ({run_id, params, models, weights}), scored on the same test part."""
     test_part, train_df = make_part(base, interactions, splitter, params, max_users)
     valid_part, _ = make_part(test_part.train, train_df, splitter, params, max_users)
     tuning, tuned = [], []
@@ -204,4 +231,9 @@ def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, 
             for s, seg in enumerate(SEGMENTS) if (segment == s).any()}
         log(f"{model.name:>16}: nDCG@{k} {at[k]['ndcg']:.4f} (fit {seconds[model.name]['fit']:.1f}s, "
             f"lists {seconds[model.name]['score']:.1f}s)")
-    return Evaluation(k, params, metrics, per_segment, tuning, curves, blend, seconds)
+    scored = None
+    if champion is not None:
+        scored = score_champion(champion, test_part, params, names, components, k, warm, spark)
+        log(f"champion (run {scored['run_id']}) on the same replay: nDCG@{k} {scored['ndcg']:.4f}"
+            + (" (refitted with its parameters)" if scored["refitted"] else ""))
+    return Evaluation(k, params, metrics, per_segment, tuning, curves, blend, seconds, scored)

@@ -15,6 +15,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timezone
 from pathlib import Path
 
 from python_jobs.config import Settings
@@ -79,7 +80,7 @@ def stage_pg(ctx: StageContext) -> dict:
 
     settings = ctx.settings
     results = run_dbt(settings, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging",
-                                 "path:tests/dbt"], quiet=True)
+                                 "path:tests/dbt/staging"], quiet=True)
     freshness = run_dbt(settings, ["source", "freshness", "--target", "pg", "--select", "source:raw"], quiet=True)
     ctx.summary["freshness"] = {r.node.name: str(r.status) for r in freshness}
     ctx.summary["reconciliation"] = reconcile(postgres.pg_dsn(settings))
@@ -129,8 +130,9 @@ def marts(ctx: StageContext) -> int:
         ctx.log(f"[{ctx.run_id}]   cleared table folders no table uses (left by a crash): {', '.join(cleared)}")
     tables = json.dumps({"tables": landed_tables(settings, ctx.run_id), "lake_bucket": settings.lake_bucket})
     run_dbt(settings, ["run-operation", "register_landed", "--args", tables, "--target", target], quiet=True)
-    results = run_dbt(settings, ["build", "--target", target, "--select", "path:models/events", "path:models/marts"],
-                      quiet=True)
+    as_of = {"as_of": ctx.state.as_of.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
+    results = run_dbt(settings, ["build", "--target", target, "--select", "path:models/events", "path:models/marts",
+                                 "--vars", json.dumps(as_of)], quiet=True)
     return len(results)
 
 
@@ -179,6 +181,7 @@ def _checkpoints(ctx: StageContext, gate: str, frames: dict, parameters: dict) -
     """Run the named checkpoints; record them and their Data Docs in the run; a failure stops the run."""
     import pandas as pd
 
+    from python_jobs.s3 import upload_tree
     from python_jobs.validate import raise_on_failure, run_checkpoints
 
     engine = _frame_engine(ctx, "gates", _largest_table(ctx))
@@ -191,6 +194,7 @@ def _checkpoints(ctx: StageContext, gate: str, frames: dict, parameters: dict) -
     run_docs = ctx.state.dir / "data_docs"
     shutil.copytree(Path(docs).parent, run_docs, dirs_exist_ok=True)
     ctx.summary["data_docs"] = str(run_docs / "index.html")
+    ctx.summary["data_docs_s3"] = upload_tree(ctx.settings, run_docs, f"runs/{ctx.run_id}/data_docs") + "/index.html"
     raise_on_failure(gate, results, ctx.summary["data_docs"])
     return {r.checkpoint: r.evaluated for r in results}
 
@@ -205,10 +209,11 @@ def validate_inputs(ctx: StageContext) -> dict:
 def train(ctx: StageContext) -> dict:
     """Evaluate every model on the replay (ALS tuned and the blend chosen on validation), then fit them all on
     everything and write the hybrid's lists and each model's own."""
-    from python_jobs import tuning_record
+    from python_jobs import quality_gate, tuning_record
     from python_jobs.evaluate import evaluate_models, time_splitter
     from python_jobs.models import TrainParams, engine
     from python_jobs.report import write_report
+    from python_jobs.s3 import upload_tree
     from python_jobs.train import load_marts, run_training
 
     settings, spark, as_of = ctx.settings, ctx.spark, ctx.state.as_of
@@ -231,16 +236,19 @@ def train(ctx: StageContext) -> dict:
     ctx.log(f"[{ctx.run_id}]   tuning: {'searching the grid, ' if search else ''}{why}")
     listed_at = data.items["listed_at"].to_numpy(float)  # in listing position order
     ends_at = data.items["ends_at"].to_numpy(float)
+    champion = quality_gate.champion_config(settings)
     evaluation = evaluate_models(
         data, interactions, time_splitter(0.2, listed_at, ends_at), names=settings.models, k=settings.top_n,
         params=base, grid=settings.tuning_grid if search else None, spark=spark, max_users=settings.eval_users,
-        log=lambda line: ctx.log(f"[{ctx.run_id}]   {line}"))
+        log=lambda line: ctx.log(f"[{ctx.run_id}]   {line}"), champion=champion)
+    ctx.summary["quality_gate"] = quality_gate.judge(evaluation, settings.max_quality_drop)
     if search:
         tuned = {key: getattr(evaluation.params, key) for key in settings.tuning_grid}
         tuning_record.save(settings, {"params": tuned, "grid": settings.tuning_grid, "engine": als_engine,
                                       "size": size, "run_id": ctx.run_id, "results": evaluation.tuning})
     ctx.summary["evaluation"] = {**evaluation.to_dict(), "tuning_source": why, "models": list(settings.models)}
     ctx.summary["report"] = str(write_report(ctx.state.dir / "report.html", ctx.run_id, ctx.summary["evaluation"]))
+    ctx.summary["report_s3"] = upload_tree(settings, ctx.summary["report"], f"runs/{ctx.run_id}/report.html")
     evaluated = time.time() - began
     list_rows = data.n_users * settings.top_n * (len(settings.models) + 1)
     result = run_training(spark, settings, ctx.run_id, settings.top_n, data, listings, users, settings.models,
@@ -249,7 +257,8 @@ def train(ctx: StageContext) -> dict:
             "fit_seconds": round(time.time() - began - evaluated, 1),
             **{m: round(v["ndcg"], 4) for m, v in evaluation.metrics.items()},
             "recommendations": result["recommendations"], "model_recommendations": result["model_recommendations"],
-            "similar_listings": result["similar_listings"]}
+            "similar_listings": result["similar_listings"], "list_sources": result["list_sources"],
+            "catalog_coverage": result["catalog_coverage"]}
 
 
 def validate_outputs(ctx: StageContext) -> dict:
@@ -261,14 +270,21 @@ def validate_outputs(ctx: StageContext) -> dict:
 def publish(ctx: StageContext) -> dict:
     from pyspark.sql import functions as F
 
-    from python_jobs import run_tables
+    from python_jobs import quality_gate, run_tables
+    from python_jobs.morning_report import INDEX_KEY
     from python_jobs.publish import publish as write_and_publish
+    from python_jobs.s3 import s3_client
     from python_jobs.train import RUN_TABLES
     from python_jobs.validate import manifest_frame
 
     settings, spark, summary = ctx.settings, ctx.spark, ctx.summary
+    quality_gate.enforce(settings, ctx.run_id, summary)  # a refused regression publishes nothing
     extra = {"metrics": summary["evaluation"]["metrics"], "model_params": summary["evaluation"]["params"],
-             "checkpoints": summary["checkpoints"]}
+             "checkpoints": summary["checkpoints"], "quality_gate": summary.get("quality_gate"),
+             # the morning report across runs (rewritten after every run; the link lasts as long as the others)
+             "report_index_url": s3_client(settings).generate_presigned_url(
+                 "get_object", Params={"Bucket": settings.publish_bucket, "Key": INDEX_KEY},
+                 ExpiresIn=settings.url_expiry_seconds)}
     engine = _frame_engine(ctx, "publish", _largest_table(ctx))
     if engine == "local":  # the run's partitions straight from their Parquet objects
         tables = {t: run_tables.read(spark, settings, t, ctx.run_id, [c for c, _ in run_tables.columns(schema)],
@@ -285,6 +301,7 @@ def publish(ctx: StageContext) -> dict:
     summary["manifest_key"] = f"s3://{settings.publish_bucket}/runs/{ctx.run_id}/manifest.json"
     summary["manifest_url"] = url
     summary["published_files"] = len(manifest["files"])
+    summary["published"] = True
     summary["status"] = "ok"
     return manifest["row_counts"]
 

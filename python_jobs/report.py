@@ -23,7 +23,9 @@ def _marker(shape: str, cx: float, cy: float, colour: str) -> str:
     return f'<polygon points="{" ".join(f"{cx + dx:.1f},{cy + dy:.1f}" for dx, dy in points)}" fill="{colour}"/>'
 
 
-def _plot(curves: dict[str, dict], width: int = 620, height: int = 300, pad: int = 48, legend: int = 110) -> str:
+def _plot(curves: dict[str, dict], width: int = 620, height: int = 300, pad: int = 48, legend: int = 110,
+          x_label: str = "k", y_label: str = "nDCG@k") -> str:
+    """One line per model over integer x values (k here; a run's position in the morning report)."""
     ks = sorted({int(k) for curve in curves.values() for k in curve})
     top = max((v for curve in curves.values() for v in curve.values()), default=0) or 1.0
     if not ks:
@@ -38,8 +40,8 @@ def _plot(curves: dict[str, dict], width: int = 620, height: int = 300, pad: int
     parts = [f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" font-size="11">',
              f'<line x1="{pad}" y1="{height - pad}" x2="{width - legend - pad}" y2="{height - pad}" stroke="#333"/>',
              f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#333"/>',
-             f'<text x="{(width - legend) / 2}" y="{height - 8}" text-anchor="middle">k</text>',
-             f'<text x="4" y="{pad - 16}">nDCG@k</text>']
+             f'<text x="{(width - legend) / 2}" y="{height - 8}" text-anchor="middle">{html.escape(x_label)}</text>',
+             f'<text x="4" y="{pad - 16}">{html.escape(y_label)}</text>']
     for k in ks:
         parts.append(f'<text x="{x(k)}" y="{height - pad + 14}" text-anchor="middle">{k}</text>')
     for tick in range(5):
@@ -88,6 +90,7 @@ def write_report(path: Path, run_id: str, evaluation: dict) -> Path:
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Encore recommendations — run {html.escape(run_id)}</title>
 <style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{background:#f4f4f4}}</style></head><body>
+<p><a href="../../reports/index.html">All runs: the morning report</a></p>
 <h1>Run {html.escape(run_id)}</h1>
 <h2>Offline evaluation (k = {k})</h2>{_table(metric_rows)}
 <p>Users with training history; novelty is the mean self-information of listed items (bits), diversity the share of

@@ -32,6 +32,11 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
+def run_time(run_id: str) -> datetime:
+    """The UTC time a run id starts with: a scheduled run's logical date, which is what the run is as of."""
+    return datetime.strptime(check_run_id(run_id)[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+
+
 def scheduled_run_id(logical_date: datetime) -> str:
     """A scheduled run's id from its logical date: the same date always names the same run (retries, re-runs)."""
     return logical_date.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-daily"

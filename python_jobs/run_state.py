@@ -42,8 +42,9 @@ class RunState:
             if not create:
                 raise UserError(f"run {run_id} has no recorded state in s3://{settings.lake_bucket}/runs/; "
                                 "start it from the first stage") from None
-        now = datetime.now(timezone.utc)
-        return cls(settings, run_id, {"run_id": run_id, "started_at": now.isoformat(), "as_of": now.isoformat(), "steps": []})
+        now = datetime.now(timezone.utc).isoformat()
+        return cls(settings, run_id, {"run_id": run_id, "started_at": now, "as_of": settings.as_of or now,
+                                      "backfill": settings.as_of is not None, "steps": []})
 
     @property
     def dir(self) -> Path:
@@ -75,20 +76,32 @@ class RunState:
 
     def save(self) -> Path:
         """Write the state here first (so a failure is on record whatever happens to the store), then to the lake,
-        where the other stages' processes read it; an unreachable store is one UserError."""
+        where the other stages' processes read it. Either place failing is one UserError saying where the state
+        is and how to resume; the other place is still written."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         from python_jobs.s3 import s3_client
 
         body = json.dumps(self.data, indent=1, default=str)
-        path = self.dir / "summary.json"
-        path.write_text(body)
+        path = self.settings.runs_dir / self.run_id / "summary.json"
+        resume = (f"`encore-recs run --run-id {self.run_id} --from "
+                  f"{(self.data.get('steps') or [{}])[-1].get('stage', 'stage')}`")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(body)
+        except OSError as exc:
+            local_error = f"{path.parent}: {exc.strerror or type(exc).__name__}"
+        else:
+            local_error = None
         try:
             s3_client(self.settings).put_object(Bucket=self.settings.lake_bucket, Key=state_key(self.run_id),
                                                 Body=body.encode(), ContentType="application/json")
         except (BotoCoreError, ClientError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise UserError(f"the state of run {self.run_id} is saved at {path} but not in the lake ({first}); "
-                            f"run `encore-recs up`, then `encore-recs run --run-id {self.run_id} --from "
-                            f"{self.data.get('steps', [{}])[-1].get('stage', 'stage')}`") from None
+            where = f"saved at {path}" if local_error is None else f"not saved here either ({local_error})"
+            raise UserError(f"the state of run {self.run_id} is {where} but not in the lake ({first}); "
+                            f"run `encore-recs up`, then {resume}") from None
+        if local_error is not None:
+            raise UserError(f"the state of run {self.run_id} is in the lake but could not be written under the state "
+                            f"folder ({local_error}); make it writable, then {resume}")
         return path

@@ -54,3 +54,20 @@ def read_json(settings: Settings, bucket: str, key: str) -> dict | None:
         return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
     except client.exceptions.NoSuchKey:
         return None
+
+
+def upload_tree(settings: Settings, path, key_prefix: str) -> str:
+    """A file, or a folder's files, into the lake under `key_prefix` (HTML as HTML); the s3:// address. What a
+    run writes on the driver's disk (its report, its Data Docs) is kept beside the run, as on EMR the disk goes
+    with the cluster."""
+    import mimetypes
+    from pathlib import Path
+
+    client = s3_client(settings)
+    root = Path(path)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for file in files:
+        key = key_prefix if root.is_file() else f"{key_prefix.rstrip('/')}/{file.relative_to(root).as_posix()}"
+        client.upload_file(str(file), settings.lake_bucket, key,
+                           ExtraArgs={"ContentType": mimetypes.guess_type(file.name)[0] or "application/octet-stream"})
+    return f"s3://{settings.lake_bucket}/{key_prefix}"

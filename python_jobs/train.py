@@ -165,5 +165,9 @@ def run_training(spark: SparkSession, settings, run_id: str, n: int, data: Train
     run_tables.save(spark, settings, "listing_details", run_id,
                     details[details["listing_id"].isin(listed.unique())].astype({"listing_id": "int32"}),
                     DETAILS_SCHEMA, engine)
+    lists = served.drop_duplicates("uid")
     return {"recommendations": len(served), "model_recommendations": len(own), "similar_listings": len(similar),
-            "params": params.to_dict()}
+            "params": params.to_dict(),
+            # users per model that served their list, and the share of open listings in anyone's list
+            "list_sources": {str(k): int(v) for k, v in lists["list_source"].value_counts().items()},
+            "catalog_coverage": round(served["listing_id"].nunique() / max(int(listings["is_open"].sum()), 1), 4)}

@@ -138,10 +138,13 @@ def test_a_daily_run_on_emr_creates_runs_every_stage_and_terminates(airflow, mon
     assert {"Key": "run_id", "Value": run_id} in cluster["Tags"]
     names = [s["Name"] for s in steps]
     assert "spark thrift server" in names  # beside the stages, in any order
-    stage_steps = [s for s in steps if s["Name"] != "spark thrift server"]
+    assert names[-1] == f"history {run_id}"  # the run recorded in the history after the stages, before teardown
+    stage_steps = [s for s in steps if s["Name"] not in ("spark thrift server", f"history {run_id}")]
     assert [s["Name"] for s in stage_steps] == [f"{name} {run_id}" for name in NAMES]
     for step in stage_steps:
         assert step["Config"]["Args"][-2:] == ["--run-id", run_id]
+        # as of the logical date: the first step creates the run's state with it
+        assert "ENCORE_AS_OF=2026-11-22T00:00:00+00:00" in " ".join(step["Config"]["Args"])
         assert step["Status"]["State"] == "COMPLETED"
     # the MWAA execution role allows every AWS call the DAG made, and nothing but EMR and passing its roles
     policy = json.loads((DAGS.parents[0] / "aws" / "iam" / "mwaa-execution.json").read_text())
@@ -183,23 +186,46 @@ def test_a_failed_step_stops_the_day_and_still_terminates_the_cluster(airflow, m
     submitted = [s["Name"].split()[0] for s in steps]
     assert submitted.count("train") == 2  # retried once (ENCORE_DAG_RETRIES=1), then the day fails
     assert "validate-outputs" not in submitted and "publish" not in submitted
+    assert submitted[-1] == "history" and states["history"] == "success"  # the failed day is in the history too
     assert states["train"] == "failed"
     assert states["validate_outputs"] == states["publish"] == "upstream_failed"
 
 
-def test_a_daily_run_on_the_local_backend_publishes(airflow, monkeypatch, stack):
+def test_a_backfill_on_the_local_backend_publishes_as_of_its_day(airflow, monkeypatch, stack, s3, spark):
+    """A backfill of a day ten days ago: every stage its own process, and the run is as of its logical date, so
+    the lists hold only listings that were open that day and the marts know only the bids made by then."""
+    import pandas as pd
+
     from python_jobs.publish import read_latest
     from python_jobs.run_state import RunState
 
-    write_raw(postgres.pg_dsn(stack), generate(150, seed=5))
+    market = generate(150, seed=5)
+    write_raw(postgres.pg_dsn(stack), market)
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = today - pd.Timedelta(days=10).to_pytimedelta()
     dag = _dag("local", monkeypatch)
-    dag_run = dag.test(logical_date=datetime(2026, 11, 20, tzinfo=timezone.utc))
+    dag_run = dag.test(logical_date=day)
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
 
     assert dag_run.state == "success", states
-    run_id = "20261120T000000Z-daily"
+    run_id = day.strftime("%Y%m%dT%H%M%SZ") + "-daily"
     state = RunState.load(stack, run_id, create=False).data
     assert [s["stage"] for s in state["steps"]] == list(NAMES)
     assert all(s["status"] == "ok" for s in state["steps"])
     assert len({s["pid"] for s in state["steps"]}) == len(NAMES)  # every stage its own process
     assert read_latest(stack)["run_id"] == run_id
+    assert datetime.fromisoformat(state["as_of"]) == day and state["backfill"]
+
+    listings = market.listings.set_index("listing_id")
+    open_then = set(listings.index[(listings["listed_at"] <= day) & (listings["ends_at"] > day)])
+    open_now = set(listings.index[listings["ends_at"] > datetime.now(timezone.utc)])
+    listed = set()
+    for key in (o["Key"] for o in s3.list_objects_v2(Bucket=stack.publish_bucket,
+                                                   Prefix=f"runs/{run_id}/recommendations/")["Contents"]):
+        for line in s3.get_object(Bucket=stack.publish_bucket, Key=key)["Body"].read().decode().splitlines():
+            listed |= {item["listing_id"] for item in json.loads(line)["recommendations"]}
+    assert listed and listed <= open_then  # today's open listings were not yet listed, or were not open then
+    assert open_now - open_then  # ... and there are such listings, so the check could fail
+    spark.catalog.refreshTable("marts.fct_user_item_interactions")
+    last_bid = spark.table("marts.fct_user_item_interactions").agg({"last_bid_at": "max"}).first()[0]
+    assert last_bid.replace(tzinfo=timezone.utc) <= day < market.bids["bid_at"].max()

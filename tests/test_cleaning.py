@@ -52,7 +52,7 @@ def cleaned(stack):
             "insert into raw.user_interests values (999999, 'home', 'lamps', now()), (1, 'weapons', 'swords', now()),"
             " (1, ' HOME', 'lamps', now()), (1, 'home', ' Lamps', now())"
         )
-    run_dbt(stack, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging", "path:tests/dbt"])
+    run_dbt(stack, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging", "path:tests/dbt/staging"])
     return dsn, bid_rows
 
 

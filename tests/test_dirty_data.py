@@ -15,7 +15,7 @@ def test_dirty_rate_faults_reconcile_exactly(stack):
     dirty, expected, normalised = inject(market, 0.05, 3, market.as_of)
     assert sum(sum(r.values()) for r in expected.values()) > 0
     write_raw(dsn, dirty)
-    run_dbt(stack, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging", "path:tests/dbt"])
+    run_dbt(stack, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging", "path:tests/dbt/staging"])
     rows = {r["table"]: r for r in reconcile(dsn)}
     for table, row in rows.items():
         assert row["raw"] == len(dirty.tables()[table])

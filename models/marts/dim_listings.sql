@@ -1,10 +1,11 @@
--- One row per clean listing, with its bid activity and whether it can still be recommended.
+-- One row per clean listing, with its bid activity (as of the run) and whether it can be recommended.
 with listings as (
     select * from {{ ref('stg_raw__listings') }}
 ),
 
 bids as (
     select * from {{ ref('stg_raw__bids') }}
+    where bid_at <= {{ as_of() }}
 ),
 
 bid_activity as (
@@ -33,6 +34,9 @@ select
     coalesce(bid_activity.bidder_count, 0) as bidder_count,
     cast(bid_activity.top_bid_amount as double) as top_bid_amount,
     bid_activity.last_bid_at,
-    (listings.status = 'active' and listings.ends_at > current_timestamp()) as is_open
+    -- open as of the run: listed by then, not ended by then, and active unless it has ended since (a backfill
+    -- sees today's status of a listing that was open on its day)
+    (listings.listed_at <= {{ as_of() }} and listings.ends_at > {{ as_of() }}
+        and (listings.status = 'active' or listings.ends_at <= current_timestamp())) as is_open
 from listings
 left join bid_activity on listings.listing_id = bid_activity.listing_id

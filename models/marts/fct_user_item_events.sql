@@ -3,6 +3,7 @@
 {% set weights = var('event_weights') %}
 with events as (
     select * from {{ ref('stg_events__app_events') }}
+    where event_at <= {{ as_of() }}
 )
 
 select

@@ -1,6 +1,7 @@
 -- One row per user and listing they bid on: the implicit feedback ALS learns from.
 with bids as (
     select * from {{ ref('stg_raw__bids') }}
+    where bid_at <= {{ as_of() }}
 ),
 
 listings as (

@@ -1,0 +1,3 @@
+-- One row per run and Great Expectations checkpoint.
+select run_id, checkpoint, success, evaluated, failed_expectations, engine
+from {{ source('history', 'run_checkpoints') }}

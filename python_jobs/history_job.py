@@ -1,0 +1,66 @@
+"""After every run, published, refused or failed: its summary recorded as history rows, the `run_history` marts
+rebuilt with their tests (the quality gate's among them), and the morning report rewritten.
+
+`encore-recs run` calls it when its stages end; the DAG's last task (`history`, whatever the stages' outcome)
+runs `encore-recs history --run-id ID`. A failure here is a warning: the run's own outcome stands.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from python_jobs.config import Settings
+from python_jobs.errors import UserError
+
+
+def build_marts(settings: Settings, target: str) -> int:
+    """Register the raw history tables and dbt build the history marts and their tests; the number of nodes."""
+    from python_jobs.dbt_runner import run_dbt
+
+    if target == settings.dbt_spark_target and target == "spark":
+        from python_jobs.spark import get_spark
+
+        get_spark(settings)  # dbt's session method takes this process's session: ours, with the shared catalog
+    run_dbt(settings, ["run-operation", "register_history", "--args",
+                       json.dumps({"lake_bucket": settings.lake_bucket}), "--target", target], quiet=True)
+    return len(run_dbt(settings, ["build", "--target", target, "--select", "path:models/history",
+                                  "path:tests/dbt/history", "--vars",
+                                  json.dumps({"max_quality_drop": settings.max_quality_drop})], quiet=True))
+
+
+def after_run(settings: Settings, run_id: str | None, log: Callable[[str], None] = print,
+              target: str | None = None, build: bool = True) -> dict:
+    """Record `run_id` (None: record nothing new), rebuild the marts (unless not `build`), rewrite the report;
+    what was done."""
+    from python_jobs import morning_report, run_history
+    from python_jobs.run_state import RunState
+
+    done: dict = {}
+    prefix = f"[{run_id}] " if run_id else ""
+
+    def warn(what: str, exc: Exception) -> None:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        log(f"{prefix}warning: {what} ({first}); `encore-recs history{f' --run-id {run_id}' if run_id else ''}` "
+            "does it again")
+
+    try:
+        if run_id is not None:
+            done["history_rows"] = run_history.record(settings, RunState.load(settings, run_id, create=False).data)
+        done["recorded_late"] = run_history.record_missing(settings)
+    except Exception as exc:  # noqa: BLE001 - the store may be what failed the run; the next run records it
+        warn("the run's history was not recorded", exc)
+        return done
+    try:
+        if build:
+            done["history_nodes"] = build_marts(settings, target or settings.dbt_spark_target)
+    except UserError as exc:
+        warn("the run_history marts were not rebuilt, or their tests failed", exc)
+    except Exception as exc:  # noqa: BLE001 - Spark or the catalog gone with the run
+        warn("the run_history marts were not rebuilt", exc)
+    try:
+        done["report_index"] = str(morning_report.write(settings))
+        log(f"{prefix}morning report: {done['report_index']}")
+    except Exception as exc:  # noqa: BLE001
+        warn("the morning report was not rewritten", exc)
+    return done

@@ -1,0 +1,169 @@
+"""The morning report: the last 30 runs side by side, from the run history (python_jobs/run_history.py).
+
+Status and the quality gate's figures, duration per stage (a stacked bar), rejects by reason, checkpoint outcomes
+with each run's Data Docs, the nDCG trend per model, list-source shares and coverage. Written to
+`<state>/reports/index.html` (links relative to the state folder) and to `s3://<publish>/reports/index.html`
+(links presigned), which each manifest links to; every run's own report links back.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from python_jobs.config import Settings
+from python_jobs.report import _plot
+
+LAST = 30
+INDEX_KEY = "reports/index.html"
+STAGE_COLOURS = {"stage": "#4e79a7", "extract": "#a0cbe8", "events": "#f28e2b", "marts": "#ffbe7d",
+                 "validate-inputs": "#59a14f", "train": "#e15759", "validate-outputs": "#8cd17d", "publish": "#b07aa1"}
+STATUS_COLOURS = {"published": "#2e7d32", "refused": "#ef6c00", "failed": "#c62828", "incomplete": "#757575"}
+
+
+def _e(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _stacked_bars(runs: list[dict], stages: dict[str, list[dict]], width: int = 760) -> str:
+    """One bar per run (newest on top), a segment per stage as long as its seconds."""
+    longest = max((sum(s["seconds"] or 0 for s in stages.get(r["run_id"], [])) for r in runs), default=0) or 1.0
+    label, bar, row = 210, width - 210 - 60, 18
+    height = row * len(runs) + 40
+    parts = [f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" font-size="11" '
+             'id="durations">']
+    for i, run in enumerate(runs):
+        y, x = 4 + i * row, float(label)
+        parts.append(f'<text x="0" y="{y + 12}">{_e(run["run_id"])}</text>')
+        for step in stages.get(run["run_id"], []):
+            w = (step["seconds"] or 0) / longest * bar
+            outline = ' stroke="#c62828" stroke-width="2"' if step["status"] == "failed" else ""
+            parts.append(f'<rect x="{x:.1f}" y="{y}" width="{max(w, 0.5):.1f}" height="{row - 4}" '
+                         f'fill="{STAGE_COLOURS.get(step["stage"], "#999")}"{outline} data-run="{_e(run["run_id"])}" '
+                         f'data-stage="{_e(step["stage"])}"><title>{_e(step["stage"])}: {step["seconds"]} s '
+                         f'({_e(step["status"])})</title></rect>')
+            x += w
+        total = sum(s["seconds"] or 0 for s in stages.get(run["run_id"], []))
+        parts.append(f'<text x="{x + 4:.1f}" y="{y + 12}">{total:.0f} s</text>')
+    legend_y = row * len(runs) + 24
+    for j, (stage, colour) in enumerate(STAGE_COLOURS.items()):
+        parts.append(f'<rect x="{j * 92}" y="{legend_y - 9}" width="10" height="10" fill="{colour}"/>'
+                     f'<text x="{j * 92 + 13}" y="{legend_y}">{stage}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _shares(list_sources: str | None) -> str:
+    counts = json.loads(list_sources or "{}")
+    total = sum(counts.values()) or 1
+    return ", ".join(f"{_e(k)} {v / total:.0%}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def render(history: dict[str, list[dict]], link: Callable[[str, str], str | None]) -> str:
+    """The page; link(run_id, 'report' | 'data_docs') -> a URL or None."""
+    runs = sorted(history["runs"], key=lambda r: r["run_id"], reverse=True)[:LAST]
+    by_run = {kind: {} for kind in ("run_stages", "run_rejects", "run_checkpoints", "run_metrics")}
+    for kind, grouped in by_run.items():
+        for row in history.get(kind, []):
+            grouped.setdefault(row["run_id"], []).append(row)
+    stages = by_run["run_stages"]
+
+    def anchor(run_id: str, kind: str, text: str) -> str:
+        url = link(run_id, kind)
+        return f'<a href="{_e(url)}">{_e(text)}</a>' if url else _e(text)
+
+    rows = []
+    for run in runs:
+        checks = by_run["run_checkpoints"].get(run["run_id"], [])
+        passed = sum(1 for c in checks if c["success"])
+        rejected = sum(r["rejected_rows"] for r in by_run["run_rejects"].get(run["run_id"], []))
+        gate = run.get("gate_outcome") or ""
+        if run.get("champion_ndcg") is not None:
+            gate += f" ({run['challenger_ndcg']:.4f} vs {run['champion_ndcg']:.4f}, drop {run['quality_drop']:.1%})"
+        if run.get("accepted_by"):
+            gate += f", accepted by {run['accepted_by']}"
+        status = run["status"] + (f" in {run['failed_stage']}" if run.get("failed_stage") else "")
+        ndcg = "" if run.get("hybrid_ndcg") is None else f"{run['hybrid_ndcg']:.4f}"
+        coverage = "" if run.get("catalog_coverage") is None else f"{run['catalog_coverage']:.0%}"
+        reason = run.get("refused") or run.get("error") or ""
+        rows.append(
+            f'<tr data-run="{_e(run["run_id"])}"><td>{anchor(run["run_id"], "report", run["run_id"])}</td>'
+            f'<td>{_e((run.get("as_of") or "")[:16])}{" (backfill)" if run.get("backfill") else ""}</td>'
+            f'<td class="status" style="color:{STATUS_COLOURS.get(run["status"], "#333")}" title="{_e(reason)}">'
+            f'{_e(status)}</td><td>{_e(gate)}</td>'
+            f'<td>{ndcg}</td><td>{coverage}</td>'
+            f'<td>{(run.get("total_seconds") or 0):.0f} s</td><td>{rejected}</td>'
+            f'<td>{anchor(run["run_id"], "data_docs", f"{passed}/{len(checks)} passed") if checks else ""}</td>'
+            f'<td>{_e(run.get("events_ingested"))} / {_e(run.get("events_quarantined"))}</td>'
+            f'<td>{_shares(run.get("list_sources"))}</td></tr>')
+    reject_rows = [
+        f'<tr><td>{_e(run["run_id"])}</td><td>{_e(r["table_name"])}</td><td>{_e(r["reason"])}</td>'
+        f'<td>{r["rejected_rows"]}</td></tr>'
+        for run in runs[:10] for r in sorted(by_run["run_rejects"].get(run["run_id"], []),
+                                             key=lambda r: -r["rejected_rows"]) if r["rejected_rows"]]
+    failed_checks = [
+        f'<tr><td>{_e(run["run_id"])}</td><td>{anchor(run["run_id"], "data_docs", c["checkpoint"])}</td>'
+        f'<td>{c["failed_expectations"]} of {c["evaluated"]}</td></tr>'
+        for run in runs for c in by_run["run_checkpoints"].get(run["run_id"], []) if not c["success"]]
+    oldest_first = list(reversed(runs))
+    curves: dict[str, dict[int, float]] = {}
+    for i, run in enumerate(oldest_first, start=1):
+        for m in by_run["run_metrics"].get(run["run_id"], []):
+            if m["segment"] == "all" and m["metric"] == "ndcg":
+                curves.setdefault(m["model"], {})[i] = m["value"]
+    curves = {m: curves[m] for m in sorted(curves, key=lambda m: (m != "hybrid", m))}  # the hybrid's first
+    latest = runs[0] if runs else None
+    headline = (f"Latest run {_e(latest['run_id'])}: <b>{_e(latest['status'])}</b>"
+                + (f" in {_e(latest['failed_stage'])}" if latest.get("failed_stage") else "")
+                + (f" ({_e(latest.get('refused') or latest.get('error'))})"
+                   if latest.get("refused") or latest.get("error") else "") if latest else "No runs yet.")
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Encore recommendations — the morning report</title>
+<style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:13px}}th{{background:#f4f4f4}}</style>
+</head><body>
+<h1>The morning report</h1>
+<p id="headline">{headline}</p>
+<p>The last {len(runs)} runs, newest first; generated {datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}.
+The gate compares today's hybrid with the published run's configuration on today's replay.</p>
+<table id="runs"><tr><th>run</th><th>as of</th><th>status</th><th>quality gate</th><th>hybrid nDCG</th>
+<th>coverage</th><th>duration</th><th>rejected rows</th><th>checkpoints</th><th>events in / quarantined</th>
+<th>lists served by</th></tr>{"".join(rows)}</table>
+<h2>Duration per stage</h2>{_stacked_bars(runs, stages)}
+<h2>nDCG per model, run by run (oldest = 1)</h2>
+{_plot(curves, x_label="run (oldest = 1)", y_label="nDCG (users with history)") if curves else "<p>No metrics yet.</p>"}
+<h2>Rejected rows by reason (last 10 runs)</h2>
+{"<table id='rejects'><tr><th>run</th><th>table</th><th>reason</th><th>rows</th></tr>" + "".join(reject_rows)
+ + "</table>" if reject_rows else "<p id='rejects'>No rows rejected.</p>"}
+<h2>Checkpoints that failed</h2>
+{"<table id='checkpoints'><tr><th>run</th><th>checkpoint</th><th>expectations failed</th></tr>" + "".join(failed_checks)
+ + "</table>" if failed_checks else "<p id='checkpoints'>Every checkpoint passed.</p>"}
+</body></html>"""
+
+
+def write(settings: Settings) -> Path:
+    """Both copies of the page; the local path."""
+    from python_jobs import run_history
+    from python_jobs.s3 import s3_client
+
+    history = run_history.read_last(settings, LAST)
+    local = settings.state_dir / "reports" / "index.html"
+    local.parent.mkdir(parents=True, exist_ok=True)
+
+    def relative(run_id: str, kind: str) -> str | None:
+        target = settings.runs_dir / run_id / ("report.html" if kind == "report" else "data_docs/index.html")
+        return f"../runs/{run_id}/{target.name if kind == 'report' else 'data_docs/index.html'}" if target.exists() else None
+
+    local.write_text(render(history, relative))
+    client = s3_client(settings)
+
+    def presigned(run_id: str, kind: str) -> str | None:
+        key = f"runs/{run_id}/{'report.html' if kind == 'report' else 'data_docs/index.html'}"
+        return client.generate_presigned_url("get_object", Params={"Bucket": settings.lake_bucket, "Key": key},
+                                              ExpiresIn=settings.url_expiry_seconds)
+
+    client.put_object(Bucket=settings.publish_bucket, Key=INDEX_KEY, Body=render(history, presigned).encode(),
+                      ContentType="text/html; charset=utf-8")
+    return local
