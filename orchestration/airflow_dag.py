@@ -112,14 +112,16 @@ def _emr_tasks(run, poll_seconds: int, retry) -> None:
                             doc_md=stage.title, **retry(stage))
         for stage in STAGES
     ]
-    # the run's history, the run_history marts and the morning report, whatever the stages did
+    # the run's history, the run_history marts and the morning report, whatever the stages did: a teardown of
+    # the cluster (it runs once the stages are done, succeeded or not), before the one that terminates it
     history = EmrAddStepsOperator(task_id="history", job_flow_id=create.output, steps=planned["history"],
                                   wait_for_completion=True, waiter_delay=poll_seconds,
-                                  waiter_max_attempts=3600 // poll_seconds, trigger_rule="all_done")
+                                  waiter_max_attempts=3600 // poll_seconds)
     terminate = EmrTerminateJobFlowOperator(task_id="terminate_cluster", job_flow_id=create.output)
     chain(create, stage_tasks[0])
     chain(*stage_tasks, history, terminate)
     chain(create, thrift, terminate)
+    history.as_teardown(setups=create)
     terminate.as_teardown(setups=create)
 
 

@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 from python_jobs.config import Settings
@@ -141,7 +141,9 @@ def _gate_parameters(ctx: StageContext) -> dict:
 
     return {"max_reject_rate": ctx.settings.max_reject_rate, "top_n": ctx.settings.top_n,
             "categories": sorted(load_taxonomy()["category"].unique().tolist()),
-            "now_epoch": ctx.state.as_of.timestamp()}
+            # the landed bids are as the source holds them (none after the run started); the marts as of the run
+            "now_epoch": datetime.fromisoformat(ctx.state.data["started_at"]).timestamp(),
+            "as_of_epoch": ctx.state.as_of.timestamp()}
 
 
 FRAME_COLUMNS = 13  # the widest frame a gate validates or publish reads

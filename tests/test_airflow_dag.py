@@ -67,12 +67,13 @@ def test_the_dag_parses_with_both_backends_without_io(airflow, monkeypatch):
 
     chain = list(zip(STAGE_TASKS, STAGE_TASKS[1:]))
     assert set(emr.task_ids) == {"run_id", "plan", "create_cluster", "start_thrift_server", *STAGE_TASKS,
-                                 "terminate_cluster"}
-    assert set(chain) | {("create_cluster", "stage"), ("publish", "terminate_cluster"),
+                                 "history", "terminate_cluster"}
+    assert set(chain) | {("create_cluster", "stage"), ("publish", "history"), ("history", "terminate_cluster"),
                          ("create_cluster", "terminate_cluster")} <= _edges(emr)
-    assert emr.get_task("terminate_cluster").is_teardown
-    assert set(local.task_ids) == {"run_id", "begin", *STAGE_TASKS}
-    assert set(chain) | {("begin", "stage")} <= _edges(local)
+    assert emr.get_task("terminate_cluster").is_teardown and emr.get_task("history").is_teardown
+    assert set(local.task_ids) == {"run_id", "begin", *STAGE_TASKS, "history"}
+    assert set(chain) | {("begin", "stage"), ("publish", "history")} <= _edges(local)
+    assert local.get_task("history").trigger_rule == "all_done"  # the day is recorded whatever the stages did
     for dag in (emr, local):
         assert dag.schedule == "@daily" if isinstance(dag.schedule, str) else dag.timetable.summary == "@daily"
         assert len(dag.topological_sort()) == len(dag.tasks)  # raises on a cycle
