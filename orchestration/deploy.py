@@ -9,7 +9,6 @@ MWAA bucket: the DAG file and the few standard-library modules it imports under 
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import sys
 import tarfile

@@ -8,6 +8,7 @@ runs `encore-recs history --run-id ID`. A failure here is a warning: the run's o
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 from python_jobs.config import Settings
@@ -51,6 +52,7 @@ def after_run(settings: Settings, run_id: str | None, log: Callable[[str], None]
     except Exception as exc:  # noqa: BLE001 - the store may be what failed the run; the next run records it
         warn("the run's history was not recorded", exc)
         return done
+    began = time.time()
     try:
         if build:
             done["history_nodes"] = build_marts(settings, target or settings.dbt_spark_target)
@@ -60,7 +62,8 @@ def after_run(settings: Settings, run_id: str | None, log: Callable[[str], None]
         warn("the run_history marts were not rebuilt", exc)
     try:
         done["report_index"] = str(morning_report.write(settings))
-        log(f"{prefix}morning report: {done['report_index']}")
+        log(f"{prefix}history recorded, run_history marts {'rebuilt' if build else 'left for the next run'}, "
+            f"morning report {done['report_index']} ({time.time() - began:.1f}s)")
     except Exception as exc:  # noqa: BLE001
         warn("the morning report was not rewritten", exc)
     return done

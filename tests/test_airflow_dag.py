@@ -155,30 +155,13 @@ def test_a_daily_run_on_emr_creates_runs_every_stage_and_terminates(airflow, mon
 
 
 def test_a_failed_step_stops_the_day_and_still_terminates_the_cluster(airflow, monkeypatch, emr_steps_end):
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from helpers.webhook import webhook
 
-    received = []
-
-    class Webhook(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's name
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Webhook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("ENCORE_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}/hook")
     emr_steps_end.append("train")
     dag = _dag("emr", monkeypatch)
-    try:
+    with webhook() as (url, received):
+        monkeypatch.setenv("ENCORE_ALERT_WEBHOOK", url)
         dag_run, cluster, steps, states = _emr_run(dag, datetime(2026, 11, 21, tzinfo=timezone.utc))
-    finally:
-        server.shutdown()
     # on_failure_callback: one alert, for the stage that failed for good (not its retry, not the skipped rest)
     assert [(a["stage"], a["run_id"]) for a in received] == [("train", "20261121T000000Z-daily")], received
 

@@ -7,6 +7,7 @@ import dataclasses
 import json
 
 import pytest
+from helpers.webhook import webhook
 
 from python_jobs.errors import GateFailed, UserError
 from python_jobs.generate import generate, write_raw
@@ -77,9 +78,13 @@ def test_a_run_made_worse_is_refused_and_published_only_when_accepted(three_runs
 
     champion = three_runs[-1]["run_id"]
     worse = dataclasses.replace(gated, models=("popularity",))  # a setting that leaves only popularity to blend
-    with pytest.raises(GateFailed) as refused:
-        run_pipeline(worse, log=lambda _: None)
+    with webhook() as (url, alerts):
+        monkeypatch.setenv("ENCORE_ALERT_WEBHOOK", url)
+        with pytest.raises(GateFailed) as refused:
+            run_pipeline(worse, log=lambda _: None)
+        monkeypatch.delenv("ENCORE_ALERT_WEBHOOK")
     line = str(refused.value)
+    assert [(a["stage"], a["reason"].split(":")[0]) for a in alerts] == [("publish", "publish")]  # one message
     assert line.startswith("publish refused: today's hybrid ndcg@10 ") and f"(run {champion})" in line
     state = RunState.load(gated, line.split("--run-id ")[1].split()[0], create=False).data
     gate = state["quality_gate"]

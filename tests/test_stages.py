@@ -1,15 +1,13 @@
 """Stages as jobs: a failed run resumes from its failed stage; one stage runs as its own process; the catalog is checked."""
 
 import dataclasses
-import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import psycopg2
 import pytest
+from helpers.webhook import webhook
 
 from orchestration.stages import NAMES
 from python_jobs.stack import postgres
@@ -26,18 +24,6 @@ def _cli(*args, env=None, timeout=600):
                           env={**os.environ, **(env or {})}, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-class _Webhook(BaseHTTPRequestHandler):
-    received: list = []
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def failed_in_train(stack, spark):
     """A run whose train stage fails (ALS rank 0), and its recorded state; the alert webhook is a local server."""
@@ -46,22 +32,20 @@ def failed_in_train(stack, spark):
     write_raw(postgres.pg_dsn(stack), generate(USERS, seed=21))
     broken = dataclasses.replace(stack, tuning_grid={"rank": [0]})
     run_id = "20261124T090000Z-resume"
-    server = HTTPServer(("127.0.0.1", 0), _Webhook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    os.environ["ENCORE_ALERT_WEBHOOK"] = f"http://127.0.0.1:{server.server_port}/hook"
-    try:
-        with pytest.raises(Exception, match="rank"):
-            run_pipeline(broken, log=lambda line: None, run_id=run_id)
-    finally:
-        del os.environ["ENCORE_ALERT_WEBHOOK"]
-        server.shutdown()
-    return run_id, RunState.load(stack, run_id, create=False).data
+    with webhook() as (url, received):
+        os.environ["ENCORE_ALERT_WEBHOOK"] = url
+        try:
+            with pytest.raises(Exception, match="rank"):
+                run_pipeline(broken, log=lambda line: None, run_id=run_id)
+        finally:
+            del os.environ["ENCORE_ALERT_WEBHOOK"]
+    return run_id, RunState.load(stack, run_id, create=False).data, received
 
 
 def test_a_failed_run_sends_one_alert_naming_stage_run_and_reason(failed_in_train):
-    run_id, state = failed_in_train
-    assert len(_Webhook.received) == 1
-    alert = _Webhook.received[0]
+    run_id, state, received = failed_in_train
+    assert len(received) == 1
+    alert = received[0]
     assert (alert["run_id"], alert["stage"]) == (run_id, "train") and alert["reason"] == state["error"]
     assert alert["text"].startswith(f"encore-recs run {run_id} failed in train: ") and "summary.json" in alert["report"]
 
@@ -82,7 +66,7 @@ def test_an_unreachable_webhook_is_a_warning_not_a_failure(capsys):
 
 
 def test_a_failed_stage_is_recorded_with_the_stages_before_it(failed_in_train):
-    _, state = failed_in_train
+    _, state, _ = failed_in_train
     assert state["status"] == "failed" and state["error"].startswith("train:")
     assert [(s["stage"], s["status"]) for s in state["steps"]] == [
         ("stage", "ok"), ("extract", "ok"), ("events", "ok"), ("marts", "ok"), ("validate-inputs", "ok"), ("train", "failed")]
@@ -91,7 +75,7 @@ def test_a_failed_stage_is_recorded_with_the_stages_before_it(failed_in_train):
 def test_resume_from_train_publishes_without_rerunning_earlier_stages(failed_in_train, stack):
     from orchestration.local_runner import run_pipeline
 
-    run_id, before = failed_in_train
+    run_id, before, _ = failed_in_train
     lines = []
     summary = run_pipeline(stack, log=lines.append, run_id=run_id, start="train")
     assert summary["status"] == "ok"
@@ -104,7 +88,7 @@ def test_resume_from_train_publishes_without_rerunning_earlier_stages(failed_in_
 
 
 def test_one_stage_runs_as_its_own_process_and_is_idempotent(failed_in_train, stack):
-    run_id, _ = failed_in_train
+    run_id, _, _ = failed_in_train
     for _ in range(2):
         result = _cli("step", "validate-outputs", "--run-id", run_id)
         assert result.returncode == 0, result.stderr[-2000:]
@@ -192,7 +176,7 @@ def test_a_table_folder_left_without_its_table_does_not_stop_the_next_run(failed
     run; the stages now clear such folders before creating tables."""
     from orchestration.local_runner import run_pipeline
 
-    run_id, _ = failed_in_train
+    run_id, _, _ = failed_in_train
     orphans = {"marts": "fct_user_item_interactions", "recs": "similar_listings", "events": "bronze_app_events"}
     for database, table in orphans.items():
         spark.sql(f"drop table if exists {database}.{table}")  # the catalog entry and the folder go ...
