@@ -59,13 +59,14 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
             else:
                 _run_in_process(settings, state, todo, log)
         except Exception as exc:
-            _alert(settings, state.run_id, exc)
+            failed = recorded_failure(settings, state.run_id)
+            _alert(settings, state.run_id, exc, failed)
             # the services are up after a gate's refusal, so the marts can be rebuilt; after any other failure the
             # run is recorded and in the morning report, and the marts take it in at the next build
             _history(settings, state.run_id, log, on_cluster, build=isinstance(exc, GateFailed))
             if isinstance(exc, UserError):
                 raise
-            raise UserError(failure_line(settings, state.run_id, exc)) from exc
+            raise UserError(failure_line(settings, state.run_id, exc, failed)) from exc
         _history(settings, state.run_id, log, on_cluster)
     summary = state.data
     summary["summary_path"] = str(state.dir / "summary.json")
@@ -82,16 +83,22 @@ def _history(settings: Settings, run_id: str, log, on_cluster: bool, build: bool
     history_job.after_run(settings, run_id, log, target="spark_cluster" if on_cluster else None, build=build)
 
 
-def failure_line(settings: Settings, run_id: str, exc: Exception) -> str:
+def recorded_failure(settings: Settings, run_id: str) -> dict:
+    """The failed step and the run's error as its state recorded them ({} when the store cannot say)."""
+    try:
+        recorded = RunState.load(settings, run_id, create=False).data
+    except Exception:  # noqa: BLE001 - the store may be what failed; the exception still says why
+        return {}
+    failed = next((s for s in reversed(recorded.get("steps", [])) if s.get("status") == "failed"), {})
+    return {**failed, "error": recorded.get("error")}
+
+
+def failure_line(settings: Settings, run_id: str, exc: Exception, failed: dict | None = None) -> str:
     """One line for a stage that failed with an error nobody turned into one: the stage and reason the run's state
     recorded, where the traceback was kept (beside the summary), and how to resume."""
     import traceback
 
-    try:
-        recorded = RunState.load(settings, run_id, create=False).data
-    except Exception:  # noqa: BLE001 - the store may be what failed
-        recorded = {}
-    failed = next((s for s in reversed(recorded.get("steps", [])) if s.get("status") == "failed"), {})
+    failed = recorded_failure(settings, run_id) if failed is None else failed
     stage_name = failed.get("stage")
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
     kept = settings.runs_dir / run_id / "traceback.txt"
@@ -105,16 +112,11 @@ def failure_line(settings: Settings, run_id: str, exc: Exception) -> str:
     return f"run {run_id} failed{f' in {stage_name}' if stage_name else ''}: {reason}{where}{resume}"
 
 
-def _alert(settings: Settings, run_id: str, exc: Exception) -> None:
+def _alert(settings: Settings, run_id: str, exc: Exception, failed: dict) -> None:
     """The failed stage and its reason, as recorded in the run's state, to ENCORE_ALERT_WEBHOOK when set."""
     from python_jobs import alerts
 
-    try:
-        recorded = RunState.load(settings, run_id, create=False).data
-    except Exception:  # noqa: BLE001 - the store may be what failed; the exception still says why
-        recorded = {}
-    failed = next((s for s in reversed(recorded.get("steps", [])) if s.get("status") == "failed"), {})
-    reason = recorded.get("error") or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    reason = failed.get("error") or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     alerts.from_environment(run_id, failed.get("stage", "unknown"), reason,
                             str(settings.runs_dir / run_id / "summary.json"))
 

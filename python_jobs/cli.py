@@ -178,9 +178,8 @@ def cmd_history(args) -> None:
         check_run_id(args.run_id)
     settings = _settings()
     services.ready(settings)
-    warnings = []
-    done = history_job.after_run(settings, args.run_id, log=lambda line: (warnings.append(line), print(line)))
-    if any("warning:" in line for line in warnings):
+    done = history_job.after_run(settings, args.run_id)
+    if done["warnings"]:
         raise UserError("the history is not complete; see the warning above")
     print(f"history: {done.get('history_rows', 0)} rows recorded, {done.get('history_nodes', 0)} dbt nodes built")
 

@@ -37,11 +37,12 @@ def after_run(settings: Settings, run_id: str | None, log: Callable[[str], None]
     from python_jobs import morning_report, run_history
     from python_jobs.run_state import RunState
 
-    done: dict = {}
+    done: dict = {"warnings": 0}
     prefix = f"[{run_id}] " if run_id else ""
 
     def warn(what: str, exc: Exception) -> None:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        done["warnings"] += 1
         log(f"{prefix}warning: {what} ({first}); `encore-recs history{f' --run-id {run_id}' if run_id else ''}` "
             "does it again")
 

@@ -19,6 +19,7 @@ from python_jobs.report import _plot
 
 LAST = 30
 INDEX_KEY = "reports/index.html"
+RUN_PAGES = {"report": "report.html", "data_docs": "data_docs/index.html"}  # under runs/<run_id>/, here and in the lake
 STAGE_COLOURS = {"stage": "#4e79a7", "extract": "#a0cbe8", "events": "#f28e2b", "marts": "#ffbe7d",
                  "validate-inputs": "#59a14f", "train": "#e15759", "validate-outputs": "#8cd17d", "publish": "#b07aa1"}
 STATUS_COLOURS = {"published": "#2e7d32", "refused": "#ef6c00", "failed": "#c62828", "incomplete": "#757575"}
@@ -153,15 +154,15 @@ def write(settings: Settings) -> Path:
     local.parent.mkdir(parents=True, exist_ok=True)
 
     def relative(run_id: str, kind: str) -> str | None:
-        target = settings.runs_dir / run_id / ("report.html" if kind == "report" else "data_docs/index.html")
-        return f"../runs/{run_id}/{target.name if kind == 'report' else 'data_docs/index.html'}" if target.exists() else None
+        exists = (settings.runs_dir / run_id / RUN_PAGES[kind]).exists()
+        return f"../runs/{run_id}/{RUN_PAGES[kind]}" if exists else None
 
     local.write_text(render(history, relative))
     client = s3_client(settings)
 
     def presigned(run_id: str, kind: str) -> str | None:
-        key = f"runs/{run_id}/{'report.html' if kind == 'report' else 'data_docs/index.html'}"
-        return client.generate_presigned_url("get_object", Params={"Bucket": settings.lake_bucket, "Key": key},
+        return client.generate_presigned_url("get_object", Params={"Bucket": settings.lake_bucket,
+                                                                   "Key": f"runs/{run_id}/{RUN_PAGES[kind]}"},
                                               ExpiresIn=settings.url_expiry_seconds)
 
     client.put_object(Bucket=settings.publish_bucket, Key=INDEX_KEY, Body=render(history, presigned).encode(),
