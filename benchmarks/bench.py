@@ -113,8 +113,8 @@ def als_side_by_side(state: Path, params: dict, n: int = 10) -> None:
     from python_jobs.models import TrainParams
     from python_jobs.models.als import ALSModel
     from python_jobs.models.base import top_n
-    from python_jobs.spark import get_spark
-    from python_jobs.train import load_marts
+    from python_jobs.stack.spark import get_spark
+    from python_jobs.models.train import load_marts
 
     settings = Settings.from_env()
     services.ready(settings)  # also exports the local S3 server's credentials to this process

@@ -3,7 +3,7 @@
 For each scale: generate the marketplace in process (seed 3), shape the
 interactions as the marts do (one row per user and listing: strength from
 bid count and amount, first and last bid), and run the train stage's own
-evaluation (`python_jobs.evaluate.evaluate_models`, the time split at 80%,
+evaluation (`python_jobs.models.evaluate.evaluate_models`, the time split at 80%,
 10,000 sampled test users, the blend chosen on validation). Prints per model
 nDCG@10, P@10, coverage, fit and list seconds and nDCG@10 per segment, and
 the share of the truth's nDCG@10 that each reaches.
@@ -25,9 +25,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from python_jobs.evaluate import evaluate_models, make_part, time_splitter  # noqa: E402
-from python_jobs.generate import generate  # noqa: E402
-from python_jobs.metrics import ranking_metrics  # noqa: E402
+from python_jobs.models.evaluate import evaluate_models, make_part, time_splitter  # noqa: E402
+from python_jobs.ingest.generate import generate  # noqa: E402
+from python_jobs.models.metrics import ranking_metrics  # noqa: E402
 from python_jobs.models import TrainParams  # noqa: E402
 from python_jobs.models.base import top_n  # noqa: E402
 from python_jobs.models.data import from_marketplace  # noqa: E402
@@ -106,7 +106,7 @@ def main() -> None:
     spark = None
     if "als" in names and args.engine == "spark":
         from python_jobs.config import Settings
-        from python_jobs.spark import get_spark
+        from python_jobs.stack.spark import get_spark
 
         spark = get_spark(Settings.from_env(), catalog=False)
     for users in args.users:

@@ -1,5 +1,5 @@
 {#- The run history's raw rows: external JSON tables history.<table> over s3a://<lake>/history/<table>/, where
-    python_jobs/run_history.py puts one object per run. Created when missing, then refreshed so that this
+    python_jobs/history/run_history.py puts one object per run. Created when missing, then refreshed so that this
     session lists the newest objects. Called before the history marts are built:
     dbt run-operation register_history --args '{"lake_bucket": "encore-lake"}' -#}
 

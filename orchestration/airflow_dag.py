@@ -41,14 +41,14 @@ def _retries(stage: Stage, retries: int, retry_seconds: int) -> dict:
 @task(task_id="run_id")
 def encore_run_id(logical_date=None, dag_run=None) -> str:
     """The pipeline's run id (not Airflow's): from the logical date, or the trigger time of a manual run."""
-    from python_jobs.run_ids import scheduled_run_id
+    from python_jobs.runs.run_ids import scheduled_run_id
 
     return scheduled_run_id(logical_date or dag_run.run_after)
 
 
 def alert_on_failure(context) -> None:
     """A task that failed for good: one message to ENCORE_ALERT_WEBHOOK (stage, run id, reason, where to look)."""
-    from python_jobs import alerts
+    from python_jobs.history import alerts
 
     ti = context["ti"]
     run_id = ti.xcom_pull(task_ids="run_id") or context.get("run_id", "unknown")
@@ -92,7 +92,7 @@ def _emr_tasks(run, poll_seconds: int, retry) -> None:
     def plan(encore_run: str) -> dict:
         from orchestration.emr import EmrSettings, history_step, job_flow, stage_steps, thrift_step
 
-        from python_jobs.run_ids import run_time
+        from python_jobs.runs.run_ids import run_time
 
         settings = EmrSettings.from_env(os.environ)
         # the first step creates the run's state as of the logical date (a backfill means its day)
@@ -135,7 +135,7 @@ def _local_tasks(run, retry) -> None:
 
         from dataclasses import replace
 
-        from python_jobs.run_ids import run_time
+        from python_jobs.runs.run_ids import run_time
 
         # as of the logical date: a backfill of 2026-11-20 scores popularity, recency and the replay as of that day
         settings = replace(Settings.from_env(), as_of=run_time(encore_run).isoformat())
@@ -157,7 +157,7 @@ def _local_tasks(run, retry) -> None:
     def history(encore_run: str) -> None:
         """The run's history recorded, the run_history marts rebuilt, the morning report rewritten: whatever the
         stages did (a failed stage was alerted on by its own callback)."""
-        from python_jobs import history_job
+        from python_jobs.history import history_job
         from python_jobs.config import Settings
 
         history_job.after_run(Settings.from_env(), encore_run)

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # what MWAA imports: the DAG and the modules it reads at parse time and in its EMR tasks (standard library only)
 DAG_FILES = ("orchestration/dags/encore_recs.py", "orchestration/__init__.py", "orchestration/stages.py",
              "orchestration/emr.py", "orchestration/airflow_dag.py",
-             "python_jobs/__init__.py", "python_jobs/errors.py", "python_jobs/run_ids.py", "python_jobs/config.py")
+             "python_jobs/__init__.py", "python_jobs/errors.py", "python_jobs/runs/__init__.py", "python_jobs/runs/run_ids.py", "python_jobs/config.py")
 # the dbt project and the Great Expectations project, unpacked on every EMR node (ENCORE_PROJECT_DIR)
 PROJECT_PATHS = ("dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "tests/dbt", "expectations")
 BOOTSTRAP = ROOT / "orchestration" / "aws" / "bootstrap" / "install_wheel.sh"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from orchestration.stages import STAGES
 from python_jobs.config import check_bucket
 from python_jobs.errors import UserError
-from python_jobs.run_ids import check_run_id
+from python_jobs.runs.run_ids import check_run_id
 
 RELEASE_LABEL = "emr-7.13.0"  # Spark 3.5.6, the line the project pins
 GLUE_CLIENT_FACTORY = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from orchestration.stages import STAGES, stage, stages_from
 from python_jobs.config import Settings
 from python_jobs.errors import GateFailed, UserError
-from python_jobs.run_ids import check_run_id, new_run_id
-from python_jobs.run_state import RunState
+from python_jobs.runs.run_ids import check_run_id, new_run_id
+from python_jobs.runs.run_state import RunState
 
 
 def prepare(settings: Settings, run_id: str | None, start: str | None) -> tuple[RunState, tuple]:
@@ -44,7 +44,7 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
                  start: str | None = None) -> dict:
     """Every stage from `start` (default: the first) in order; returns the run's summary (with `manifest_url`)."""
     from python_jobs.stack import cluster, services
-    from python_jobs.run_lock import one_run
+    from python_jobs.runs.run_lock import one_run
 
     services.ready(settings)
     run_id = check_run_id(run_id) if run_id else new_run_id()
@@ -76,7 +76,7 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
 def _history(settings: Settings, run_id: str, log, on_cluster: bool, build: bool = True) -> None:
     import os
 
-    from python_jobs import history_job
+    from python_jobs.history import history_job
 
     if on_cluster:  # dbt over the cluster's Thrift server, as the stages' own dbt did
         os.environ["ENCORE_SPARK_THRIFT_PORT"] = str(settings.thrift_port)
@@ -114,7 +114,7 @@ def failure_line(settings: Settings, run_id: str, exc: Exception, failed: dict |
 
 def _alert(settings: Settings, run_id: str, exc: Exception, failed: dict) -> None:
     """The failed stage and its reason, as recorded in the run's state, to ENCORE_ALERT_WEBHOOK when set."""
-    from python_jobs import alerts
+    from python_jobs.history import alerts
 
     reason = failed.get("error") or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     alerts.from_environment(run_id, failed.get("stage", "unknown"), reason,

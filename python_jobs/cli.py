@@ -50,7 +50,7 @@ def cmd_down(args) -> None:
 def cmd_env(args) -> None:
     """Print export lines so that dbt, boto3 and Spark reach the local stack from a shell."""
     from python_jobs.stack import postgres, services
-    from python_jobs.spark import write_spark_defaults
+    from python_jobs.stack.spark import write_spark_defaults
 
     settings = _settings()
     services.apply_environment(settings)
@@ -66,8 +66,8 @@ def cmd_generate(args) -> None:
     import time
 
     from python_jobs.stack import postgres, services
-    from python_jobs.faults import inject
-    from python_jobs.generate import generate, write_raw
+    from python_jobs.ingest.faults import inject
+    from python_jobs.ingest.generate import generate, write_raw
 
     if not 10 <= args.users <= MAX_USERS:
         raise UserError(f"--users {args.users} is out of range; use 10 to {MAX_USERS:,}")
@@ -99,7 +99,7 @@ def _land_events(settings, market, seed: int) -> tuple[int, int]:
     checkpoint) go, as generate replaces the raw tables. (events, objects)."""
     from python_jobs.events.landing import CHECKPOINT, ERROR_PREFIX, PREFIX
     from python_jobs.events.synthetic import app_events, land
-    from python_jobs.s3 import delete_prefix, s3_client
+    from python_jobs.infra.s3 import delete_prefix, s3_client
 
     client = s3_client(settings)
     for prefix in (PREFIX, ERROR_PREFIX, CHECKPOINT):
@@ -110,7 +110,7 @@ def _land_events(settings, market, seed: int) -> tuple[int, int]:
 
 def cmd_load(args) -> None:
     from python_jobs.stack import postgres, services
-    from python_jobs.load import load_csv
+    from python_jobs.ingest.load import load_csv
 
     settings = _settings()
     if not args.csv.is_file():
@@ -124,7 +124,7 @@ def cmd_load(args) -> None:
 def cmd_run(args) -> None:
     from orchestration.local_runner import run_pipeline
 
-    from python_jobs.run_ids import check_run_id
+    from python_jobs.runs.run_ids import check_run_id
 
     if args.run_id is not None:
         check_run_id(args.run_id)
@@ -151,7 +151,7 @@ def cmd_step(args) -> None:
     from orchestration.local_runner import prepare
     from python_jobs.stack import services
     from python_jobs.jobs import StageContext, run_stage
-    from python_jobs.run_ids import check_run_id
+    from python_jobs.runs.run_ids import check_run_id
 
     check_run_id(args.run_id)
     settings = _settings()
@@ -170,8 +170,8 @@ def cmd_step(args) -> None:
 def cmd_history(args) -> None:
     """Record a run in the history (again), rebuild the run_history marts with their tests, rewrite the morning
     report: what every run does when it ends, for the DAG's last task and for the data team."""
-    from python_jobs import history_job
-    from python_jobs.run_ids import check_run_id
+    from python_jobs.history import history_job
+    from python_jobs.runs.run_ids import check_run_id
     from python_jobs.stack import services
 
     if args.run_id is not None:
@@ -229,7 +229,7 @@ def cmd_serve(args) -> None:
 
 
 def cmd_expectations(args) -> None:
-    from python_jobs.suites import write_project
+    from python_jobs.quality.suites import write_project
 
     settings = _settings()
     names = write_project(settings.project_dir / "expectations")
@@ -239,8 +239,8 @@ def cmd_expectations(args) -> None:
 def cmd_dbt(args) -> None:
     """dbt with the local stack's environment, in-process (so `--target spark` gets the configured session)."""
     from python_jobs.stack import services
-    from python_jobs.dbt_runner import run_dbt
-    from python_jobs.spark import get_spark
+    from python_jobs.infra.dbt_runner import run_dbt
+    from python_jobs.stack.spark import get_spark
 
     settings = _settings()
     services.up(settings)
@@ -259,7 +259,7 @@ def cmd_deploy(args) -> None:
     from orchestration.emr import EmrSettings
     from python_jobs.stack import services
     from python_jobs.config import check_bucket
-    from python_jobs.s3 import s3_client
+    from python_jobs.infra.s3 import s3_client
 
     overrides = {"ENCORE_EMR_ARTIFACT_BUCKET": args.artifact_bucket, "ENCORE_EMR_LOG_BUCKET": args.log_bucket}
     emr = EmrSettings.from_env({**os.environ, **{k: v for k, v in overrides.items() if v is not None}})
@@ -294,7 +294,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from orchestration.stages import NAMES
-    from python_jobs.run_ids import RUN_ID_FORMAT
+    from python_jobs.runs.run_ids import RUN_ID_FORMAT
 
     parser = _Parser(prog="encore-recs", description="Encore recommendations pipeline")
     sub = parser.add_subparsers(dest="command", required=True)

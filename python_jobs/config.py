@@ -122,7 +122,7 @@ MODEL_KNOBS = {
 
 
 def _model_settings(env) -> dict:
-    """Overrides of the training defaults (python_jobs.train.TrainParams) from the environment."""
+    """Overrides of the training defaults (python_jobs.models.train.TrainParams) from the environment."""
     values = {}
     for name, (param, kind) in MODEL_KNOBS.items():
         raw = env.get(name)

@@ -169,7 +169,7 @@ def cmd_evaluate(args) -> None:
     import pandas as pd
 
     from python_jobs.config import MODELS, Settings
-    from python_jobs.evaluate import evaluate_models, per_user_splitter, time_splitter
+    from python_jobs.models.evaluate import evaluate_models, per_user_splitter, time_splitter
     from python_jobs.models import TrainParams, engine
     from python_jobs.models.data import build
 
@@ -187,7 +187,7 @@ def cmd_evaluate(args) -> None:
     if "als" in names:
         print(f"ALS engine: {als_engine} ({because})")
         if als_engine == "spark":
-            from python_jobs.spark import get_spark
+            from python_jobs.stack.spark import get_spark
 
             spark = get_spark(settings, catalog=False)
     splitter = time_splitter(args.test_fraction) if args.time_col else per_user_splitter(

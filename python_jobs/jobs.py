@@ -20,7 +20,7 @@ from pathlib import Path
 
 from python_jobs.config import Settings
 from python_jobs.errors import UserError
-from python_jobs.run_state import RunState
+from python_jobs.runs.run_state import RunState
 
 
 @dataclass
@@ -38,7 +38,7 @@ class StageContext:
         Hive metastore client) while the stages that need neither run."""
         import threading
 
-        from python_jobs.spark import get_spark
+        from python_jobs.stack.spark import get_spark
 
         def start() -> None:
             try:
@@ -52,7 +52,7 @@ class StageContext:
     @property
     def spark(self):
         if self._spark is None:
-            from python_jobs.spark import get_spark
+            from python_jobs.stack.spark import get_spark
 
             if self._warming is not None:
                 self._warming.join()
@@ -75,8 +75,8 @@ class StageContext:
 def stage_pg(ctx: StageContext) -> dict:
     """dbt staging on Postgres, source freshness, and the raw = clean + rejected accounting."""
     from python_jobs.stack import postgres
-    from python_jobs.dbt_runner import run_dbt
-    from python_jobs.reconcile import reconcile
+    from python_jobs.infra.dbt_runner import run_dbt
+    from python_jobs.ingest.reconcile import reconcile
 
     settings = ctx.settings
     results = run_dbt(settings, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging",
@@ -91,7 +91,7 @@ def stage_pg(ctx: StageContext) -> dict:
 
 def extract(ctx: StageContext) -> dict:
     from python_jobs.stack import postgres
-    from python_jobs.extract import extract as land
+    from python_jobs.ingest.extract import extract as land
 
     return land(ctx.settings, postgres.pg_dsn(ctx.settings), ctx.run_id)
 
@@ -101,7 +101,7 @@ def events(ctx: StageContext) -> dict:
     availableNow); malformed lines quarantined with a reason."""
     from python_jobs.events.ingest import ingest
     from python_jobs.events.landing import CHECKPOINT, PREFIX
-    from python_jobs.s3 import s3_client
+    from python_jobs.infra.s3 import s3_client
 
     settings, client = ctx.settings, s3_client(ctx.settings)
 
@@ -115,11 +115,11 @@ def events(ctx: StageContext) -> dict:
 
 def marts(ctx: StageContext) -> int:
     """Point staging.* at this run's landing, then dbt build the marts on the configured Spark target."""
-    from python_jobs.dbt_runner import run_dbt
-    from python_jobs.extract import landed_tables
+    from python_jobs.infra.dbt_runner import run_dbt
+    from python_jobs.ingest.extract import landed_tables
 
-    from python_jobs.s3 import s3_client
-    from python_jobs.table_folders import clear_orphans
+    from python_jobs.infra.s3 import s3_client
+    from python_jobs.runs.table_folders import clear_orphans
 
     settings = ctx.settings
     target = settings.dbt_spark_target
@@ -137,7 +137,7 @@ def marts(ctx: StageContext) -> int:
 
 
 def _gate_parameters(ctx: StageContext) -> dict:
-    from python_jobs.generate import load_taxonomy
+    from python_jobs.ingest.generate import load_taxonomy
 
     return {"max_reject_rate": ctx.settings.max_reject_rate, "top_n": ctx.settings.top_n,
             "categories": sorted(load_taxonomy()["category"].unique().tolist()),
@@ -183,8 +183,8 @@ def _checkpoints(ctx: StageContext, gate: str, frames: dict, parameters: dict) -
     """Run the named checkpoints; record them and their Data Docs in the run; a failure stops the run."""
     import pandas as pd
 
-    from python_jobs.s3 import upload_tree
-    from python_jobs.validate import raise_on_failure, run_checkpoints
+    from python_jobs.infra.s3 import upload_tree
+    from python_jobs.quality.validate import raise_on_failure, run_checkpoints
 
     engine = _frame_engine(ctx, "gates", _largest_table(ctx))
     if engine == "spark":
@@ -202,7 +202,7 @@ def _checkpoints(ctx: StageContext, gate: str, frames: dict, parameters: dict) -
 
 
 def validate_inputs(ctx: StageContext) -> dict:
-    from python_jobs.validate import input_frames
+    from python_jobs.quality.validate import input_frames
 
     frames = input_frames(ctx.spark, ctx.summary["reconciliation"])
     return _checkpoints(ctx, "input", frames, _gate_parameters(ctx))
@@ -211,12 +211,13 @@ def validate_inputs(ctx: StageContext) -> dict:
 def train(ctx: StageContext) -> dict:
     """Evaluate every model on the replay (ALS tuned and the blend chosen on validation), then fit them all on
     everything and write the hybrid's lists and each model's own."""
-    from python_jobs import quality_gate, tuning_record
-    from python_jobs.evaluate import evaluate_models, time_splitter
+    from python_jobs.quality import quality_gate
+    from python_jobs.models import tuning_record
+    from python_jobs.models.evaluate import evaluate_models, time_splitter
     from python_jobs.models import TrainParams, engine
-    from python_jobs.report import write_report
-    from python_jobs.s3 import upload_tree
-    from python_jobs.train import load_marts, run_training
+    from python_jobs.history.report import write_report
+    from python_jobs.infra.s3 import upload_tree
+    from python_jobs.models.train import load_marts, run_training
 
     settings, spark, as_of = ctx.settings, ctx.spark, ctx.state.as_of
     base = TrainParams(seed=settings.seed, **settings.model)
@@ -264,7 +265,7 @@ def train(ctx: StageContext) -> dict:
 
 
 def validate_outputs(ctx: StageContext) -> dict:
-    from python_jobs.validate import output_frames
+    from python_jobs.quality.validate import output_frames
 
     return _checkpoints(ctx, "output", output_frames(ctx.spark, ctx.run_id), _gate_parameters(ctx))
 
@@ -272,12 +273,14 @@ def validate_outputs(ctx: StageContext) -> dict:
 def publish(ctx: StageContext) -> dict:
     from pyspark.sql import functions as F
 
-    from python_jobs import quality_gate, run_tables
-    from python_jobs.morning_report import INDEX_KEY
-    from python_jobs.publish import publish as write_and_publish
-    from python_jobs.s3 import s3_client
-    from python_jobs.train import RUN_TABLES
-    from python_jobs.validate import manifest_frame
+    from python_jobs.quality import quality_gate
+
+    from python_jobs.runs import run_tables
+    from python_jobs.history.morning_report import INDEX_KEY
+    from python_jobs.publish.publish import publish as write_and_publish
+    from python_jobs.infra.s3 import s3_client
+    from python_jobs.models.train import RUN_TABLES
+    from python_jobs.quality.validate import manifest_frame
 
     settings, spark, summary = ctx.settings, ctx.spark, ctx.summary
     quality_gate.enforce(settings, ctx.run_id, summary)  # a refused regression publishes nothing

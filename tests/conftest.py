@@ -47,7 +47,7 @@ def settings():
 @pytest.fixture(scope="session")
 def stack(settings):
     from python_jobs.stack import services
-    from python_jobs.s3 import ensure_buckets
+    from python_jobs.infra.s3 import ensure_buckets
 
     services.up(settings)
     ensure_buckets(settings)
@@ -57,7 +57,7 @@ def stack(settings):
 
 @pytest.fixture(scope="session")
 def spark(stack):
-    from python_jobs.spark import get_spark
+    from python_jobs.stack.spark import get_spark
 
     session = get_spark(stack)
     yield session
@@ -66,7 +66,7 @@ def spark(stack):
 
 @pytest.fixture(scope="session")
 def s3(stack):
-    from python_jobs.s3 import s3_client
+    from python_jobs.infra.s3 import s3_client
 
     return s3_client(stack)
 

@@ -20,7 +20,7 @@ import pytest
 
 from orchestration.stages import NAMES, STAGES
 from python_jobs.stack import postgres
-from python_jobs.generate import generate, write_raw
+from python_jobs.ingest.generate import generate, write_raw
 
 DAGS = Path(__file__).resolve().parents[1] / "orchestration" / "dags"
 STAGE_TASKS = [name.replace("-", "_") for name in NAMES]
@@ -180,8 +180,8 @@ def test_a_backfill_on_the_local_backend_publishes_as_of_its_day(airflow, monkey
     the lists hold only listings that were open that day and the marts know only the bids made by then."""
     import pandas as pd
 
-    from python_jobs.publish import read_latest
-    from python_jobs.run_state import RunState
+    from python_jobs.publish.publish import read_latest
+    from python_jobs.runs.run_state import RunState
 
     market = generate(150, seed=5)
     write_raw(postgres.pg_dsn(stack), market)

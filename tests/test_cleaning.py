@@ -6,9 +6,9 @@ import psycopg2
 import pytest
 
 from python_jobs.stack import postgres
-from python_jobs.dbt_runner import run_dbt
-from python_jobs.generate import generate, write_raw
-from python_jobs.reconcile import reconcile
+from python_jobs.infra.dbt_runner import run_dbt
+from python_jobs.ingest.generate import generate, write_raw
+from python_jobs.ingest.reconcile import reconcile
 
 AS_OF = datetime(2026, 11, 1, tzinfo=timezone.utc)
 

@@ -12,8 +12,8 @@ import pytest
 
 from orchestration.stages import NAMES
 from python_jobs.stack import cluster, postgres
-from python_jobs.generate import generate, write_raw
-from python_jobs.publish import read_latest
+from python_jobs.ingest.generate import generate, write_raw
+from python_jobs.publish.publish import read_latest
 
 USERS = 150
 

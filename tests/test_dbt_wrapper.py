@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from python_jobs.dbt_runner import run_dbt
+from python_jobs.infra.dbt_runner import run_dbt
 
 
 @pytest.mark.parametrize("args", [
@@ -15,7 +15,7 @@ from python_jobs.dbt_runner import run_dbt
     ["source", "freshness", "--target", "pg", "--select", "source:raw.users"],
 ])
 def test_subcommands_on_postgres(stack, args):
-    from python_jobs.generate import generate, write_raw
+    from python_jobs.ingest.generate import generate, write_raw
     from python_jobs.stack.postgres import pg_dsn
 
     if args[0] == "source":

@@ -3,10 +3,10 @@
 import psycopg2
 
 from python_jobs.stack import postgres
-from python_jobs.dbt_runner import run_dbt
-from python_jobs.faults import inject
-from python_jobs.generate import generate, write_raw
-from python_jobs.reconcile import reconcile
+from python_jobs.infra.dbt_runner import run_dbt
+from python_jobs.ingest.faults import inject
+from python_jobs.ingest.generate import generate, write_raw
+from python_jobs.ingest.reconcile import reconcile
 
 
 def test_dirty_rate_faults_reconcile_exactly(stack):

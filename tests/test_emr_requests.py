@@ -67,7 +67,7 @@ def test_on_yarn_spark_takes_the_clusters_own_catalog_and_storage():
     import dataclasses
 
     from python_jobs.config import Settings
-    from python_jobs.spark import spark_conf
+    from python_jobs.stack.spark import spark_conf
 
     conf = spark_conf(dataclasses.replace(Settings(), spark_master="yarn", s3_endpoint=None))
     assert conf["spark.master"] == "yarn" and conf["spark.sql.catalogImplementation"] == "hive"

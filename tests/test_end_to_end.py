@@ -7,8 +7,8 @@ import psycopg2
 import pytest
 
 from python_jobs.stack import postgres, services
-from python_jobs.generate import generate, write_raw
-from python_jobs.publish import read_latest
+from python_jobs.ingest.generate import generate, write_raw
+from python_jobs.publish.publish import read_latest
 
 USERS = 300
 
@@ -168,7 +168,7 @@ def test_each_models_own_list_is_published_for_comparison(published):
 def test_dirty_data_stops_at_the_input_gate_and_latest_stays(published, stack):
     from orchestration.local_runner import run_pipeline
     from python_jobs.errors import GateFailed
-    from python_jobs.faults import inject
+    from python_jobs.ingest.faults import inject
 
     summary, _, _, dsn = published
     market = generate(USERS, seed=12)

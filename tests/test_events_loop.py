@@ -13,7 +13,7 @@ from python_jobs.stack import postgres
 from python_jobs.events.collector import Collector
 from python_jobs.events.landing import S3Sink, hour_prefix
 from python_jobs.events.spool import Spool
-from python_jobs.generate import generate, write_raw
+from python_jobs.ingest.generate import generate, write_raw
 from python_jobs.serving.app import build_app
 from python_jobs.serving.loader import RunHolder
 

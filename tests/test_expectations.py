@@ -4,7 +4,7 @@ from pathlib import Path
 
 import great_expectations as gx
 
-from python_jobs.suites import DATASOURCES, checkpoint_name, suite_definitions
+from python_jobs.quality.suites import DATASOURCES, checkpoint_name, suite_definitions
 
 ROOT = Path(__file__).parent.parent / "expectations"
 
@@ -19,7 +19,7 @@ def test_committed_suites_and_checkpoints_match_the_code():
     for name, expectations in suite_definitions().items():
         suite = context.suites.get(name)
         assert sorted(map(_shape, suite.expectations)) == sorted(map(_shape, expectations)), (
-            f"{name} differs from python_jobs/suites.py; run `encore-recs expectations`"
+            f"{name} differs from python_jobs/quality/suites.py; run `encore-recs expectations`"
         )
         for engine in DATASOURCES:  # one checkpoint per engine, both over the same suite
             checkpoint = context.checkpoints.get(checkpoint_name(name, engine))

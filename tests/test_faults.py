@@ -7,7 +7,7 @@ import pytest
 
 from python_jobs.stack import postgres, s3_server
 from python_jobs.errors import UserError
-from python_jobs.run_state import RunState
+from python_jobs.runs.run_state import RunState
 
 
 @pytest.fixture()
@@ -36,7 +36,7 @@ def test_the_runs_state_is_on_record_when_the_store_is_gone(stack, s3_down):
 
 def test_the_next_run_succeeds_once_the_store_is_back(stack, spark):
     from orchestration.local_runner import run_pipeline
-    from python_jobs.generate import generate, write_raw
+    from python_jobs.ingest.generate import generate, write_raw
 
     write_raw(postgres.pg_dsn(stack), generate(150, seed=5))
     assert run_pipeline(stack, log=lambda _: None)["status"] == "ok"

@@ -10,7 +10,7 @@ import pytest
 from helpers.webhook import webhook
 
 from python_jobs.errors import GateFailed, UserError
-from python_jobs.generate import generate, write_raw
+from python_jobs.ingest.generate import generate, write_raw
 from python_jobs.stack import postgres
 
 USERS = 200
@@ -31,7 +31,7 @@ def three_runs(gated, spark):
 
 
 def test_three_runs_give_three_rows_per_stage_and_dbt_test_passes(three_runs, gated, spark):
-    from python_jobs.history_job import build_marts
+    from python_jobs.history.history_job import build_marts
 
     ids = [s["run_id"] for s in three_runs]
     listed = ", ".join(f"'{i}'" for i in ids)
@@ -53,7 +53,7 @@ def test_three_runs_give_three_rows_per_stage_and_dbt_test_passes(three_runs, ga
 
 
 def test_dbt_test_fails_when_a_regression_beyond_the_threshold_is_planted(three_runs, gated, s3):
-    from python_jobs.history_job import build_marts
+    from python_jobs.history.history_job import build_marts
 
     planted = "20000102T000000Z-planted"
     row = {"run_id": planted, "status": "published", "champion_run": three_runs[0]["run_id"], "champion_ndcg": 0.40,
@@ -73,8 +73,8 @@ def test_dbt_test_fails_when_a_regression_beyond_the_threshold_is_planted(three_
 
 def test_a_run_made_worse_is_refused_and_published_only_when_accepted(three_runs, gated, spark, monkeypatch):
     from orchestration.local_runner import run_pipeline
-    from python_jobs.publish import read_latest
-    from python_jobs.run_state import RunState
+    from python_jobs.publish.publish import read_latest
+    from python_jobs.runs.run_state import RunState
 
     champion = three_runs[-1]["run_id"]
     worse = dataclasses.replace(gated, models=("popularity",))  # a setting that leaves only popularity to blend
@@ -104,7 +104,7 @@ def test_a_run_made_worse_is_refused_and_published_only_when_accepted(three_runs
 
 
 def test_the_morning_report_shows_the_run_history(three_runs, gated, chromium, tmp_path):
-    from python_jobs import morning_report, run_history
+    from python_jobs.history import morning_report, run_history
 
     index = morning_report.write(gated)
     history = run_history.read_last(gated, morning_report.LAST)

@@ -8,7 +8,7 @@ import pytest
 
 from python_jobs.stack import postgres
 from python_jobs.errors import UserError
-from python_jobs.load import load_csv
+from python_jobs.ingest.load import load_csv
 
 GOOD = "bid_id,uid,listing_id,bid_amount,bid_at\n1,1,1,10.5,2026-10-01T10:00:00Z\n2,2,1,,2026-10-01 11:00:00+02:00\n"
 

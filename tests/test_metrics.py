@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from python_jobs.metrics import ItemStats, ranking_metrics, ranking_metrics_at
+from python_jobs.models.metrics import ItemStats, ranking_metrics, ranking_metrics_at
 
 
 def _truth(pairs, users, items=100):

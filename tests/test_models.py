@@ -160,8 +160,8 @@ def test_als_puts_a_users_block_first(spark, engine):
 
 
 def test_both_als_engines_list_equally_well_on_the_same_replay(spark):
-    from python_jobs.evaluate import evaluate_models, time_splitter
-    from python_jobs.generate import generate
+    from python_jobs.models.evaluate import evaluate_models, time_splitter
+    from python_jobs.ingest.generate import generate
     from python_jobs.models import TrainParams
     from python_jobs.models.data import from_marketplace
 

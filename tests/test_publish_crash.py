@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from python_jobs.publish import LATEST_KEY, read_latest, run_prefix
+from python_jobs.publish.publish import LATEST_KEY, read_latest, run_prefix
 
 HELPER = Path(__file__).parent / "helpers" / "publish_run.py"
 USERS = 3000
@@ -69,7 +69,7 @@ def test_killed_publish_keeps_previous_latest_and_republish_is_idempotent(stack,
 def test_prune_keeps_the_newest_runs_and_never_latest(stack, s3):
     from dataclasses import replace
 
-    from python_jobs.publish import prune
+    from python_jobs.publish.publish import prune
 
     def runs():
         pages = s3.list_objects_v2(Bucket=stack.publish_bucket, Prefix="runs/", Delimiter="/")

@@ -5,7 +5,7 @@ from datetime import datetime
 import pytest
 
 from python_jobs.errors import GateFailed
-from python_jobs.publish import bucket_count, check_manifest, shape_user_lists
+from python_jobs.publish.publish import bucket_count, check_manifest, shape_user_lists
 
 
 def test_user_lists_are_ordered_by_rank_and_keyed_by_uid_and_name(spark):
@@ -37,7 +37,7 @@ def test_both_publish_engines_write_the_same_lists(stack, spark, s3):
     import json
 
     from helpers.publish_run import synthetic_lists
-    from python_jobs.publish import publish
+    from python_jobs.publish.publish import publish
     from python_jobs.serving.loader import load_run
 
     recs, similar, model_recs, listings = synthetic_lists(spark, 40, 3)

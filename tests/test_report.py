@@ -2,7 +2,7 @@
 
 import re
 
-from python_jobs.report import _plot
+from python_jobs.history.report import _plot
 
 
 def test_identical_curves_stay_distinguishable_with_axis_values():
@@ -20,7 +20,7 @@ def test_identical_curves_stay_distinguishable_with_axis_values():
 
 
 def test_the_report_says_whether_the_grid_was_searched_or_reused(tmp_path):
-    from python_jobs.report import write_report
+    from python_jobs.history.report import write_report
 
     evaluation = {"k": 10, "params": {"rank": 16}, "metrics": {"als": {"ndcg": 0.1, "users": 3}}, "tuning": [],
                   "ndcg_at": {}, "tuning_source": "reused from run 20261101T000000Z-a (data moved at most 3%)"}

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from python_jobs import run_tables
+from python_jobs.runs import run_tables
 
 SCHEMA = "uid int, listing_id int, score double, source string, ends_at timestamp"
 

@@ -9,7 +9,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from python_jobs.publish import presign
+from python_jobs.publish.publish import presign
 
 
 def _status(url: str, method: str = "GET") -> int:
@@ -74,7 +74,7 @@ def test_any_s3_compatible_endpoint_is_used_as_an_external_store(stack, obj, mon
     from python_jobs.config import Settings
     from python_jobs.errors import UserError
     from python_jobs.stack.s3_server import s3_credentials
-    from python_jobs.s3 import ensure_buckets, s3_client
+    from python_jobs.infra.s3 import ensure_buckets, s3_client
 
     creds = s3_credentials(stack)
     monkeypatch.setenv("ENCORE_S3_ENDPOINT", stack.s3_endpoint.replace("127.0.0.1", "localhost"))

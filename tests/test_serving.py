@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from python_jobs.publish import run_prefix
+from python_jobs.publish.publish import run_prefix
 from python_jobs.serving.app import build_app
 from python_jobs.serving.loader import RunHolder
 

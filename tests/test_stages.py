@@ -12,9 +12,9 @@ from helpers.webhook import webhook
 from orchestration.stages import NAMES
 from python_jobs.stack import postgres
 from python_jobs.errors import UserError
-from python_jobs.generate import generate, write_raw
-from python_jobs.publish import read_latest
-from python_jobs.run_state import RunState, check_run_id
+from python_jobs.ingest.generate import generate, write_raw
+from python_jobs.publish.publish import read_latest
+from python_jobs.runs.run_state import RunState, check_run_id
 
 USERS = 200
 
@@ -54,7 +54,7 @@ def test_an_unreachable_webhook_is_a_warning_not_a_failure(capsys):
     import socket
     import time
 
-    from python_jobs import alerts
+    from python_jobs.history import alerts
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -161,7 +161,7 @@ def test_a_second_run_on_the_same_state_refuses_at_once_naming_the_first(stack):
     """D4: two runs at once raced on the catalog; now the second says which run holds the state folder."""
     from orchestration.local_runner import run_pipeline
     from python_jobs.errors import UserError
-    from python_jobs.run_lock import one_run
+    from python_jobs.runs.run_lock import one_run
 
     with one_run(stack.state_dir, "20261203T000000Z-first1"):
         with pytest.raises(UserError, match=r"run 20261203T000000Z-first1 \(pid \d+\) is in progress"):

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from python_jobs.evaluate import per_user_splitter, sample_users, time_splitter
+from python_jobs.models.evaluate import per_user_splitter, sample_users, time_splitter
 from python_jobs.models import TrainParams
 from python_jobs.models.data import build
 from python_jobs.models.item_knn import ItemKNN
 from python_jobs.models.popularity import Popularity
 from python_jobs.models.taste import Taste
-from python_jobs.train import build_lists, interaction_strength
+from python_jobs.models.train import build_lists, interaction_strength
 
 
 def test_interaction_strength_weights_counts_and_amounts(spark):

@@ -1,6 +1,6 @@
 """When a run searches the tuning grid and when it reuses the last chosen parameters."""
 
-from python_jobs.tuning_record import decide
+from python_jobs.models.tuning_record import decide
 
 GRID = {"rank": [8, 16]}
 SIZE = {"interactions": 1000, "users": 100, "listings": 50}

@@ -80,7 +80,7 @@ def ensure_tables(spark: SparkSession, fresh_start: bool) -> None:
 def ingest(spark: SparkSession, client, lake_bucket: str, run_id: str, has_objects: bool, fresh_start: bool) -> dict:
     """Ingest every object landed since the last run; the counts of this run's batches. client: S3; fresh_start:
     no checkpoint yet."""
-    from python_jobs.table_folders import clear_orphans
+    from python_jobs.runs.table_folders import clear_orphans
 
     spark.sql(f"create database if not exists events location 's3a://{lake_bucket}/warehouse/events.db'")
     clear_orphans(spark, client, "events")

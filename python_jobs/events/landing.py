@@ -116,6 +116,6 @@ def make_sink(settings):
         import boto3
 
         return FirehoseSink(boto3.client("firehose", region_name=settings.region), settings.events_sink[9:])
-    from python_jobs.s3 import s3_client
+    from python_jobs.infra.s3 import s3_client
 
     return S3Sink(s3_client(settings), settings.lake_bucket)

@@ -167,7 +167,7 @@ def choose_weights(pool: Pool, relevant: np.ndarray, n_relevant: np.ndarray, nam
     relevant: bool [U, P], the pool's candidates the user went on to bid on; n_relevant: per user, how many
     listings they bid on in all. A segment with fewer than `min_users` users takes the first of FALLBACK that
     runs (the cold-start model) alone. Returns the weights and each segment's validation nDCG (or why not)."""
-    from python_jobs.metrics import ndcg_per_user
+    from python_jobs.models.metrics import ndcg_per_user
 
     chosen, scores = {}, {}
     for s, seg in enumerate(SEGMENTS):

@@ -93,8 +93,8 @@ class RunHolder:
 
     def refresh(self) -> bool:
         """Look at `latest`; load it when it names a new run. True when a new run is now served."""
-        from python_jobs.publish import read_latest
-        from python_jobs.s3 import s3_client
+        from python_jobs.publish.publish import read_latest
+        from python_jobs.infra.s3 import s3_client
 
         latest = read_latest(self.settings)
         if latest is None or (self.current and latest["run_id"] == self.current.run_id):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from python_jobs.config import Settings
 from python_jobs.errors import UserError
-from python_jobs.spark import write_spark_defaults
+from python_jobs.stack.spark import write_spark_defaults
 from python_jobs.stack.metastore import check_schema
 from python_jobs.stack.processes import command_line, port_open, running_pid, stop_pid_file
 

@@ -42,7 +42,7 @@ def up(settings: Settings) -> None:
 
 def ready(settings: Settings) -> None:
     """`up`, then the lake and publish buckets: what every command needs before it reads or writes a run."""
-    from python_jobs.s3 import ensure_buckets
+    from python_jobs.infra.s3 import ensure_buckets
 
     up(settings)
     ensure_buckets(settings)

@@ -6,8 +6,8 @@ from pyspark.sql import functions as F
 
 from python_jobs.stack import services
 from python_jobs.config import Settings
-from python_jobs.publish import publish
-from python_jobs.spark import get_spark
+from python_jobs.publish.publish import publish
+from python_jobs.stack.spark import get_spark
 
 
 def synthetic_lists(spark, users: int, n: int, first_end=None):

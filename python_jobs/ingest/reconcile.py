@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from python_jobs.errors import GateFailed
-from python_jobs.raw_schema import RAW_TABLES
+from python_jobs.ingest.raw_schema import RAW_TABLES
 
 
 def reconcile(dsn: str) -> list[dict]:

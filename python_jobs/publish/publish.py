@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 
 from python_jobs.config import Settings
 from python_jobs.errors import GateFailed
-from python_jobs.s3 import delete_prefix, s3_client
+from python_jobs.infra.s3 import delete_prefix, s3_client
 
 LATEST_KEY = "latest.json"
 
@@ -117,7 +117,8 @@ def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs
     sha256, lines) as written, so the manifest need not read them back."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from python_jobs.json_lines import DETAILS, listing_fragments, listing_lines, name_texts, similar_lines, user_lines
+    from python_jobs.runs.run_tables import DETAILS
+    from python_jobs.publish.json_lines import listing_fragments, listing_lines, name_texts, similar_lines, user_lines
 
     served = _pandas(recs)
     listings = _pandas(listings) if listings is not None else None
@@ -272,7 +273,7 @@ def publish(settings: Settings, run_id: str, recs, similar, extra: dict, check=N
 
 
 def read_latest(settings: Settings) -> dict | None:
-    from python_jobs.s3 import read_json
+    from python_jobs.infra.s3 import read_json
 
     return read_json(settings, settings.publish_bucket, LATEST_KEY)
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from python_jobs.errors import UserError
-from python_jobs.raw_schema import RAW_COLUMNS, raw_ddl
+from python_jobs.ingest.raw_schema import RAW_COLUMNS, raw_ddl
 
 
 def _check_int(value: str) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from python_jobs.config import Settings
 from python_jobs.errors import UserError
-from python_jobs.run_ids import RUN_ID_FORMAT, check_run_id, new_run_id  # noqa: F401 (re-exported)
+from python_jobs.runs.run_ids import RUN_ID_FORMAT, check_run_id, new_run_id  # noqa: F401 (re-exported)
 
 def state_key(run_id: str) -> str:
     return f"runs/{run_id}/summary.json"
@@ -31,7 +31,7 @@ class RunState:
 
     @classmethod
     def load(cls, settings: Settings, run_id: str, create: bool = True) -> RunState:
-        from python_jobs.s3 import s3_client
+        from python_jobs.infra.s3 import s3_client
 
         check_run_id(run_id)
         client = s3_client(settings)
@@ -80,7 +80,7 @@ class RunState:
         is and how to resume; the other place is still written."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from python_jobs.s3 import s3_client
+        from python_jobs.infra.s3 import s3_client
 
         body = json.dumps(self.data, indent=1, default=str)
         path = self.settings.runs_dir / self.run_id / "summary.json"

@@ -42,7 +42,7 @@ def run_checkpoints(root: Path, frames: dict, parameters: dict, engine: str = "l
     """Run each frame's suite on `engine` (`local`: as a pandas frame in this process, read from Spark once;
     `spark`: the Spark frame, persisted so that its expectations' metrics read it once); return results and the
     Data Docs index path."""
-    from python_jobs.suites import checkpoint_name, suite_columns
+    from python_jobs.quality.suites import checkpoint_name, suite_columns
 
     context = _context(root)
     results = []

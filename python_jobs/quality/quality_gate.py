@@ -19,8 +19,8 @@ from python_jobs.errors import GateFailed
 def champion_config(settings: Settings) -> dict | None:
     """{run_id, params, models, weights} of the published run; None when nothing is published or its recorded
     state no longer says how it was made."""
-    from python_jobs.publish import read_latest
-    from python_jobs.run_state import RunState
+    from python_jobs.publish.publish import read_latest
+    from python_jobs.runs.run_state import RunState
 
     latest = read_latest(settings)
     if latest is None:

@@ -1,4 +1,4 @@
-"""The morning report: the last 30 runs side by side, from the run history (python_jobs/run_history.py).
+"""The morning report: the last 30 runs side by side, from the run history (python_jobs/history/run_history.py).
 
 Status and the quality gate's figures, duration per stage (a stacked bar), rejects by reason, checkpoint outcomes
 with each run's Data Docs, the nDCG trend per model, list-source shares and coverage. Written to
@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from python_jobs.config import Settings
-from python_jobs.report import _plot
+from python_jobs.history.report import _plot
 
 LAST = 30
 INDEX_KEY = "reports/index.html"
@@ -146,8 +146,8 @@ The gate compares today's hybrid with the published run's configuration on today
 
 def write(settings: Settings) -> Path:
     """Both copies of the page; the local path."""
-    from python_jobs import run_history
-    from python_jobs.s3 import s3_client
+    from python_jobs.history import run_history
+    from python_jobs.infra.s3 import s3_client
 
     history = run_history.read_last(settings, LAST)
     local = settings.state_dir / "reports" / "index.html"

@@ -18,13 +18,13 @@ MOVED = 0.2
 
 
 def load(settings: Settings) -> dict | None:
-    from python_jobs.s3 import read_json
+    from python_jobs.infra.s3 import read_json
 
     return read_json(settings, settings.lake_bucket, KEY)
 
 
 def save(settings: Settings, record: dict) -> None:
-    from python_jobs.s3 import s3_client
+    from python_jobs.infra.s3 import s3_client
 
     s3_client(settings).put_object(Bucket=settings.lake_bucket, Key=KEY, Body=json.dumps(record, indent=1).encode(),
                                    ContentType="application/json")

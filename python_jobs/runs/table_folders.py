@@ -23,7 +23,7 @@ def s3_location(uri: str, what: str) -> tuple[str, str]:
 
 def clear_orphans(spark, client, database: str) -> list[str]:
     """Delete the folders under `database`'s location that no table of it uses; the folders deleted."""
-    from python_jobs.s3 import delete_prefix
+    from python_jobs.infra.s3 import delete_prefix
 
     if not spark.catalog.databaseExists(database):
         return []

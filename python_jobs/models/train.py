@@ -139,8 +139,8 @@ def run_training(spark: SparkSession, settings, run_id: str, n: int, data: Train
     """Fit on all interactions; write this run's recs.recommendations (served), recs.model_recommendations
     (each model's own list), recs.similar_listings and recs.listing_details (every listed listing's details as
     this run saw them, so publish never reads a mart the data team may be rebuilding), on `engine`."""
-    from python_jobs import run_tables
-    from python_jobs.json_lines import DETAILS
+    from python_jobs.runs import run_tables
+    from python_jobs.runs.run_tables import DETAILS
 
     components = registry.build(names, params, spark)
     for model in components:
@@ -150,8 +150,8 @@ def run_training(spark: SparkSession, settings, run_id: str, n: int, data: Train
     recs = served[["uid", "rank", "listing_id", "score", "source", "list_source"]].merge(
         users[["uid", "user_name"]], on="uid").merge(details, on="listing_id")
     types = {"uid": "int32", "listing_id": "int32", "rank": "int32"}
-    from python_jobs.s3 import s3_client
-    from python_jobs.table_folders import clear_orphans
+    from python_jobs.infra.s3 import s3_client
+    from python_jobs.runs.table_folders import clear_orphans
 
     spark.sql(f"create database if not exists recs location 's3a://{settings.lake_bucket}/warehouse/recs.db'")
     clear_orphans(spark, s3_client(settings), "recs")

@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import sparse
 
 from python_jobs import models as registry
-from python_jobs.metrics import ItemStats, hits_of, ranking_metrics_at
+from python_jobs.models.metrics import ItemStats, hits_of, ranking_metrics_at
 from python_jobs.models.base import top_n
 from python_jobs.models.data import TrainingSet
 from python_jobs.models.hybrid import POOL, SEGMENTS, Hybrid, build_pool, choose_weights, segments

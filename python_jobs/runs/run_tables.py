@@ -15,6 +15,8 @@ import io
 
 import pandas as pd
 
+# the listing fields every list carries beside its ids (recs.listing_details, the published lines)
+DETAILS = ("product", "category", "sub_category", "listing_amount", "ends_at")
 ARROW_TYPES = {"int": "int32", "double": "float64", "string": "string", "timestamp": "timestamp"}
 
 
@@ -35,7 +37,7 @@ def _ensure_table(spark, table: str, schema: str) -> None:
 
 def _location(spark, table: str) -> tuple[str, str]:
     """(bucket, key prefix) of the table's folder, whichever S3 scheme the catalog holds (s3a here, s3 on EMR)."""
-    from python_jobs.table_folders import s3_location
+    from python_jobs.runs.table_folders import s3_location
 
     rows = spark.sql(f"describe formatted recs.{table}").collect()
     return s3_location(next(r.data_type for r in rows if r.col_name == "Location"), f"recs.{table}")
@@ -53,7 +55,7 @@ def save(spark, settings, table: str, run_id: str, frame: pd.DataFrame, schema: 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from python_jobs.s3 import delete_prefix, s3_client
+    from python_jobs.infra.s3 import delete_prefix, s3_client
 
     bucket, prefix = _location(spark, table)
     folder = f"{prefix}/run_id={run_id}/"
@@ -80,7 +82,7 @@ def read(spark, settings, table: str, run_id: str, columns: list[str], engine: s
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from python_jobs.s3 import s3_client
+    from python_jobs.infra.s3 import s3_client
 
     bucket, prefix = _location(spark, table)
     client = s3_client(settings)

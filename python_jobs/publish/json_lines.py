@@ -14,7 +14,8 @@ import json
 import numpy as np
 import pandas as pd
 
-DETAILS = ("product", "category", "sub_category", "listing_amount", "ends_at")
+from python_jobs.runs.run_tables import DETAILS
+
 
 
 def _value(value) -> str | None:

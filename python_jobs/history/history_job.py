@@ -17,10 +17,10 @@ from python_jobs.errors import UserError
 
 def build_marts(settings: Settings, target: str) -> int:
     """Register the raw history tables and dbt build the history marts and their tests; the number of nodes."""
-    from python_jobs.dbt_runner import run_dbt
+    from python_jobs.infra.dbt_runner import run_dbt
 
     if target == settings.dbt_spark_target and target == "spark":
-        from python_jobs.spark import get_spark
+        from python_jobs.stack.spark import get_spark
 
         get_spark(settings)  # dbt's session method takes this process's session: ours, with the shared catalog
     run_dbt(settings, ["run-operation", "register_history", "--args",
@@ -34,8 +34,8 @@ def after_run(settings: Settings, run_id: str | None, log: Callable[[str], None]
               target: str | None = None, build: bool = True) -> dict:
     """Record `run_id` (None: record nothing new), rebuild the marts (unless not `build`), rewrite the report;
     what was done."""
-    from python_jobs import morning_report, run_history
-    from python_jobs.run_state import RunState
+    from python_jobs.history import morning_report, run_history
+    from python_jobs.runs.run_state import RunState
 
     done: dict = {"warnings": 0}
     prefix = f"[{run_id}] " if run_id else ""

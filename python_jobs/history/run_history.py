@@ -69,7 +69,7 @@ def rows(summary: dict) -> dict[str, list[dict]]:
 
 def record(settings: Settings, summary: dict) -> int:
     """Put the run's rows in the lake; the number of rows."""
-    from python_jobs.s3 import s3_client
+    from python_jobs.infra.s3 import s3_client
 
     client = s3_client(settings)
     written = 0
@@ -89,7 +89,7 @@ def _recorded(client, settings: Settings) -> set[str]:
 def record_missing(settings: Settings, last: int = 30) -> list[str]:
     """Record the newest `last` runs of this state folder that the history lacks, from their local summaries: a
     run that failed while the store was away, or was killed before it could record itself."""
-    from python_jobs.s3 import s3_client
+    from python_jobs.infra.s3 import s3_client
 
     recorded = _recorded(s3_client(settings), settings)
     local = sorted(path.parent.name for path in settings.runs_dir.glob("*/summary.json"))[-last:]
@@ -101,7 +101,7 @@ def record_missing(settings: Settings, last: int = 30) -> list[str]:
 
 def read_last(settings: Settings, last: int) -> dict[str, list[dict]]:
     """{table: rows} of the `last` recorded runs (by run id), read from the lake without Spark."""
-    from python_jobs.s3 import s3_client
+    from python_jobs.infra.s3 import s3_client
 
     client = s3_client(settings)
     run_ids = sorted(_recorded(client, settings))[-last:]

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from python_jobs.config import Settings
-from python_jobs.s3 import s3_client
+from python_jobs.infra.s3 import s3_client
 
 MODELS = ("stg_raw__users", "stg_raw__listings", "stg_raw__bids", "stg_raw__user_interests")
 PG_TO_ARROW = {

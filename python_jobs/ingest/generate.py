@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from python_jobs.config import PROJECT_DIR
-from python_jobs.raw_schema import RAW_TABLES, raw_ddl
+from python_jobs.ingest.raw_schema import RAW_TABLES, raw_ddl
 
 DAY = 86400.0
 EXPLORE = 0.15  # share of bids in a sub-category drawn from everyone's demand rather than the user's taste

@@ -1,0 +1,1 @@
+"""After a run: history rows, the per-run and morning reports, alerts."""
