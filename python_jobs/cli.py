@@ -18,6 +18,8 @@ from pathlib import Path
 from python_jobs.errors import UserError, unreachable_service
 
 MAX_USERS = 10_000_000
+TAKE_LATEST_HELP = ("serve this run (move `latest` to it) even when the served run is as of a newer time, as a "
+                    "backfill's is not by default; = ENCORE_TAKE_LATEST=true")
 
 
 def _settings():
@@ -124,6 +126,7 @@ def cmd_load(args) -> None:
 def cmd_run(args) -> None:
     from orchestration.local_runner import run_pipeline
 
+    from python_jobs.jobs import served_line
     from python_jobs.runs.run_ids import check_run_id
 
     if args.run_id is not None:
@@ -134,6 +137,7 @@ def cmd_run(args) -> None:
         os.environ["ENCORE_ACCEPT_REGRESSION"] = "true"  # read by the publish stage, in whichever process it runs
     if args.as_of:
         os.environ["ENCORE_AS_OF"] = args.as_of
+    _take_latest(args)
     summary = run_pipeline(_settings(), run_id=args.run_id, start=args.start)
     print(f"summary: {summary['summary_path']}")
     print(f"report:  {summary['report']}")
@@ -144,6 +148,12 @@ def cmd_run(args) -> None:
         print(f"  {model:>{width}}: nDCG@{k}={scores['ndcg']:.4f} precision={scores['precision']:.4f}")
     print("manifest URL (valid until it expires):")
     print(summary["manifest_url"])
+    print(served_line(summary))
+
+
+def _take_latest(args) -> None:
+    if args.take_latest:
+        os.environ["ENCORE_TAKE_LATEST"] = "true"  # read by the publish stage, in whichever process it runs
 
 
 def cmd_step(args) -> None:
@@ -154,6 +164,10 @@ def cmd_step(args) -> None:
     from python_jobs.runs.run_ids import check_run_id
 
     check_run_id(args.run_id)
+    if args.take_latest and args.stage != "publish":
+        raise UserError(f"--take-latest moves `latest` when a run is published: use it with `step publish`, "
+                        f"not `step {args.stage}`")
+    _take_latest(args)
     settings = _settings()
     services.ready(settings)
     state, todo = prepare(settings, args.run_id, args.stage)
@@ -327,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--as-of", default=None, metavar="TIME",
                      help="a backfill: the run is as of this time (ISO 8601, UTC), popularity, recency and the "
                           "replay with it; = ENCORE_AS_OF. A resumed run keeps the time it started with")
+    run.add_argument("--take-latest", action="store_true", help=TAKE_LATEST_HELP)
     run.set_defaults(fn=cmd_run)
     history = sub.add_parser("history", help="record a run in the history, rebuild the run_history marts "
                                              "(and their tests) and the morning report")
@@ -335,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     step = sub.add_parser("step", help="one stage as its own job: " + ", ".join(NAMES))
     step.add_argument("stage", choices=NAMES)
     step.add_argument("--run-id", required=True, help=RUN_ID_FORMAT)
+    step.add_argument("--take-latest", action="store_true", help="with `publish`: " + TAKE_LATEST_HELP)
     step.set_defaults(fn=cmd_step)
     serve = sub.add_parser("serve", help="API and web page over the latest published run; the app's events in")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")

@@ -189,6 +189,7 @@ class Settings:
     max_quality_drop: float = 0.05
     accept_regression: bool = False
     as_of: str | None = None
+    take_latest: bool = False
 
     @property
     def local_postgres(self) -> bool:
@@ -277,4 +278,7 @@ class Settings:
             accept_regression=_choice("ENCORE_ACCEPT_REGRESSION", env.get("ENCORE_ACCEPT_REGRESSION") or "false",
                                       ("true", "false")) == "true",
             as_of=_as_of(env.get("ENCORE_AS_OF")),
+            # a run serves the app (moves `latest`) even when the served run is as of a newer time
+            take_latest=_choice("ENCORE_TAKE_LATEST", env.get("ENCORE_TAKE_LATEST") or "false",
+                                ("true", "false")) == "true",
         )

@@ -298,17 +298,29 @@ def publish(ctx: StageContext) -> dict:
         tables = {t: spark.table(f"recs.{t}").where(F.col("run_id") == ctx.run_id).drop("run_id") for t in RUN_TABLES}
     recs, model_recs, similar, listings = (tables[t] for t in RUN_TABLES)
     prefix = {"run_prefix_regex": f"^runs/{re.escape(ctx.run_id)}/"}
-    manifest, url = write_and_publish(
+    manifest, url, served = write_and_publish(
         settings, ctx.run_id, recs, similar, extra,
         check=lambda m: _checkpoints(ctx, "manifest", manifest_frame(m), prefix), model_recs=model_recs,
-        listings=listings, engine=engine,
+        listings=listings, engine=engine, as_of=ctx.state.as_of, take_latest=settings.take_latest,
     )
     summary["manifest_key"] = f"s3://{settings.publish_bucket}/runs/{ctx.run_id}/manifest.json"
     summary["manifest_url"] = url
     summary["published_files"] = len(manifest["files"])
     summary["published"] = True
+    summary["latest"] = served
+    ctx.log(f"[{ctx.run_id}]   {served_line(summary)}")
     summary["status"] = "ok"
     return manifest["row_counts"]
+
+
+def served_line(summary: dict) -> str:
+    """Whether the run's publish moved `latest`, and which run the app is served: a backfill's leaves it."""
+    served, run_id = summary["latest"], summary["run_id"]
+    if served["moved"]:
+        return f"latest: moved to this run {run_id} (as of {served['as_of']}); the app is served it"
+    return (f"latest: not moved; this run is as of {summary['as_of'][:19]}, the app is still served "
+            f"{served['run_id']} (as of {served['as_of']}). To serve this run anyway: "
+            f"encore-recs run --run-id {run_id} --from publish --take-latest")
 
 
 JOBS: dict[str, Callable[[StageContext], object]] = {

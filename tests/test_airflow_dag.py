@@ -177,12 +177,17 @@ def test_a_failed_step_stops_the_day_and_still_terminates_the_cluster(airflow, m
 
 def test_a_backfill_on_the_local_backend_publishes_as_of_its_day(airflow, monkeypatch, stack, s3, spark):
     """A backfill of a day ten days ago: every stage its own process, and the run is as of its logical date, so
-    the lists hold only listings that were open that day and the marts know only the bids made by then."""
+    the lists hold only listings that were open that day and the marts know only the bids made by then. It is
+    published beside the served run, which stays served: that one is as of a newer time."""
     import pandas as pd
 
-    from python_jobs.publish.publish import read_latest
+    from helpers.publish_run import synthetic_lists
+    from python_jobs.publish.publish import publish, read_latest
+    from python_jobs.runs.run_ids import new_run_id
     from python_jobs.runs.run_state import RunState
 
+    served = new_run_id()
+    publish(stack, served, *synthetic_lists(spark, 10, 2)[:2], {"metrics": {}, "checkpoints": []}, engine="local")
     market = generate(150, seed=5)
     write_raw(postgres.pg_dsn(stack), market)
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -197,7 +202,8 @@ def test_a_backfill_on_the_local_backend_publishes_as_of_its_day(airflow, monkey
     assert [s["stage"] for s in state["steps"]] == list(NAMES)
     assert all(s["status"] == "ok" for s in state["steps"])
     assert len({s["pid"] for s in state["steps"]}) == len(NAMES)  # every stage its own process
-    assert read_latest(stack)["run_id"] == run_id
+    assert read_latest(stack)["run_id"] == served and state["latest"] == {
+        "moved": False, "run_id": served, "as_of": read_latest(stack)["as_of"]}
     assert datetime.fromisoformat(state["as_of"]) == day and state["backfill"]
 
     listings = market.listings.set_index("listing_id")

@@ -43,7 +43,7 @@ def test_both_publish_engines_write_the_same_lists(stack, spark, s3):
     recs, similar, model_recs, listings = synthetic_lists(spark, 40, 3)
     runs = {}
     for engine, run_id in (("spark", "20000102T000000Z-spark1"), ("local", "20000102T000000Z-local1")):
-        manifest, _ = publish(stack, run_id, recs, similar, {"metrics": {}, "checkpoints": []}, model_recs=model_recs,
+        manifest, _, _ = publish(stack, run_id, recs, similar, {"metrics": {}, "checkpoints": []}, model_recs=model_recs,
                               listings=listings, engine=engine)
         assert manifest["row_counts"] == {"listings": 120, "model_lists": 60, "recommendations": 40,
                                           "similar_listings": 120, "user_index": 40}

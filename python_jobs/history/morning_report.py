@@ -63,8 +63,9 @@ def _shares(list_sources: str | None) -> str:
     return ", ".join(f"{_e(k)} {v / total:.0%}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def render(history: dict[str, list[dict]], link: Callable[[str, str], str | None]) -> str:
-    """The page; link(run_id, 'report' | 'data_docs') -> a URL or None."""
+def render(history: dict[str, list[dict]], link: Callable[[str, str], str | None], served: dict | None = None) -> str:
+    """The page; link(run_id, 'report' | 'data_docs') -> a URL or None; served: `latest.json`, the run the app is
+    served (not always the newest: a backfill leaves it)."""
     runs = sorted(history["runs"], key=lambda r: r["run_id"], reverse=True)[:LAST]
     by_run = {kind: {} for kind in ("run_stages", "run_rejects", "run_checkpoints", "run_metrics")}
     for kind, grouped in by_run.items():
@@ -90,8 +91,10 @@ def render(history: dict[str, list[dict]], link: Callable[[str, str], str | None
         ndcg = "" if run.get("hybrid_ndcg") is None else f"{run['hybrid_ndcg']:.4f}"
         coverage = "" if run.get("catalog_coverage") is None else f"{run['catalog_coverage']:.0%}"
         reason = run.get("refused") or run.get("error") or ""
+        is_served = served is not None and served["run_id"] == run["run_id"]
         rows.append(
-            f'<tr data-run="{_e(run["run_id"])}"><td>{anchor(run["run_id"], "report", run["run_id"])}</td>'
+            f'<tr data-run="{_e(run["run_id"])}"><td>{anchor(run["run_id"], "report", run["run_id"])}'
+            f'{" <b>(served)</b>" if is_served else ""}</td>'
             f'<td>{_e((run.get("as_of") or "")[:16])}{" (backfill)" if run.get("backfill") else ""}</td>'
             f'<td class="status" style="color:{STATUS_COLOURS.get(run["status"], "#333")}" title="{_e(reason)}">'
             f'{_e(status)}</td><td>{_e(gate)}</td>'
@@ -121,12 +124,15 @@ def render(history: dict[str, list[dict]], link: Callable[[str, str], str | None
                 + (f" in {_e(latest['failed_stage'])}" if latest.get("failed_stage") else "")
                 + (f" ({_e(latest.get('refused') or latest.get('error'))})"
                    if latest.get("refused") or latest.get("error") else "") if latest else "No runs yet.")
+    serving = (f"The app is served run <b>{_e(served['run_id'])}</b>, as of "
+               f"{_e(served.get('as_of') or served['published_at'])}." if served else "The app is served no run yet.")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Encore recommendations — the morning report</title>
 <style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:13px}}th{{background:#f4f4f4}}</style>
 </head><body>
 <h1>The morning report</h1>
 <p id="headline">{headline}</p>
+<p id="served">{serving}</p>
 <p>The last {len(runs)} runs, newest first; generated {datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}.
 The gate compares today's hybrid with the published run's configuration on today's replay.</p>
 <table id="runs"><tr><th>run</th><th>as of</th><th>status</th><th>quality gate</th><th>hybrid nDCG</th>
@@ -148,8 +154,9 @@ def write(settings: Settings) -> Path:
     """Both copies of the page; the local path."""
     from python_jobs.history import run_history
     from python_jobs.infra.s3 import s3_client
+    from python_jobs.publish.publish import read_latest
 
-    history = run_history.read_last(settings, LAST)
+    history, served = run_history.read_last(settings, LAST), read_latest(settings)
     local = settings.state_dir / "reports" / "index.html"
     local.parent.mkdir(parents=True, exist_ok=True)
 
@@ -157,7 +164,7 @@ def write(settings: Settings) -> Path:
         exists = (settings.runs_dir / run_id / RUN_PAGES[kind]).exists()
         return f"../runs/{run_id}/{RUN_PAGES[kind]}" if exists else None
 
-    local.write_text(render(history, relative))
+    local.write_text(render(history, relative, served))
     client = s3_client(settings)
 
     def presigned(run_id: str, kind: str) -> str | None:
@@ -165,6 +172,6 @@ def write(settings: Settings) -> Path:
                                                                    "Key": f"runs/{run_id}/{RUN_PAGES[kind]}"},
                                               ExpiresIn=settings.url_expiry_seconds)
 
-    client.put_object(Bucket=settings.publish_bucket, Key=INDEX_KEY, Body=render(history, presigned).encode(),
+    client.put_object(Bucket=settings.publish_bucket, Key=INDEX_KEY, Body=render(history, presigned, served).encode(),
                       ContentType="text/html; charset=utf-8")
     return local

@@ -10,12 +10,15 @@ Layout under the publish bucket:
   runs/<run_id>/similar_listings/part-*.json                         one listing per line
   runs/<run_id>/user_index/part-*.json                               user_name -> uid, bucket
   runs/<run_id>/manifest.json                                        every file: size, sha256, rows, URL
-  latest.json                                                        written last: the newest complete run
+  latest.json                                                        written last: the run the app is served
 
 A consumer finds a user by uid (bucket = uid % buckets, from the manifest) or
 by userName (user_index). Nothing moves `latest.json` until every file of the
 run is written and checked against the manifest, so a crash at any point
-leaves the previous run published.
+leaves the previous run published. Nor does a backfill: `latest` moves only to
+a run whose as-of time is newer than the served run's (or the same run again),
+unless the publish is told to take it (`--take-latest`); a backfill's run is
+published all the same, beside the served one.
 """
 
 from __future__ import annotations
@@ -242,20 +245,47 @@ def check_manifest(manifest: dict, expected: dict[str, int]) -> None:
             raise GateFailed(f"publish check failed: {entry['key']} is empty; latest not moved")
 
 
+def _served_as_of(latest: dict) -> datetime:
+    """The served run's as-of time; a `latest.json` written before it recorded one was as of when it was
+    published (a run then was as of its start, just before)."""
+    return datetime.fromisoformat((latest.get("as_of") or latest["published_at"]).replace("Z", "+00:00"))
+
+
+def move_latest(settings: Settings, run_id: str, manifest_key: str, published_at: str, as_of: datetime,
+                take: bool = False) -> dict:
+    """Point `latest` at this run when it is newer than the served run (by as-of time), is the served run again,
+    nothing is served yet, or `take` says so; a backfill otherwise leaves the app on what it is served.
+    Returns {moved, run_id, as_of} of the run served afterwards."""
+    latest = read_latest(settings)
+    as_of_text = as_of.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if not (take or latest is None or latest["run_id"] == run_id or as_of > _served_as_of(latest)):
+        return {"moved": False, "run_id": latest["run_id"],
+                "as_of": _served_as_of(latest).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    record = {"run_id": run_id, "manifest_key": manifest_key, "published_at": published_at, "as_of": as_of_text}
+    s3_client(settings).put_object(Bucket=settings.publish_bucket, Key=LATEST_KEY, Body=json.dumps(record).encode(),
+                                   ContentType="application/json")
+    return {"moved": True, "run_id": run_id, "as_of": as_of_text}
+
+
 def publish(settings: Settings, run_id: str, recs, similar, extra: dict, check=None,
-            model_recs=None, listings=None, engine: str = "spark") -> tuple[dict, str]:
-    """Write, list, check, then move `latest`; return the manifest and its presigned URL.
+            model_recs=None, listings=None, engine: str = "spark", as_of: datetime | None = None,
+            take_latest: bool = False) -> tuple[dict, str, dict]:
+    """Write, list, check, then move `latest` if this run is the newest (`move_latest`); return the manifest, its
+    presigned URL and the run served afterwards ({moved, run_id, as_of}).
 
     recs: the run's recommendations rows; similar: its similar-listings rows; model_recs: each model's
     own lists (column `model`; ids and scores), published beside the served ones for comparison, with the
     details of `listings` (listing_id, product, category, sub_category, listing_amount, ends_at); engine: `spark` writes the
     files with Spark, `local` serialises them in this process (lists that fit the driver);
-    check(manifest): an extra gate (the GX manifest suite) that raises to stop the publish.
+    check(manifest): an extra gate (the GX manifest suite) that raises to stop the publish; as_of: the time the
+    run is as of (default now), which decides whether it takes `latest`; take_latest: take it whatever its time.
     """
+    as_of = as_of or datetime.now(timezone.utc)
     if engine == "local":
         buckets, expected, written = write_files_local(settings, run_id, recs, similar, model_recs, listings)
     else:
         (buckets, expected), written = write_files(settings, run_id, recs, similar, model_recs, listings), None
+    extra = {**extra, "as_of": as_of.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     manifest = build_manifest(settings, run_id, buckets, extra, written)
     check_manifest(manifest, expected)
     if check is not None:
@@ -265,11 +295,9 @@ def publish(settings: Settings, run_id: str, recs, similar, extra: dict, check=N
     client.put_object(Bucket=settings.publish_bucket, Key=manifest_key, Body=json.dumps(manifest, indent=1).encode(),
                       ContentType="application/json")
     url = presign(client, settings.publish_bucket, manifest_key, settings.url_expiry_seconds)
-    latest = {"run_id": run_id, "manifest_key": manifest_key, "published_at": manifest["published_at"]}
-    client.put_object(Bucket=settings.publish_bucket, Key=LATEST_KEY, Body=json.dumps(latest).encode(),
-                      ContentType="application/json")
-    prune(settings, keep=settings.keep_runs)
-    return manifest, url
+    served = move_latest(settings, run_id, manifest_key, manifest["published_at"], as_of, take_latest)
+    prune(settings, keep=settings.keep_runs, just_published=run_id)
+    return manifest, url, served
 
 
 def read_latest(settings: Settings) -> dict | None:
@@ -278,14 +306,29 @@ def read_latest(settings: Settings) -> dict | None:
     return read_json(settings, settings.publish_bucket, LATEST_KEY)
 
 
-def prune(settings: Settings, keep: int) -> list[str]:
-    """Delete the oldest complete runs beyond `keep`, never the one `latest` points at."""
+def published_at(client, bucket: str, run_id: str) -> datetime:
+    """When a run was published: its manifest's time (to the second), or its id's time when it has none (a
+    publish that stopped half-way)."""
+    from botocore.exceptions import ClientError
+
+    from python_jobs.runs.run_ids import run_time
+
+    try:
+        return client.head_object(Bucket=bucket, Key=run_prefix(run_id) + "manifest.json")["LastModified"]
+    except ClientError:
+        return run_time(run_id)
+
+
+def prune(settings: Settings, keep: int, just_published: str | None = None) -> list[str]:
+    """Delete the runs published longest ago beyond `keep`, never the one `latest` points at nor the one just
+    published. Ordered by when each was published (its manifest's time, to the second; a run without one by its
+    id's time), not by id: a backfill's id is its old day, and it must not be deleted the moment it is published."""
     client = s3_client(settings)
     latest = read_latest(settings)
     runs = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.publish_bucket, Prefix="runs/", Delimiter="/"):
         runs += [p["Prefix"].split("/")[1] for p in page.get("CommonPrefixes", [])]
-    runs.sort()
+    runs.sort(key=lambda run: (run == just_published, published_at(client, settings.publish_bucket, run), run))
     doomed = [r for r in runs[:-keep] if latest is None or r != latest["run_id"]] if len(runs) > keep else []
     for run in doomed:
         delete_prefix(client, settings.publish_bucket, run_prefix(run))

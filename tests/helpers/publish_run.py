@@ -40,7 +40,7 @@ def main(run_id: str, users: int, engine: str = "spark") -> None:
     # auctions end a day from now and later, so serving never sees them ended unless a test moves its clock
     tomorrow = (F.unix_timestamp(F.date_trunc("hour", F.current_timestamp())) + 86400).cast("timestamp")
     recs, similar, model_recs, listings = synthetic_lists(spark, users, settings.top_n, tomorrow)
-    manifest, _ = publish(settings, run_id, recs, similar, {"metrics": {}, "checkpoints": []}, model_recs=model_recs,
+    manifest, _, _ = publish(settings, run_id, recs, similar, {"metrics": {}, "checkpoints": []}, model_recs=model_recs,
                           listings=listings, engine=engine)
     print(manifest["row_counts"])
 
