@@ -61,6 +61,26 @@ def _input_rows(step: dict, summary: dict) -> int | None:
         return None
 
 
+def stage_table(summary: dict, wall: float) -> list[str]:
+    """The run's table: a line per stage, then the history step on its own line (it runs after publish, so the
+    app has the run before it starts; its seconds are in the wall time, not in any stage's), then the wall."""
+    lines = ["| stage | seconds | input rows | rows/s | Spark jobs | peak RSS MB (python / JVM) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for step in summary["steps"]:
+        rows = _input_rows(step, summary)
+        rate = f"{rows / step['seconds']:,.0f}" if rows and step["seconds"] else ""
+        memory = step.get("peak_memory", {})
+        rss = f"{memory.get('python_mb', 0):,.0f} / {memory.get('jvm_mb', 0):,.0f}" if memory else ""
+        lines.append(f"| {step['stage']} | {step['seconds']:.1f} | {rows or '':,} | {rate} | "
+                     f"{step.get('spark_jobs', '')} | {rss} |".replace("| , |", "|  |"))
+    history = summary.get("history") or {}
+    if history.get("seconds") is not None:
+        lines.append(f"| history (after publish: run_history marts, morning report) | {history['seconds']:.1f} | "
+                     f"| | | |")
+    lines.append(f"| **wall** | **{wall:.1f}** | | | | |")
+    return lines
+
+
 def pipeline(users: int, cluster: bool, state: Path) -> dict:
     env = _env(state)
     _cli(env, "down")
@@ -77,16 +97,7 @@ def pipeline(users: int, cluster: bool, state: Path) -> dict:
     summary = json.loads((state / "runs" / run_id / "summary.json").read_text())
     print(f"\n## encore-recs run, {users:,} users, {'local cluster' if cluster else 'in process'}: "
           f"{wall:.1f} s wall (run {run_id})\n")
-    print("| stage | seconds | input rows | rows/s | Spark jobs | peak RSS MB (python / JVM) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for step in summary["steps"]:
-        rows = _input_rows(step, summary)
-        rate = f"{rows / step['seconds']:,.0f}" if rows and step["seconds"] else ""
-        memory = step.get("peak_memory", {})
-        rss = f"{memory.get('python_mb', 0):,.0f} / {memory.get('jvm_mb', 0):,.0f}" if memory else ""
-        print(f"| {step['stage']} | {step['seconds']:.1f} | {rows or '':,} | {rate} | {step.get('spark_jobs', '')} "
-              f"| {rss} |".replace("| , |", "|  |"))
-    print(f"| **wall** | **{wall:.1f}** | | | | |")
+    print("\n".join(stage_table(summary, wall)))
     engines = summary.get("engine", {})
     print("\nEngines: " + "; ".join(f"{step} {engines[step]} ({engines.get(step + '_reason', '')})"
                                      for step in ("als", "tables", "gates", "publish") if step in engines))

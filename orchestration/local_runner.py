@@ -67,8 +67,8 @@ def run_pipeline(settings: Settings, log: Callable[[str], None] = print, run_id:
             if isinstance(exc, UserError):
                 raise
             raise UserError(failure_line(settings, state.run_id, exc, failed)) from exc
-        _history(settings, state.run_id, log, on_cluster)
-    summary = state.data
+        _history(settings, state.run_id, log, on_cluster)  # after publish: the run is served already
+    summary = RunState.load(settings, state.run_id, create=False).data  # with the history step's time
     summary["summary_path"] = str(state.dir / "summary.json")
     return summary
 

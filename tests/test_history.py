@@ -126,3 +126,20 @@ def test_the_morning_report_shows_the_run_history(three_runs, gated, chromium, t
     first_report = page.locator(f"#runs tr[data-run='{three_runs[0]['run_id']}'] a").first
     assert first_report.get_attribute("href") == f"../runs/{three_runs[0]['run_id']}/report.html"
     page.close()
+
+
+def test_the_history_step_says_its_time_on_its_own_line_and_keeps_it_in_the_run(stack):
+    """Issue 26, defect 6: the history step's seconds were in the run's wall time and in no line or record."""
+    from python_jobs.history import history_job
+    from python_jobs.runs.run_ids import new_run_id
+    from python_jobs.runs.run_state import RunState
+
+    run_id = new_run_id()
+    RunState(stack, run_id, {"run_id": run_id, "as_of": "2026-12-06T08:00:00+00:00", "steps": [],
+                             "status": "ok"}).save()
+    lines = []
+    done = history_job.after_run(stack, run_id, lines.append, build=False)
+    assert done["warnings"] == 0, lines
+    assert lines[0].startswith(f"[{run_id}] history: ") and lines[-1].startswith(f"[{run_id}] history done in ")
+    kept = RunState.load(stack, run_id, create=False).data["history"]
+    assert kept["warnings"] == 0 and kept["seconds"] >= 0 and f"done in {kept['seconds']:.1f}s" in lines[-1]

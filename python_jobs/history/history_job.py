@@ -33,12 +33,15 @@ def build_marts(settings: Settings, target: str) -> int:
 def after_run(settings: Settings, run_id: str | None, log: Callable[[str], None] = print,
               target: str | None = None, build: bool = True) -> dict:
     """Record `run_id` (None: record nothing new), rebuild the marts (unless not `build`), rewrite the report;
-    what was done."""
+    what was done. Runs after publish has moved `latest`, so the app never waits for it; its time is its own
+    line, and the run's state keeps it (`history`: seconds, dbt nodes, warnings) beside the stages'."""
     from python_jobs.history import morning_report, run_history
     from python_jobs.runs.run_state import RunState
 
     done: dict = {"warnings": 0}
     prefix = f"[{run_id}] " if run_id else ""
+    began = time.time()
+    log(f"{prefix}history: record the run, rebuild the run_history marts, rewrite the morning report ...")
 
     def warn(what: str, exc: Exception) -> None:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
@@ -53,7 +56,6 @@ def after_run(settings: Settings, run_id: str | None, log: Callable[[str], None]
     except Exception as exc:  # noqa: BLE001 - the store may be what failed the run; the next run records it
         warn("the run's history was not recorded", exc)
         return done
-    began = time.time()
     try:
         if build:
             done["history_nodes"] = build_marts(settings, target or settings.dbt_spark_target)
@@ -63,8 +65,18 @@ def after_run(settings: Settings, run_id: str | None, log: Callable[[str], None]
         warn("the run_history marts were not rebuilt", exc)
     try:
         done["report_index"] = str(morning_report.write(settings))
-        log(f"{prefix}history recorded, run_history marts {'rebuilt' if build else 'left for the next run'}, "
-            f"morning report {done['report_index']} ({time.time() - began:.1f}s)")
     except Exception as exc:  # noqa: BLE001
         warn("the morning report was not rewritten", exc)
+    seconds = time.time() - began
+    marts = "rebuilt" if "history_nodes" in done else "not rebuilt" if build else "left for the next run"
+    log(f"{prefix}history done in {seconds:.1f}s: recorded, run_history marts {marts}, morning report "
+        f"{done.get('report_index', 'not rewritten')}")
+    if run_id is not None:
+        try:
+            state = RunState.load(settings, run_id, create=False)
+            state.data["history"] = {"seconds": round(seconds, 1), "dbt_nodes": done.get("history_nodes"),
+                                     "warnings": done["warnings"]}
+            state.save()
+        except Exception as exc:  # noqa: BLE001 - the store again: the history itself is done
+            warn("the history step's time was not kept in the run's state", exc)
     return done
