@@ -143,3 +143,20 @@ def test_the_history_step_says_its_time_on_its_own_line_and_keeps_it_in_the_run(
     assert lines[0].startswith(f"[{run_id}] history: ") and lines[-1].startswith(f"[{run_id}] history done in ")
     kept = RunState.load(stack, run_id, create=False).data["history"]
     assert kept["warnings"] == 0 and kept["seconds"] >= 0 and f"done in {kept['seconds']:.1f}s" in lines[-1]
+
+
+def test_the_history_marts_build_parses_the_dbt_project_at_most_once(stack, spark):
+    """Issue 26, defect 6: its two dbt calls passed different vars, so dbt parsed the whole project twice (about
+    3 s each, and `encore-recs history` alone took 44 s)."""
+    from python_jobs.history import history_job, run_history
+    from python_jobs.runs.run_ids import new_run_id
+
+    run_id = new_run_id()
+    run_history.record(stack, {"run_id": run_id, "as_of": "2026-12-06T08:00:00+00:00", "steps": [], "status": "ok"})
+    log = stack.state_dir / "dbt-logs" / "dbt.log"
+    before = log.stat().st_size if log.exists() else 0
+    assert history_job.build_marts(stack, "spark") > 0
+    with log.open(errors="replace") as lines:
+        lines.seek(before)
+        full_parses = [line for line in lines if "Unable to do partial parsing" in line]
+    assert len(full_parses) <= 1, full_parses
