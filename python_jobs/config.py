@@ -118,6 +118,7 @@ MODEL_KNOBS = {
     "ENCORE_AMOUNT_WEIGHT": ("amount_weight", float),
     "ENCORE_POPULARITY_HALF_LIFE_DAYS": ("half_life_days", float),
     "ENCORE_MIN_BIDS_FOR_ALS": ("min_bids_for_als", int),
+    "ENCORE_CANDIDATES": ("candidates", int),
 }
 
 
