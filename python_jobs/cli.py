@@ -79,9 +79,11 @@ def cmd_generate(args) -> None:
     (services.ready if args.events else services.up)(settings)  # the lake unreachable stops it before Postgres
     started = time.time()
     market = generate(args.users, args.seed)
-    market, rejected, normalised = inject(market, args.dirty_rate, args.seed, market.as_of)
+    # the faults are the export's, not the app's: its events come from the marketplace itself, so they name only
+    # users and listings that cleaning keeps (a fault's out-of-range uid has no taste to browse by)
+    exported, rejected, normalised = inject(market, args.dirty_rate, args.seed, market.as_of)
     built = time.time() - started
-    counts = write_raw(postgres.pg_dsn(settings), market)
+    counts = write_raw(postgres.pg_dsn(settings), exported)
     if args.events:
         counts["events"], objects = _land_events(settings, market, args.seed)
     total = time.time() - started
