@@ -111,7 +111,8 @@ def test_bad_numbers_for_generate(tmp_path, users, rate, seed):
 def test_generate_flags_against_a_running_stack(stack, users, seed, rate, events):
     """Any flags in range: generate writes the raw tables (with the dirty rate's extra users) and the app's events,
     no line on stderr. A dirty rate with events on used to end in a traceback after the raw tables were written."""
-    argv = ["generate", f"--users={users}", f"--seed={seed}", f"--dirty-rate={rate!r}", *([] if events else ["--no-events"])]
+    argv = ["generate", f"--users={users}", f"--seed={seed}", f"--dirty-rate={rate!r}"]
+    argv += [] if events else ["--no-events"]
     err, out = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         code = main(argv)

@@ -15,13 +15,19 @@ from python_jobs.ingest.reconcile import reconcile
 from python_jobs.events.landing import PREFIX
 
 
+def _clean(stack) -> None:
+    """The staging models over the raw tables: clean rows and rejected ones with their reason."""
+    run_dbt(stack, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging",
+                    "path:tests/dbt/staging"])
+
+
 def test_dirty_rate_faults_reconcile_exactly(stack):
     dsn = postgres.pg_dsn(stack)
     market = generate(400, seed=3)
     dirty, expected, normalised = inject(market, 0.05, 3, market.as_of)
     assert sum(sum(r.values()) for r in expected.values()) > 0
     write_raw(dsn, dirty)
-    run_dbt(stack, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging", "path:tests/dbt/staging"])
+    _clean(stack)
     rows = {r["table"]: r for r in reconcile(dsn)}
     for table, row in rows.items():
         assert row["raw"] == len(dirty.tables()[table])
@@ -44,7 +50,7 @@ def test_generate_with_a_dirty_rate_and_events_through_the_cli(stack, s3):
     prefix = "injected faults (expected rejections): "
     expected = json.loads(next(line for line in result.stdout.splitlines() if line.startswith(prefix))[len(prefix):])
     dsn = postgres.pg_dsn(stack)
-    run_dbt(stack, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging", "path:tests/dbt/staging"])
+    _clean(stack)
     for row in reconcile(dsn):
         assert row["raw"] == row["clean"] + row["rejected"]
         assert row["reasons"] == expected.get(row["table"], {}), row["table"]
