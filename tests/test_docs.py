@@ -153,3 +153,16 @@ def test_every_make_target_named_exists():
 def test_every_repository_path_named_exists():
     missing = {(path.name, p) for path in DOCS for p in _named_paths(path.read_text()) if not _exists(p)}
     assert sorted(missing) == []
+
+
+def test_every_setting_the_code_reads_is_listed_in_operations():
+    """Each ENCORE_* name the Python code or dbt's profiles.yml names is in the settings of docs/operations.md."""
+    import ast
+
+    named = {node.value for folder in ("python_jobs", "orchestration") for source in (ROOT / folder).rglob("*.py")
+             for node in ast.walk(ast.parse(source.read_text()))
+             if isinstance(node, ast.Constant) and isinstance(node.value, str)
+             and re.fullmatch(r"ENCORE_[A-Z0-9_]+", node.value)}
+    named |= set(re.findall(r"env_var\('(ENCORE_[A-Z0-9_]+)'", (ROOT / "profiles.yml").read_text()))
+    listed = set(re.findall(r"ENCORE_[A-Z0-9_]+", (ROOT / "docs" / "operations.md").read_text()))
+    assert sorted(named - listed) == []
