@@ -69,7 +69,8 @@ def _table(rows: list[dict], empty: str = "<p>Nothing to show.</p>") -> str:
     cols = list(rows[0])
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
     body = "".join(
-        "<tr>" + "".join(f"<td>{r[c]:.4f}</td>" if isinstance(r[c], float) else f"<td>{r[c]}</td>" for c in cols) + "</tr>"
+        "<tr>" + "".join(f"<td>{r[c]:.4f}</td>" if isinstance(r[c], float) else f"<td>{'n/a' if r[c] is None else r[c]}</td>"
+                         for c in cols) + "</tr>"
         for r in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
