@@ -84,6 +84,8 @@ def stacked_bars(bars: list[tuple[str, list[Segment]]], colours: dict[str, str],
                  unit: str) -> str:
     """One horizontal bar per label, the first on top, a segment per part as long as its value, the total at its
     end; each segment has the id `<chart_id>-<bar>-<segment>` with its marks and tooltip."""
+    if not bars:
+        return ""
     from matplotlib.patches import Patch
 
     figure = _figure(760, 18 * len(bars) + 130)
