@@ -41,7 +41,7 @@ demo: setup
 test: setup $(AIRFLOW_STAMP) /usr/bin/chromium
 	$(BIN)/pytest
 
-# every kind of the fault-injection suite (make test runs the fast kinds); see the README's Faults
+# every kind of the fault-injection suite (make test runs the fast kinds); see docs/operations.md, Faults
 test-faults: setup
 	$(BIN)/pytest tests/test_fault_suite.py --all-faults
 

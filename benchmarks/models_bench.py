@@ -91,6 +91,11 @@ def run(users: int, seed: int, names, spark, engine: str) -> None:
                         for seg, ws in evaluation.blend["weights"].items())
     print(f"\nBlend chosen on validation: {weights}. Test users: {int(warm.sum()):,} with history, "
           f"{int((~warm).sum()):,} new. Total {time.time() - began:.1f} s.")
+    found = evaluation.candidates
+    print(f"Candidates (models.retrieve): at most {found['size']} per user among {len(part.items):,} open listings, "
+          f"recall {found['recall']:.3f} of the test bids in {found['seconds']:.1f} s; per user "
+          + ", ".join(f"{name} {count:g}" for name, count in found["per_user"].items())
+          + "; recall by retriever " + ", ".join(f"{n} {r:.3f}" for n, r in found["recall_by_retriever"].items()))
 
 
 def main() -> None:

@@ -81,9 +81,11 @@ def cmd_generate(args) -> None:
     (services.ready if args.events else services.up)(settings)  # the lake unreachable stops it before Postgres
     started = time.time()
     market = generate(args.users, args.seed)
-    market, rejected, normalised = inject(market, args.dirty_rate, args.seed, market.as_of)
+    # the faults are the export's, not the app's: its events come from the marketplace itself, so they name only
+    # users and listings that cleaning keeps (a fault's out-of-range uid has no taste to browse by)
+    exported, rejected, normalised = inject(market, args.dirty_rate, args.seed, market.as_of)
     built = time.time() - started
-    counts = write_raw(postgres.pg_dsn(settings), market)
+    counts = write_raw(postgres.pg_dsn(settings), exported)
     if args.events:
         counts["events"], objects = _land_events(settings, market, args.seed)
     total = time.time() - started
@@ -202,6 +204,7 @@ def cmd_serve(args) -> None:
     """The API and web page over the latest published run (polled; swapped only when checked), and the app's
     events in (spooled, then landed on S3 in the background)."""
     import logging
+    import signal
     import threading
 
     import uvicorn
@@ -232,13 +235,19 @@ def cmd_serve(args) -> None:
     delivery = threading.Thread(target=collector.run, args=(stop,), name="events-delivery", daemon=True)
     delivery.start()
     print(f"serving http://{args.host}:{args.port}/ (API under /v1, OpenAPI at /openapi.json; events in at "
-          f"POST /v1/events, landed every {settings.events_buffer_seconds} s); Ctrl-C stops")
+          f"POST /v1/events, landed every {settings.events_buffer_seconds} s); Ctrl-C or SIGTERM stops")
+    # uvicorn stops gracefully on SIGINT and SIGTERM, then raises the signal again under the handler it found:
+    # Python's for SIGINT (KeyboardInterrupt, so the `finally` below lands the buffer), the default for SIGTERM
+    # (the process ends at once, acknowledged events left in the spool). SIGTERM is what kill, systemd,
+    # Kubernetes and ECS send: it takes Ctrl-C's path.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         uvicorn.run(build_app(holder, collector, fresh), host=args.host, port=args.port, log_level="warning",
                     access_log=False)
     finally:
         stop.set()
         delivery.join(timeout=30)  # the buffered events land now, or stay spooled for the next start
+        signal.signal(signal.SIGTERM, previous)
         spool.close()
 
 

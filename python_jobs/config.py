@@ -1,6 +1,6 @@
 """One typed settings object, read from the environment (ENCORE_* variables).
 
-Every knob is listed in the README. Nothing secret has a default: local S3
+Every knob is listed in docs/operations.md (Settings). Nothing secret has a default: local S3
 credentials are generated per state folder, AWS credentials come from the
 standard AWS chain (environment or instance role).
 """
@@ -118,6 +118,7 @@ MODEL_KNOBS = {
     "ENCORE_AMOUNT_WEIGHT": ("amount_weight", float),
     "ENCORE_POPULARITY_HALF_LIFE_DAYS": ("half_life_days", float),
     "ENCORE_MIN_BIDS_FOR_ALS": ("min_bids_for_als", int),
+    "ENCORE_CANDIDATES": ("candidates", int),
 }
 
 

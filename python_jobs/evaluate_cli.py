@@ -148,6 +148,11 @@ def load_items(args, item_names):
     return items
 
 
+def _cell(value: float | None) -> str:
+    """A metric right-aligned to four places; n/a where the data could not measure it (diversity with no categories)."""
+    return f"{'n/a':>11}" if value is None else f"{value:>11.4f}"
+
+
 def format_table(evaluation) -> str:
     k = evaluation.k
     columns = [("precision", f"P@{k}"), ("recall", f"R@{k}"), ("ndcg", f"nDCG@{k}"), ("map", f"MAP@{k}"),
@@ -156,7 +161,7 @@ def format_table(evaluation) -> str:
     lines = [head, "-" * len(head)]
     for model, m in evaluation.metrics.items():
         cost = evaluation.seconds.get(model, {"fit": 0.0, "score": 0.0})
-        lines.append(f"{model:<18}" + "".join(f"{m.get(name, 0.0):>11.4f}" for name, _ in columns)
+        lines.append(f"{model:<18}" + "".join(_cell(m.get(name, 0.0)) for name, _ in columns)
                      + f"{cost['fit']:>8.1f}{cost['score']:>9.1f}")
     for segment, weights in evaluation.blend.get("weights", {}).items():
         used = ", ".join(f"{name} {w:g}" for name, w in weights.items() if w) or "none"

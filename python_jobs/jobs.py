@@ -250,6 +250,7 @@ def train(ctx: StageContext) -> dict:
         tuning_record.save(settings, {"params": tuned, "grid": settings.tuning_grid, "engine": als_engine,
                                       "size": size, "run_id": ctx.run_id, "results": evaluation.tuning})
     ctx.summary["evaluation"] = {**evaluation.to_dict(), "tuning_source": why, "models": list(settings.models)}
+    ctx.summary["candidates"] = evaluation.candidates
     ctx.summary["report"] = str(write_report(ctx.state.dir / "report.html", ctx.run_id, ctx.summary["evaluation"]))
     ctx.summary["report_s3"] = upload_tree(settings, ctx.summary["report"], f"runs/{ctx.run_id}/report.html")
     evaluated = time.time() - began

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from python_jobs.cli import main
@@ -97,10 +97,28 @@ def test_unknown_stages_and_flags(tmp_path, stage, flag, command):
 
 @EXAMPLES
 @given(users=st.one_of(st.integers(max_value=9), st.integers(min_value=10_000_001)),
-       rate=st.one_of(st.floats(allow_nan=True, allow_infinity=True).filter(lambda r: not 0 <= r <= 0.9)))
-def test_bad_numbers_for_generate(tmp_path, users, rate):
+       rate=st.one_of(st.floats(allow_nan=True, allow_infinity=True).filter(lambda r: not 0 <= r <= 0.9)),
+       seed=st.one_of(st.integers(max_value=-1), st.integers(min_value=2**32)))
+def test_bad_numbers_for_generate(tmp_path, users, rate, seed):
     _one_error_naming(*_invoke(["generate", f"--users={users}"], {}, tmp_path), str(users))
     _one_error_naming(*_invoke(["generate", f"--dirty-rate={rate}"], {}, tmp_path), str(rate))
+    _one_error_naming(*_invoke(["generate", f"--seed={seed}"], {}, tmp_path), str(seed))
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(users=st.integers(10, 40), seed=st.integers(0, 2**32 - 1), rate=st.floats(0, 0.9), events=st.booleans())
+@example(users=20, seed=3, rate=0.05, events=True)
+def test_generate_flags_against_a_running_stack(stack, users, seed, rate, events):
+    """Any flags in range: generate writes the raw tables (with the dirty rate's extra users) and the app's events,
+    no line on stderr. A dirty rate with events on used to end in a traceback after the raw tables were written."""
+    argv = ["generate", f"--users={users}", f"--seed={seed}", f"--dirty-rate={rate!r}"]
+    argv += [] if events else ["--no-events"]
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        code = main(argv)
+    assert code == 0 and not err.getvalue(), err.getvalue()
+    assert out.getvalue().startswith(f"generated users={users + (max(1, round(rate * users / 2)) if rate else 0)},")
+    assert ("events=" in out.getvalue()) is events
 
 
 @EXAMPLES

@@ -1,8 +1,10 @@
 """The local cluster mirrors EMR: each stage its own spark-submit / process, dbt over thrift, one shared catalog."""
 
+import dataclasses
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -29,6 +31,73 @@ def spark_cluster(stack):
     yield stack
     assert set(cluster.down(stack)) == {"spark master", "spark worker", "spark thrift"}
     assert not cluster.running(stack)
+
+
+# a part as spark-class starts it: its command line names the main class, then for a moment does not (the launcher
+# execs Java), then does again, and it listens; or it exits at once, saying why in its log
+LAUNCHER = """
+import os, socket, sys, time
+phase, port = sys.argv[1], int(sys.argv[2])
+def become(*args):
+    os.execv(sys.executable, [sys.executable, __file__, *args])
+if phase == "launch":
+    become("exec", str(port))
+elif phase == "exec":
+    time.sleep(2)
+    become("java", str(port), os.environ["MAIN_CLASS"])
+elif phase == "java":
+    server = socket.socket()
+    server.bind(("127.0.0.1", port))
+    server.listen()
+    time.sleep(300)
+else:
+    print("no Java here", flush=True)
+    sys.exit(3)
+"""
+
+
+def _launch(local, part: str, phase: str, port: int, launcher) -> subprocess.Popen:
+    env = {**os.environ, "MAIN_CLASS": cluster.MAIN_CLASS[part]}
+    return cluster._start(local, part, [sys.executable, str(launcher), phase, str(port), cluster.MAIN_CLASS[part]],
+                          env)
+
+
+def test_the_start_check_knows_an_exit_from_the_child_not_from_its_command_line(settings, tmp_path):
+    """A part whose command line is for a moment not Java's is still starting (the check used to read the command
+    line and say "exited while starting"); a part that exits is reported at once, with its status and log."""
+    from functools import partial
+
+    from python_jobs.errors import UserError
+    from python_jobs.stack.processes import port_open
+
+    local = dataclasses.replace(settings, state_dir=tmp_path)
+    launcher = tmp_path / "launcher.py"
+    launcher.write_text(LAUNCHER)
+    port = _free_port()
+    proc = _launch(local, "master", "launch", port, launcher)
+    try:
+        cluster._wait_until(local, "master", proc, partial(port_open, port), 60, "did not listen")
+        assert cluster._pid(local, "master") == proc.pid  # the pid file names it, as `down` reads it
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    proc = _launch(local, "worker", "fail", port, launcher)
+    with pytest.raises(UserError) as refused:
+        cluster._wait_until(local, "worker", proc, lambda: False, 60, "did not register")
+    log = tmp_path / "cluster" / "worker.log"
+    assert str(refused.value) == f"the Spark worker exited while starting (status 3); see {log}"
+    assert "no Java here" in log.read_text()
+
+
+def test_the_cluster_starts_and_stops_again_and_again(stack):
+    """`up --cluster` right after `down`, a few times in a row: every start check holds (one in seven used to say
+    a part exited while it was exec'ing Java) and every stop leaves nothing running."""
+    assert not cluster.running(stack), "a cluster of this state folder is already up"
+    for _ in range(3):
+        cluster.up(stack, log=lambda line: None)
+        assert cluster.running(stack)
+        assert set(cluster.down(stack)) == {"spark master", "spark worker", "spark thrift"}
+        assert not cluster.running(stack)
 
 
 SPARK_ENGINES = {"ENCORE_TRAIN_ENGINE": "spark", "ENCORE_FRAME_ENGINE": "spark"}

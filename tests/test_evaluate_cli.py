@@ -45,3 +45,25 @@ def test_time_split_and_item_features_let_taste_beat_popularity(tmp_path, monkey
     assert set(metrics) == {"taste", "content", "popularity", "hybrid"}
     assert metrics["taste"]["ndcg"] > metrics["popularity"]["ndcg"] + 0.1
     assert metrics["content"]["ndcg"] > metrics["popularity"]["ndcg"] + 0.1
+    assert 0 < metrics["taste"]["diversity"] <= 1  # two categories: measured
+
+
+def test_diversity_is_not_available_without_categories(tmp_path, monkeypatch, capsys):
+    """Without --items every listing is in one sub-category, where diversity would be 1/k for any list: n/a."""
+    import numpy as np
+
+    monkeypatch.setenv("ENCORE_MODELS", "taste,popularity")
+    rng = np.random.default_rng(7)
+    rows = [f"u{user},i{item}" for user in range(1, 41) for item in rng.choice(30, 6, replace=False)]
+    (tmp_path / "bids.csv").write_text("user,item\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "m.json"
+    code = main(["evaluate", "--interactions", str(tmp_path / "bids.csv"), "--user-col", "user", "--item-col", "item",
+                 "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    metrics = json.loads(out.read_text())["metrics"]
+    assert [scores["diversity"] for scores in metrics.values()] == [None] * 3
+    assert all(isinstance(scores["novelty"], float) for scores in metrics.values())
+    rows = {line.split()[0]: line.split() for line in printed.splitlines() if line.split()[:1] in (["taste"], ["hybrid"])}
+    header = next(line.split() for line in printed.splitlines() if line.startswith("model"))
+    assert {row[header.index("diversity")] for row in rows.values()} == {"n/a"}

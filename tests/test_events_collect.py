@@ -188,3 +188,27 @@ def test_every_acknowledged_event_lands_exactly_once_after_kill_9(stack, s3):
               for line in lines]
     mine = sorted(e for e in landed if e.startswith("kill9-"))
     assert mine == sorted(e["event_id"] for e in sent)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_events_acknowledged_before_a_stop_signal_are_landed_by_the_stop(stack, s3, stop):
+    """`kill PID` (SIGTERM: what systemd, Kubernetes and ECS send) stops serve as Ctrl-C does: the buffer is sealed
+    and landed before the process ends. It used to end at uvicorn's re-raised SIGTERM, leaving the events in
+    the spool's open segment until serve next started."""
+    import httpx
+
+    port = _free_port()
+    server = _serve(stack, port, buffer_seconds=900)  # the buffer is not due: only the stop lands it
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sent = [event(i, event_id=f"stop{stop.value}-{i}", at=now) for i in range(50)]
+    try:
+        assert httpx.post(f"http://127.0.0.1:{port}/v1/events", json={"events": sent}).json()["accepted"] == 50
+    finally:
+        server.send_signal(stop)
+        output = server.communicate(timeout=60)[0].decode()
+    assert "Traceback" not in output, output
+    spool = stack.state_dir / "events" / "spool"
+    assert [*spool.glob("*.open"), *spool.glob("*.ready")] == []
+    landed = [json.loads(line)["event_id"] for lines in _objects(s3, stack.lake_bucket, "events/").values()
+              for line in lines]
+    assert sorted(e for e in landed if e.startswith(f"stop{stop.value}-")) == sorted(e["event_id"] for e in sent)

@@ -3,7 +3,7 @@ stack of its own (its own state folder and ports, driven through the CLI as an o
 succeeds without manual cleanup, every input row is accounted for, and `latest` never points at a half-published
 run. `make test` runs the kinds marked fast; `make test-faults` (pytest --all-faults) runs every kind.
 
-The table in the README (Faults) lists each kind with its outcome."""
+The table in docs/operations.md (Faults) lists each kind with its outcome."""
 
 from __future__ import annotations
 

@@ -120,7 +120,7 @@ def test_the_morning_report_shows_the_run_history(three_runs, gated, chromium, t
                                                          "cells => cells.map(c => c.textContent)")))
     for run in history["runs"]:
         assert statuses[run["run_id"]].startswith(run["status"])
-    bars = page.eval_on_selector_all("#durations rect[data-run]", "rects => rects.length")
+    bars = page.eval_on_selector_all("#durations g[data-run]", "segments => segments.length")
     assert bars == sum(1 for s in history["run_stages"] if s["run_id"] in shown)
     assert page.locator("#headline").inner_text().startswith(f"Latest run {shown[0]}")
     first_report = page.locator(f"#runs tr[data-run='{three_runs[0]['run_id']}'] a").first

@@ -49,6 +49,7 @@ def test_a_published_run_is_loaded_and_looked_up(holder, client):
     assert similar["similar"] == [{"rank": 1, "similar_listing_id": 702, "score": 1.0}]
     run = client.get("/v1/run").json()
     assert run["users"] == USERS and run["run_id"] == "20300101T000000Z-servea"
+    assert run["metrics"]["hybrid"] == {"ndcg": 0.41725, "coverage": 1.0, "diversity": None, "users": USERS}
     assert run["models"] == ["hybrid", "als", "popularity"]
 
 
@@ -136,6 +137,7 @@ def test_the_web_page_shows_the_users_cards_in_headless_chromium(holder, client,
         page.locator(".card button").first.click()
         page.locator(".card .similar").first.filter(has_text="similar:").wait_for(timeout=10000)
         assert "run 20300101T000001Z-serveb" in page.inner_text("#run")
+        metric_rows = [row.split("\t") for row in page.inner_text("#metrics").splitlines()]
         page.locator(".card").nth(4).click()  # viewing listing 1205: its neighbour 1206 leads the next list
         page.locator(".card.fresh").first.wait_for(timeout=10000)
         after_view = [int(card.get_attribute("data-listing-id")) for card in page.locator(".card").all()]
@@ -151,6 +153,10 @@ def test_the_web_page_shows_the_users_cards_in_headless_chromium(holder, client,
     assert after_view[0] == 1206 and after_view[1:] == [i for i in shown if i != 1206][:9]
     assert collector.spool.pending()  # the page's view went through the events API
     assert titles[0] == f"1. {expected[0]['product']}"
+    # counts print as integers beside the rates; a metric the run could not measure prints as n/a
+    assert metric_rows == [["model", "ndcg", "coverage", "diversity", "users"],
+                           ["hybrid", "0.4173", "1.0000", "n/a", str(USERS + 5)],
+                           ["popularity", "0.2000", "1.0000", "n/a", str(USERS + 5)]]
     assert screenshot.stat().st_size > 10_000
 
 

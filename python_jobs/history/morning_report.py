@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from python_jobs.config import Settings
-from python_jobs.history.report import _plot
+from python_jobs.history.charts import Segment, line_chart, stacked_bars
 
 LAST = 30
 INDEX_KEY = "reports/index.html"
@@ -29,32 +29,14 @@ def _e(value) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _stacked_bars(runs: list[dict], stages: dict[str, list[dict]], width: int = 760) -> str:
-    """One bar per run (newest on top), a segment per stage as long as its seconds."""
-    longest = max((sum(s["seconds"] or 0 for s in stages.get(r["run_id"], [])) for r in runs), default=0) or 1.0
-    label, bar, row = 210, width - 210 - 60, 18
-    height = row * len(runs) + 40
-    parts = [f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" font-size="11" '
-             'id="durations">']
-    for i, run in enumerate(runs):
-        y, x = 4 + i * row, float(label)
-        parts.append(f'<text x="0" y="{y + 12}">{_e(run["run_id"])}</text>')
-        for step in stages.get(run["run_id"], []):
-            w = (step["seconds"] or 0) / longest * bar
-            outline = ' stroke="#c62828" stroke-width="2"' if step["status"] == "failed" else ""
-            parts.append(f'<rect x="{x:.1f}" y="{y}" width="{max(w, 0.5):.1f}" height="{row - 4}" '
-                         f'fill="{STAGE_COLOURS.get(step["stage"], "#999")}"{outline} data-run="{_e(run["run_id"])}" '
-                         f'data-stage="{_e(step["stage"])}"><title>{_e(step["stage"])}: {step["seconds"]} s '
-                         f'({_e(step["status"])})</title></rect>')
-            x += w
-        total = sum(s["seconds"] or 0 for s in stages.get(run["run_id"], []))
-        parts.append(f'<text x="{x + 4:.1f}" y="{y + 12}">{total:.0f} s</text>')
-    legend_y = row * len(runs) + 24
-    for j, (stage, colour) in enumerate(STAGE_COLOURS.items()):
-        parts.append(f'<rect x="{j * 92}" y="{legend_y - 9}" width="10" height="10" fill="{colour}"/>'
-                     f'<text x="{j * 92 + 13}" y="{legend_y}">{stage}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+def _stacked_bars(runs: list[dict], stages: dict[str, list[dict]]) -> str:
+    """One bar per run (newest on top), a segment per stage as long as its seconds, a failed stage outlined."""
+    bars = [(run["run_id"], [Segment(step["stage"], step["seconds"] or 0,
+                                     f'{step["stage"]}: {step["seconds"]} s ({step["status"]})',
+                                     {"data-run": run["run_id"], "data-stage": step["stage"]},
+                                     flagged=step["status"] == "failed")
+                             for step in stages.get(run["run_id"], [])]) for run in runs]
+    return stacked_bars(bars, STAGE_COLOURS, "durations", "seconds", "s")
 
 
 def _shares(list_sources: str | None) -> str:
@@ -140,7 +122,7 @@ The gate compares today's hybrid with the published run's configuration on today
 <th>lists served by</th></tr>{"".join(rows)}</table>
 <h2>Duration per stage</h2>{_stacked_bars(runs, stages)}
 <h2>nDCG per model, run by run (oldest = 1)</h2>
-{_plot(curves, x_label="run (oldest = 1)", y_label="nDCG (users with history)") if curves else "<p>No metrics yet.</p>"}
+{line_chart(curves, "ndcg-by-run", "run (oldest = 1)", "nDCG (users with history)") if curves else "<p>No metrics yet.</p>"}
 <h2>Rejected rows by reason (last 10 runs)</h2>
 {"<table id='rejects'><tr><th>run</th><th>table</th><th>reason</th><th>rows</th></tr>" + "".join(reject_rows)
  + "</table>" if reject_rows else "<p id='rejects'>No rows rejected.</p>"}

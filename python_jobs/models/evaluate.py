@@ -33,6 +33,7 @@ from python_jobs.models.metrics import ItemStats, hits_of, ranking_metrics_at
 from python_jobs.models.base import top_n
 from python_jobs.models.data import TrainingSet
 from python_jobs.models.hybrid import POOL, SEGMENTS, Hybrid, build_pool, choose_weights, segments
+from python_jobs.models.retrieve import recall, retrieve
 
 
 def time_splitter(fraction: float, listed_at: np.ndarray | None = None, ends_at: np.ndarray | None = None,
@@ -126,11 +127,12 @@ class Evaluation:
     blend: dict = field(default_factory=dict)
     seconds: dict[str, dict[str, float]] = field(default_factory=dict)
     champion: dict | None = None
+    candidates: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"k": self.k, "params": self.params.to_dict(), "metrics": self.metrics, "segments": self.segments,
                 "tuning": self.tuning, "ndcg_at": self.ndcg_at, "blend": self.blend, "seconds": self.seconds,
-                "champion": self.champion}
+                "champion": self.champion, "candidates": self.candidates}
 
 
 def _lists(model, part: Part, k: int) -> np.ndarray:
@@ -231,9 +233,23 @@ def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, 
             for s, seg in enumerate(SEGMENTS) if (segment == s).any()}
         log(f"{model.name:>16}: nDCG@{k} {at[k]['ndcg']:.4f} (fit {seconds[model.name]['fit']:.1f}s, "
             f"lists {seconds[model.name]['score']:.1f}s)")
+    candidates = candidate_recall(components, test_part, params.candidates)
+    log(f"candidates: {params.candidates} per user at most, recall {candidates['recall']:.3f} of the test bids "
+        f"({candidates['seconds']:.1f}s)")
     scored = None
     if champion is not None:
         scored = score_champion(champion, test_part, params, names, components, k, warm, spark)
         log(f"champion (run {scored['run_id']}) on the same replay: nDCG@{k} {scored['ndcg']:.4f}"
             + (" (refitted with its parameters)" if scored["refitted"] else ""))
-    return Evaluation(k, params, metrics, per_segment, tuning, curves, blend, seconds, scored)
+    return Evaluation(k, params, metrics, per_segment, tuning, curves, blend, seconds, scored, candidates)
+
+
+def candidate_recall(components: list, part: Part, size: int) -> dict:
+    """The retrieval stage on the test part (ALS's factors when it is among the fitted `components`): how many
+    candidates each retriever gave per user, and the share of the test bids among the candidates."""
+    began = time.time()
+    als = next((m for m in components if m.name == "als"), None)
+    found = retrieve(part.train, part.users, part.items, size,
+                     factors=(als.user_factors_, als.item_factors_) if als is not None else None)
+    return {"size": size, "per_user": found.counts(), **recall(found, part.relevant),
+            "seconds": round(time.time() - began, 2)}

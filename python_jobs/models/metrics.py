@@ -10,7 +10,9 @@ interact with (every user of `lists` counts, with zeros when nothing hit).
 - MAP@k: sum over hits of precision at that rank / min(relevant, k)
 - coverage: distinct items recommended in any top k / catalogue size
 - novelty: mean self-information -log2(share of training users who interacted with the item) of what is listed
-- diversity: distinct sub-categories in a list / its length (intra-list diversity), averaged over lists
+- diversity: distinct sub-categories in a list / its length (intra-list diversity), averaged over lists; None
+  (not available) when the catalogue holds one sub-category only (no categories known), where it would be
+  1 / length whatever the list
 - long_tail: share of listed items outside the head (the most-interacted items that together hold half of all
   training interactions)
 """
@@ -54,10 +56,11 @@ class ItemStats:
         self.in_head = np.zeros(len(bidders), dtype=bool)
         self.in_head[order[within_head]] = True
         self.sub_of_item = sub_of_item
+        self.has_categories = len(np.unique(sub_of_item)) > 1
 
 
 def ranking_metrics_at(lists: np.ndarray, relevant: sparse.csr_matrix, cutoffs, catalog_size: int,
-                       stats: ItemStats | None = None) -> dict[int, dict[str, float]]:
+                       stats: ItemStats | None = None) -> dict[int, dict[str, float | int | None]]:
     cutoffs = sorted(set(cutoffs))
     relevant = relevant.tocsr()
     n_relevant = np.diff(relevant.indptr)
@@ -82,16 +85,22 @@ def ranking_metrics_at(lists: np.ndarray, relevant: sparse.csr_matrix, cutoffs, 
         if stats is not None:
             at["novelty"] = float(stats.self_information[listed].mean()) if len(listed) else 0.0
             at["long_tail"] = float((~stats.in_head[listed]).mean()) if len(listed) else 0.0
-            subs = np.where(top >= 0, stats.sub_of_item[np.maximum(top, 0)], -1)
-            subs.sort(axis=1)
-            distinct = ((subs[:, 1:] != subs[:, :-1]) & (subs[:, 1:] >= 0)).sum(axis=1) + (subs[:, 0] >= 0) \
-                if k > 1 else (subs[:, 0] >= 0).astype(int)
-            lengths = (top >= 0).sum(axis=1)
-            at["diversity"] = float(np.where(lengths > 0, distinct / np.maximum(lengths, 1), 0.0).mean()) \
-                if len(top) else 0.0
+            at["diversity"] = _diversity(top, stats.sub_of_item) if stats.has_categories else None
         result[k] = at
     return result
 
 
-def ranking_metrics(lists, relevant, k: int, catalog_size: int, stats: ItemStats | None = None) -> dict[str, float]:
+def _diversity(top: np.ndarray, sub_of_item: np.ndarray) -> float:
+    """Distinct sub-categories per list over its length, averaged over lists."""
+    k = top.shape[1]
+    subs = np.where(top >= 0, sub_of_item[np.maximum(top, 0)], -1)
+    subs.sort(axis=1)
+    distinct = ((subs[:, 1:] != subs[:, :-1]) & (subs[:, 1:] >= 0)).sum(axis=1) + (subs[:, 0] >= 0) \
+        if k > 1 else (subs[:, 0] >= 0).astype(int)
+    lengths = (top >= 0).sum(axis=1)
+    return float(np.where(lengths > 0, distinct / np.maximum(lengths, 1), 0.0).mean()) if len(top) else 0.0
+
+
+def ranking_metrics(lists, relevant, k: int, catalog_size: int,
+                    stats: ItemStats | None = None) -> dict[str, float | int | None]:
     return ranking_metrics_at(lists, relevant, [k], catalog_size, stats)[k]

@@ -71,7 +71,8 @@ class RunInfo(BaseModel):
     users: int
     listings_with_similar: int
     models: list[str]
-    metrics: dict[str, dict[str, float]]
+    metrics: dict[str, dict[str, int | float | None]] = Field(description=(
+        "per model: rates as decimals, counts (users) as integers, null where the run could not measure one"))
     model_params: dict[str, float | int | str]
 
 

@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from python_jobs.config import Settings
@@ -110,19 +112,7 @@ def _commands(settings: Settings) -> dict[str, list[str]]:
     }
 
 
-def _wait(settings: Settings, part: str, port: int, seconds: float) -> None:
-    log = _dir(settings) / f"{part}.log"
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if port_open(port):
-            return
-        if _pid(settings, part) is None:
-            raise UserError(f"the Spark {part} exited while starting; see {log}")
-        time.sleep(0.5)
-    raise UserError(f"the Spark {part} did not listen on 127.0.0.1:{port} within {seconds:.0f}s; see {log}")
-
-
-def _start(settings: Settings, part: str, command: list[str], env: dict[str, str]) -> None:
+def _start(settings: Settings, part: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
     work = _dir(settings)
     with open(work / f"{part}.log", "ab") as out:
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -131,6 +121,27 @@ def _start(settings: Settings, part: str, command: list[str], env: dict[str, str
     while MAIN_CLASS[part] not in command_line(proc.pid) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     (work / f"{part}.pid").write_text(str(proc.pid))
+    return proc
+
+
+def _wait_until(settings: Settings, part: str, proc: subprocess.Popen, ready: Callable[[], bool], seconds: float,
+                not_ready: str) -> None:
+    """Until `ready()`. Whether the part exited meanwhile is the child's own status (ours: `poll`), never a read of
+    its command line, which for an instant is empty or the launcher's while spark-class execs Java."""
+    log = _dir(settings) / f"{part}.log"
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if ready():
+            return
+        if proc.poll() is not None:
+            raise UserError(f"the Spark {part} exited while starting (status {proc.returncode}); see {log}")
+        time.sleep(0.5)
+    raise UserError(f"the Spark {part} {not_ready} within {seconds:.0f}s; see {log}")
+
+
+def _registered(settings: Settings) -> bool:
+    log = _dir(settings) / "worker.log"
+    return log.exists() and "Successfully registered with master" in log.read_text(errors="ignore")
 
 
 def up(settings: Settings, log=print) -> None:
@@ -147,24 +158,14 @@ def up(settings: Settings, log=print) -> None:
             variable = "ENCORE_SPARK_MASTER_PORT" if part == "master" else "ENCORE_SPARK_THRIFT_PORT"
             raise UserError(f"127.0.0.1:{port} is in use by another process; stop it or set {variable} to a free port")
         began = time.time()
-        _start(settings, part, commands[part], env)
+        proc = _start(settings, part, commands[part], env)
         if part == "worker":
-            _wait_for_worker(settings)
+            _wait_until(settings, part, proc, partial(_registered, settings), 60,
+                        f"did not register with {master_url(settings)}")
         else:
-            _wait(settings, part, port, THRIFT_START_SECONDS if part == "thrift" else 60)
+            seconds = THRIFT_START_SECONDS if part == "thrift" else 60
+            _wait_until(settings, part, proc, partial(port_open, port), seconds, f"did not listen on 127.0.0.1:{port}")
         log(f"spark {part}: up in {time.time() - began:.1f}s")
-
-
-def _wait_for_worker(settings: Settings, seconds: float = 60) -> None:
-    log = _dir(settings) / "worker.log"
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if log.exists() and "Successfully registered with master" in log.read_text(errors="ignore"):
-            return
-        if _pid(settings, "worker") is None:
-            raise UserError(f"the Spark worker exited while starting; see {log}")
-        time.sleep(0.5)
-    raise UserError(f"the Spark worker did not register with {master_url(settings)} within {seconds:.0f}s; see {log}")
 
 
 def down(settings: Settings) -> list[str]:

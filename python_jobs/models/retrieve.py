@@ -1,0 +1,191 @@
+"""Candidate retrieval: per user, a bounded set of listings (a few hundred) from cheap retrievers, so that ranking
+costs users x candidates, never users x listings (YouTube's candidate generation, then ranking).
+
+Each retriever makes sense on any marketplace's bids and gives each user up to its quota of listings among the
+candidates of the day (the open listings), best first:
+
+- `taste`: the best listings of the user's strongest sub-categories (their bids, then the questionnaire),
+  best by projected bidders (bidders over the share of the auction gone by);
+- `neighbours`: listings co-bid with what the user acted on most recently (sparse co-occurrence, the top
+  `NEIGHBOURS` per listing; never a dense listings x listings matrix);
+- `factors`: the nearest listings to the user's ALS factors, exact, in blocks of users (when ALS is fitted);
+- `rising`: the open listings gaining bidders fastest, the same for everyone;
+- `popular`: the most bid-on open listings, so a user with nothing still has a list.
+
+Merged in that order: a listing counts for the first retriever that names it; listings the user bid on are left
+out; at most `size` per user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from python_jobs.models.base import SCORE_CELLS, top_columns
+from python_jobs.models.data import TrainingSet
+from python_jobs.models.metrics import hits_of
+
+RETRIEVERS = ("taste", "neighbours", "factors", "rising", "popular")
+# each retriever's share of the candidate set, in the order above
+SHARES = (0.35, 0.3, 0.2, 0.1, 0.05)
+NEIGHBOURS = 50      # co-bid neighbours kept per listing
+RECENT = 10          # a user's most recent listings whose neighbours are retrieved
+TOP_SUBS = 5         # a user's strongest sub-categories searched by `taste`
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """items: [U, size] item positions, best retrievers first, -1 padded; source: [U, size] index into
+    RETRIEVERS of the retriever that named each (-1 for padding)."""
+    items: np.ndarray
+    source: np.ndarray
+
+    def counts(self) -> dict[str, float]:
+        """Mean candidates per user each retriever contributed."""
+        users = max(len(self.items), 1)
+        return {name: round(float((self.source == r).sum()) / users, 1) for r, name in enumerate(RETRIEVERS)}
+
+
+def quotas(size: int) -> list[int]:
+    return [max(1, int(round(size * share))) for share in SHARES]
+
+
+def projected_bidders(data: TrainingSet) -> np.ndarray:
+    """Bidders so far over the share of the auction gone by: a listing two days into ten with five bidders is on
+    pace for twenty-five."""
+    return data.bidder_counts / data.auction_elapsed()
+
+
+def _ranked(values: np.ndarray, items: np.ndarray, q: int) -> np.ndarray:
+    """The q best of `items` by `values` (per item position), best first, ties by position."""
+    order = np.lexsort((items, -values[items]))
+    return items[order[:q]]
+
+
+def _global(data: TrainingSet, items: np.ndarray, users: np.ndarray, q: int, values: np.ndarray) -> np.ndarray:
+    top = _ranked(values, items, q)
+    return np.broadcast_to(np.pad(top, (0, q - len(top)), constant_values=-1), (len(users), q))
+
+
+def by_taste(data: TrainingSet, users: np.ndarray, items: np.ndarray, q: int) -> np.ndarray:
+    """Round-robin over the user's TOP_SUBS strongest sub-categories (bids first, the questionnaire to break
+    ties and for users with none) of each sub-category's best candidates by projected bidders."""
+    n_subs = len(data.subs)
+    to_sub = sparse.csr_matrix((np.ones(data.n_items, np.float32), (np.arange(data.n_items), data.sub_of_item)),
+                               shape=(data.n_items, n_subs))
+    strength = np.asarray((data.binary[users] @ to_sub).todense(), np.float32)
+    strength += 0.5 * np.asarray(data.interests[users].todense(), np.float32)
+    strength += 1e-6 * np.asarray(data.bidder_counts @ to_sub).ravel()  # the marketplace's demand last
+    subs = np.argsort(-strength, axis=1, kind="stable")[:, :TOP_SUBS]
+    per_sub = max(1, -(-q // TOP_SUBS))
+    value = projected_bidders(data)
+    best = np.full((n_subs + 1, per_sub), -1, np.int64)
+    order = items[np.lexsort((items, -value[items], data.sub_of_item[items]))]
+    sub_of = data.sub_of_item[order]
+    starts = np.searchsorted(sub_of, np.arange(n_subs))
+    rank = np.arange(len(order)) - starts[sub_of]
+    keep = rank < per_sub
+    best[sub_of[keep], rank[keep]] = order[keep]
+    picked = best[subs]                      # [U, TOP_SUBS, per_sub]
+    return picked.transpose(0, 2, 1).reshape(len(users), -1)[:, :q]  # rank by rank across the sub-categories
+
+
+def neighbour_matrix(data: TrainingSet, items: np.ndarray, k: int = NEIGHBOURS) -> sparse.csr_matrix:
+    """listings x listings: for each listing, its k strongest co-bid neighbours among `items` (co-bidders)."""
+    co = (data.binary.T @ data.binary).tocoo()
+    keep = (co.row != co.col) & np.isin(co.col, items)
+    rows, cols, vals = co.row[keep], co.col[keep], co.data[keep]
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    starts = np.searchsorted(rows, np.arange(data.n_items))
+    keep = (np.arange(len(rows)) - starts[rows]) < k
+    return sparse.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(data.n_items, data.n_items))
+
+
+def _row_top(matrix: sparse.csr_matrix, q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of a sparse matrix, (columns, values) of its q largest entries, best first, -1 / 0 padded."""
+    coo = matrix.tocoo()
+    order = np.lexsort((coo.col, -coo.data, coo.row))
+    rows, cols, vals = coo.row[order], coo.col[order], coo.data[order]
+    starts = np.searchsorted(rows, np.arange(matrix.shape[0]))
+    rank = np.arange(len(rows)) - starts[rows]
+    keep = rank < q
+    out = np.full((matrix.shape[0], q), -1, np.int64)
+    values = np.zeros((matrix.shape[0], q), np.float32)
+    out[rows[keep], rank[keep]] = cols[keep]
+    values[rows[keep], rank[keep]] = vals[keep]
+    return out, values
+
+
+def by_neighbours(data: TrainingSet, users: np.ndarray, neighbours: sparse.csr_matrix, q: int) -> np.ndarray:
+    """The neighbours of each user's RECENT most recent listings, summed and weighted by how recent each is."""
+    top, weights = _row_top(data.recency[users], RECENT)
+    rows = np.repeat(np.arange(len(users)), RECENT)
+    found = top.ravel() >= 0
+    latest = sparse.csr_matrix((weights.ravel()[found], (rows[found], top.ravel()[found])),
+                               shape=(len(users), data.n_items))
+    return _row_top(latest @ neighbours, q)[0]
+
+
+def by_factors(user_factors: np.ndarray, item_factors: np.ndarray, users: np.ndarray, items: np.ndarray,
+               q: int) -> np.ndarray:
+    """The q candidates of largest dot product with each user's factors, in blocks of users."""
+    out = np.full((len(users), q), -1, np.int64)
+    step = max(1, SCORE_CELLS // max(1, len(items)))
+    vectors = np.ascontiguousarray(item_factors[items])
+    for start in range(0, len(users), step):
+        block = user_factors[users[start:start + step]] @ vectors.T
+        cols = top_columns(block, q)
+        order = np.argsort(-np.take_along_axis(block, cols, axis=1), axis=1, kind="stable")
+        found = items[np.take_along_axis(cols, order, axis=1)]
+        out[start:start + step, :found.shape[1]] = found
+    return out
+
+
+def retrieve(data: TrainingSet, users: np.ndarray, items: np.ndarray, size: int,
+             factors: tuple[np.ndarray, np.ndarray] | None = None,
+             neighbours: sparse.csr_matrix | None = None) -> Candidates:
+    """Per user, at most `size` candidates among `items` the user has not bid on. factors: ALS's (user, item)
+    factors when fitted on `data`; neighbours: `neighbour_matrix(data, items)` when already built."""
+    users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
+    q = quotas(size)
+    if neighbours is None:
+        neighbours = neighbour_matrix(data, items)
+    recency = np.asarray(data.recency.sum(axis=0)).ravel()
+    parts = [by_taste(data, users, items, q[0]), by_neighbours(data, users, neighbours, q[1]),
+             by_factors(*factors, users, items, q[2]) if factors is not None
+             else np.full((len(users), q[2]), -1, np.int64),
+             _global(data, items, users, q[3], recency / data.auction_elapsed()),
+             _global(data, items, users, q[4], projected_bidders(data))]
+    found = np.concatenate(parts, axis=1)
+    source = np.concatenate([np.full(p.shape, r) for r, p in enumerate(parts)], axis=1)
+    return _merge(data, users, found, source, size)
+
+
+def _merge(data: TrainingSet, users: np.ndarray, found: np.ndarray, source: np.ndarray, size: int) -> Candidates:
+    """Drop padding, listings the user bid on and repeats (the first retriever keeps a listing); left-align."""
+    position = np.broadcast_to(np.arange(found.shape[1]), found.shape)
+    order = np.lexsort((position, found), axis=1)
+    ranked = np.take_along_axis(found, order, axis=1)
+    repeat = np.zeros_like(ranked, dtype=bool)
+    repeat[:, 1:] = ranked[:, 1:] == ranked[:, :-1]
+    drop = np.empty_like(repeat)
+    np.put_along_axis(drop, order, repeat, axis=1)
+    drop |= found < 0
+    if data.seen is not None and data.seen.nnz:
+        drop |= hits_of(found, data.seen[users])
+    keep = np.argsort(drop, axis=1, kind="stable")[:, :size]
+    kept = ~np.take_along_axis(drop, keep, axis=1)
+    items = np.where(kept, np.take_along_axis(found, keep, axis=1), -1)
+    return Candidates(items, np.where(kept, np.take_along_axis(source, keep, axis=1), -1))
+
+
+def recall(candidates: Candidates, relevant: sparse.csr_matrix) -> dict:
+    """The share of the relevant (user, listing) pairs among the candidates, overall and per retriever."""
+    hits = hits_of(candidates.items, relevant)
+    total = max(int(relevant.nnz), 1)
+    return {"recall": round(float(hits.sum()) / total, 4),
+            "recall_by_retriever": {name: round(float((hits & (candidates.source == r)).sum()) / total, 4)
+                                    for r, name in enumerate(RETRIEVERS)}}

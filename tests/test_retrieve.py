@@ -1,0 +1,79 @@
+"""Candidate retrieval on a market small enough to check by hand."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from python_jobs.models.data import build
+from python_jobs.models.retrieve import RETRIEVERS, by_neighbours, by_taste, neighbour_matrix, recall, retrieve
+
+NOW = 1_800_000_000.0
+# 10, 11 music/vinyl; 12 music/cassettes; 13, 14 home/lamps (nobody bid on 14); 15 home/rugs
+LISTINGS = pd.DataFrame({
+    "listing_id": [10, 11, 12, 13, 14, 15],
+    "category": ["music", "music", "music", "home", "home", "home"],
+    "sub_category": ["vinyl", "vinyl", "cassettes", "lamps", "lamps", "rugs"],
+    "product": ["jazz vinyl", "soul vinyl", "mixtape", "brass lamp", "glass lamp", "wool rug"],
+    "listing_amount": [20.0, 25.0, 5.0, 60.0, 70.0, 90.0],
+})
+# uid 1 bid on 10; uid 2 on 10, 11, 12; uid 3 on 13; uid 4 never bid and answered home/lamps
+BIDS = pd.DataFrame({"uid": [1, 2, 2, 2, 3], "listing_id": [10, 10, 11, 12, 13],
+                     "strength": [1.0, 1.0, 1.0, 1.0, 1.0], "last_bid_at": [NOW] * 5})
+INTERESTS = pd.DataFrame({"uid": [4], "category": ["home"], "sub_category": ["lamps"]})
+ALL = np.arange(6)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return build(BIDS, pd.DataFrame({"uid": [1, 2, 3, 4]}), LISTINGS, INTERESTS, NOW, 14.0)
+
+
+def _ids(data, positions):
+    return [int(data.item_ids[p]) for p in positions if p >= 0]
+
+
+def test_neighbours_are_what_others_bid_on_beside_the_users_listings(data):
+    neighbours = neighbour_matrix(data, ALL)
+    assert neighbours[data.item_positions([10])[0], data.item_positions([10])[0]] == 0  # never itself
+    found = by_neighbours(data, data.user_positions([1, 3]), neighbours, 3)
+    assert sorted(_ids(data, found[0])) == [11, 12]  # uid 2 bid on 11 and 12 beside uid 1's 10
+    assert _ids(data, found[1]) == []  # nobody else bid on 13
+
+
+def test_taste_searches_the_questionnaires_sub_category_for_a_user_without_bids(data):
+    listed = _ids(data, by_taste(data, data.user_positions([4]), ALL, 10)[0])
+    assert listed[0] == 13  # lamps first, the one with a bidder ahead
+    assert 14 in listed  # a lamp nobody bid on yet still has a place
+    # then round by round across the next strongest sub-categories (the marketplace's demand: vinyl first)
+    assert listed[1] == 10
+
+
+def test_candidates_are_bounded_never_what_the_user_bid_on_and_named_once(data):
+    users = data.user_positions([1, 2, 3, 4])
+    found = retrieve(data, users, ALL, size=4)
+    assert found.items.shape == (4, 4)
+    for row, uid in zip(found.items, [1, 2, 3, 4]):
+        listed = _ids(data, row)
+        assert len(listed) == len(set(listed))
+        assert not set(listed) & set(BIDS.loc[BIDS["uid"] == uid, "listing_id"])
+    assert ((found.source >= 0) == (found.items >= 0)).all()
+    assert set(found.counts()) == set(RETRIEVERS)
+
+
+def test_only_the_candidates_of_the_day_are_retrieved(data):
+    open_items = data.item_positions([11, 14])
+    found = retrieve(data, data.user_positions([1, 2, 3, 4]), open_items, size=10)
+    assert set(found.items[found.items >= 0].tolist()) <= set(open_items.tolist())
+
+
+def test_recall_is_the_share_of_relevant_pairs_among_the_candidates(data):
+    users = data.user_positions([1, 4])
+    found = retrieve(data, users, ALL, size=3)
+    # uid 1 went on to bid on 11 (a neighbour of 10) and 15 (rugs, which nothing points to at size 3)
+    relevant = sparse.csr_matrix((np.ones(2), ([0, 0], data.item_positions([11, 15]))), shape=(2, data.n_items))
+    got = recall(found, relevant)
+    in_list = [p in set(found.items[0].tolist()) for p in data.item_positions([11, 15])]
+    assert got["recall"] == sum(in_list) / 2
+    assert in_list[0]
+    assert sum(got["recall_by_retriever"].values()) == pytest.approx(got["recall"])
