@@ -77,3 +77,42 @@ def test_recall_is_the_share_of_relevant_pairs_among_the_candidates(data):
     assert got["recall"] == sum(in_list) / 2
     assert in_list[0]
     assert sum(got["recall_by_retriever"].values()) == pytest.approx(got["recall"])
+
+
+@pytest.mark.parametrize("name", ["taste", "item_knn", "user_knn", "ease", "content", "weighted_ratings",
+                                  "popularity", "als"])
+def test_each_model_scores_a_users_own_candidates_as_it_scores_every_listing(data, name):
+    """Ranking reads (user, candidate) pairs: each model's pair scores are its full scores at those cells."""
+    from python_jobs.models import TrainParams, build as build_models
+    from python_jobs.models.base import pair_scores
+
+    model = build_models([name], TrainParams(rank=2, max_iter=3))[0].fit(data)
+    users = data.user_positions([1, 2, 3, 4])
+    items = data.item_positions([10, 11, 12, 14, 15])  # the day's listings (13 has ended)
+    cands = np.array([[1, 2, -1], [4, 5, 1], [0, 5, 4], [3, -1, -1]])  # positions; 3 (13) is scored as well
+    full = np.asarray(model.score(users, items), np.float32)
+    got = pair_scores(model, users, cands, items)
+    column = {int(p): c for c, p in enumerate(items)}
+    for u, row in enumerate(cands):
+        for c, item in enumerate(row):
+            if item < 0:
+                assert got[u, c] == 0
+            elif int(item) in column:
+                assert got[u, c] == pytest.approx(full[u, column[int(item)]], rel=1e-5, abs=1e-6), (u, item)
+
+
+def test_the_hybrid_ranks_only_each_users_candidates(data):
+    """Retrieve, then rank: the blend's list of a user is drawn from that user's candidates, never beyond."""
+    from python_jobs.models import TrainParams, build as build_models
+    from python_jobs.models.hybrid import Hybrid
+
+    components = [m.fit(data) for m in build_models(["taste", "item_knn", "popularity"], TrainParams())]
+    users = data.user_positions([1, 2, 3, 4])
+    hybrid = Hybrid(components, candidates=2)
+    found = hybrid.retrieve(data, users, ALL)
+    chosen, _, sources = hybrid.ranked(data, users, ALL, 3)
+    for u in range(len(users)):
+        listed = set(chosen[u][chosen[u] >= 0].tolist())
+        assert listed and listed <= set(found.items[u][found.items[u] >= 0].tolist())
+    wide = Hybrid(components, candidates=50).ranked(data, users, ALL, 3)[0]
+    assert (wide >= 0).sum() > (chosen >= 0).sum()  # more candidates, fuller lists

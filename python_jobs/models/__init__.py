@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from python_jobs.config import MODELS
+from python_jobs.models.retrieve import CANDIDATES
 
 
 DEFAULT_REG = {"local": 1.0, "spark": 0.01}
@@ -25,7 +26,7 @@ class TrainParams:
     amount_weight: float = 0.2
     half_life_days: float = 14.0
     min_bids_for_als: int = 3  # a user with at least this many listings bid on is a heavy user
-    candidates: int = 300  # listings retrieved per user for ranking (models.retrieve)
+    candidates: int = CANDIDATES  # listings retrieved per user and ranked (models.retrieve)
     seed: int = 42
     engine: str = "local"  # where ALS is fitted (models.engine): local or spark
 

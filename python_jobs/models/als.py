@@ -85,6 +85,9 @@ class ALSModel:
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return self.user_factors_[users] @ self.item_factors_[items].T
 
+    def score_pairs(self, users: np.ndarray, cands: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return np.einsum("uf,ucf->uc", self.user_factors_[users], self.item_factors_[cands])
+
     def covers(self, users: np.ndarray) -> np.ndarray:
         return bidders(self.data_, users)
 

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from python_jobs.models.data import TrainingSet
+from python_jobs.models.data import TrainingSet, values_at
 
 # score cells held at once while ranking (users x candidates), about 64 MB of float32
 SCORE_CELLS = 16_000_000
@@ -32,6 +32,9 @@ class Model(Protocol):
 
     def covers(self, users: np.ndarray) -> np.ndarray:
         """Which of `users` this model has something personal to say about (a list is published only for them)."""
+
+    # optional: score_pairs(users [U], cands [U, C] item positions, items: the day's listings) -> float32 [U, C],
+    # each user's own candidates only; `pair_scores` falls back to `score` over the block's candidates
 
 
 def bidders(data: TrainingSet, users: np.ndarray) -> np.ndarray:
@@ -62,6 +65,28 @@ def unseen_scores(model: Model, data: TrainingSet, users: np.ndarray, items: np.
         block = block.copy()
     block[seen_cells(data, users, items)] = -np.inf
     return block
+
+
+def pair_scores(model: Model, users: np.ndarray, cands: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """float32 [U, C]: `model`'s score of each user's own candidates (item positions; -1 = none, scored 0).
+    `items` are the day's listings, which a model that normalises over the candidates normalises over. Cost
+    follows users x candidates for a model with `score_pairs`; otherwise `score` over the union of the block's
+    candidates."""
+    users = np.asarray(users, np.int64)
+    safe = np.maximum(np.asarray(cands, np.int64), 0)
+    if hasattr(model, "score_pairs"):
+        out = np.asarray(model.score_pairs(users, safe, np.asarray(items, np.int64)), np.float32)
+    else:
+        union, inverse = np.unique(safe, return_inverse=True)
+        block = np.asarray(model.score(users, union), np.float32)
+        out = np.take_along_axis(block, inverse.reshape(safe.shape), axis=1)
+    return np.where(cands >= 0, out, 0.0).astype(np.float32)
+
+
+def sparse_pairs(matrix, cands: np.ndarray) -> np.ndarray:
+    """float32 [U, C]: the entries of a sparse [U, n_items] matrix at each row's candidate columns."""
+    rows = np.repeat(np.arange(cands.shape[0]), cands.shape[1])
+    return values_at(matrix, rows, cands.ravel()).reshape(cands.shape).astype(np.float32)
 
 
 def for_candidates(model, fitted, items: np.ndarray, make):

@@ -76,6 +76,21 @@ class Content:
         scores = self.profiles_[users] @ candidates
         return (scores.toarray() if sparse.issparse(scores) else np.asarray(scores)).astype(np.float32, copy=False)
 
+    def score_pairs(self, users: np.ndarray, cands: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Per pair, the dot product of the user's profile and the candidate's words: a dense block of profiles
+        read at each candidate's few tokens."""
+        out = np.zeros(cands.shape, np.float32)
+        width = cands.shape[1]
+        step = max(1, SCORE_CELLS // max(1, self.vectors_.shape[1]))
+        for start in range(0, len(users), step):
+            profiles = self.profiles_[users[start:start + step]].toarray()
+            words = self.vectors_[cands[start:start + step].ravel()].tocsr()
+            entry_row = np.repeat(np.arange(words.shape[0]), np.diff(words.indptr))
+            values = words.data * profiles[entry_row // width, words.indices]
+            out[start:start + step] = np.bincount(entry_row, weights=values,
+                                                  minlength=words.shape[0]).reshape(-1, width)
+        return out
+
     def covers(self, users: np.ndarray) -> np.ndarray:
         """Users who bid or answered the questionnaire."""
         return np.diff(self.profiles_.indptr)[users] > 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from python_jobs.models.base import bidders, for_candidates
+from python_jobs.models.base import SCORE_CELLS, bidders, for_candidates
 from python_jobs.models.data import TrainingSet
 
 
@@ -50,6 +50,25 @@ class EASE:
         if inside.any():
             weights = for_candidates(self, self.weights_, items, lambda: self.weights_[:, cols[inside]])
             out[:, inside] = self.history_[users] @ weights
+        return out
+
+    def score_pairs(self, users: np.ndarray, cands: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Per pair, the sum of the weights from the user's listings to the candidate: history x candidates
+        cells, never the listings' full columns."""
+        out = np.zeros(cands.shape, np.float32)
+        history = self.history_[users]
+        per_user = np.diff(history.indptr)
+        step = max(1, SCORE_CELLS // max(1, cands.shape[1] * max(1, int(per_user.max(initial=1)))))
+        for start in range(0, len(users), step):
+            part = history[start:start + step]
+            rows = np.repeat(np.arange(part.shape[0]), np.diff(part.indptr))
+            if not len(rows):
+                continue
+            cols = self.column_[cands[start:start + step]][rows]          # [E, C]: the candidates' columns
+            weights = self.weights_[part.indices[:, None], np.maximum(cols, 0)] * part.data[:, None]
+            weights[cols < 0] = 0.0
+            filled = np.flatnonzero(np.diff(part.indptr))
+            out[start + filled] = np.add.reduceat(weights, part.indptr[filled], axis=0)
         return out
 
     def covers(self, users: np.ndarray) -> np.ndarray:

@@ -32,8 +32,8 @@ from python_jobs import models as registry
 from python_jobs.models.metrics import ItemStats, hits_of, ranking_metrics_at
 from python_jobs.models.base import top_n
 from python_jobs.models.data import TrainingSet
-from python_jobs.models.hybrid import POOL, SEGMENTS, Hybrid, build_pool, choose_weights, segments
-from python_jobs.models.retrieve import recall, retrieve
+from python_jobs.models.hybrid import SEGMENTS, Hybrid, choose_weights, segments
+from python_jobs.models.retrieve import recall
 
 
 def time_splitter(fraction: float, listed_at: np.ndarray | None = None, ends_at: np.ndarray | None = None,
@@ -161,7 +161,8 @@ def fit_blend(components: list, part: Part, params: registry.TrainParams, k: int
     for model in components:
         if not any(model is done for done in fitted):
             model.fit(part.train)
-    pool = build_pool(components, part.train, part.users, part.items, POOL, params.min_bids_for_als)
+    pool = Hybrid(components, heavy_from=params.min_bids_for_als, candidates=params.candidates).pool(
+        part.train, part.users, part.items)
     weights, scores = choose_weights(pool, hits_of(pool.items, part.relevant), np.diff(part.relevant.indptr),
                                      [m.name for m in components], k)
     return {"weights": weights, "validation_ndcg": scores}
@@ -186,7 +187,7 @@ def score_champion(config: dict, part: Part, params: registry.TrainParams, names
     if not same:
         for model in models:
             model.fit(part.train)
-    hybrid = Hybrid(models, config["weights"], heavy_from=champion.min_bids_for_als)
+    hybrid = Hybrid(models, config["weights"], heavy_from=champion.min_bids_for_als, candidates=champion.candidates)
     at = ranking_metrics_at(_lists(hybrid, part, k)[warm], part.relevant[warm], [k], len(part.items))[k]
     return {"run_id": config["run_id"], "ndcg": at["ndcg"], "params": champion.to_dict(), "refitted": not same}
 
@@ -211,7 +212,7 @@ def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, 
         f"{seg} " + ", ".join(f"{m}={w:g}" for m, w in ws.items() if w) for seg, ws in blend["weights"].items()))
 
     components = registry.build(names, params, spark)
-    hybrid = Hybrid(components, blend["weights"], heavy_from=params.min_bids_for_als)
+    hybrid = Hybrid(components, blend["weights"], heavy_from=params.min_bids_for_als, candidates=params.candidates)
     stats = ItemStats(test_part.train.binary, base.sub_of_item)
     segment = segments(test_part.train, test_part.users, params.min_bids_for_als)
     warm = segment > 0
@@ -233,7 +234,7 @@ def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, 
             for s, seg in enumerate(SEGMENTS) if (segment == s).any()}
         log(f"{model.name:>16}: nDCG@{k} {at[k]['ndcg']:.4f} (fit {seconds[model.name]['fit']:.1f}s, "
             f"lists {seconds[model.name]['score']:.1f}s)")
-    candidates = candidate_recall(components, test_part, params.candidates)
+    candidates = candidate_recall(hybrid, test_part)
     log(f"candidates: {params.candidates} per user at most, recall {candidates['recall']:.3f} of the test bids "
         f"({candidates['seconds']:.1f}s)")
     scored = None
@@ -244,12 +245,11 @@ def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, 
     return Evaluation(k, params, metrics, per_segment, tuning, curves, blend, seconds, scored, candidates)
 
 
-def candidate_recall(components: list, part: Part, size: int) -> dict:
-    """The retrieval stage on the test part (ALS's factors when it is among the fitted `components`): how many
-    candidates each retriever gave per user, and the share of the test bids among the candidates."""
+def candidate_recall(hybrid: Hybrid, part: Part) -> dict:
+    """The hybrid's candidate stage on the test part (its components fitted on it): how many candidates each
+    retriever gave per user, and the share of the test bids among the candidates (the most the ranking can
+    find)."""
     began = time.time()
-    als = next((m for m in components if m.name == "als"), None)
-    found = retrieve(part.train, part.users, part.items, size,
-                     factors=(als.user_factors_, als.item_factors_) if als is not None else None)
-    return {"size": size, "per_user": found.counts(), **recall(found, part.relevant),
+    found = hybrid.retrieve(part.train, part.users, part.items)
+    return {"size": hybrid.candidates, "per_user": found.counts(), **recall(found, part.relevant),
             "seconds": round(time.time() - began, 2)}

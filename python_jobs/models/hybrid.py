@@ -1,11 +1,11 @@
 """The blend: a weighted sum of the models' scores, with weights per user segment chosen on validation.
 
 Segments by the listings a user bid on in the training data: `new` (none),
-`light` (fewer than `heavy_from`), `heavy`. Each model's scores are scaled to
-[0, 1] per user over the candidate listings, so weights compare models,
-not their units. The blend re-ranks a pool: each model's `pool` best
-listings for the user (a listing no model puts in its top `pool` would not
-reach the blend's top n). Each listed item names the model that contributed
+`light` (fewer than `heavy_from`), `heavy`. The blend ranks each user's
+candidates (`retrieve`: a few hundred per user from cheap retrievers, never
+every listing); each model scores only those (user, candidate) pairs, and its
+scores are scaled to [0, 1] per user over the candidates, so weights compare
+models, not their units. Each listed item names the model that contributed
 most to its score.
 """
 
@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from python_jobs.models.base import SCORE_CELLS, Model, in_blocks, top_columns, unseen_scores
+from python_jobs.models.base import SCORE_CELLS, Model, for_candidates, in_blocks, pair_scores
 from python_jobs.models.data import TrainingSet
+from python_jobs.models.retrieve import CANDIDATES, Candidates, neighbour_matrix, retrieve
 
 SEGMENTS = ("new", "light", "heavy")
-POOL = 30  # each model's best listings per user that the blend re-ranks
 WEIGHT_STEPS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
@@ -40,7 +40,7 @@ class Pool:
 
 
 def _scale(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of `block` (seen cells already -inf): (low, span) mapping its finite scores onto [0, 1]."""
+    """Per row of `block` (padding -inf): (low, span) mapping its finite scores onto [0, 1]."""
     finite = np.isfinite(block)
     low = np.min(block, axis=1, where=finite, initial=np.inf)
     high = np.max(block, axis=1, where=finite, initial=-np.inf)
@@ -48,49 +48,35 @@ def _scale(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(np.isfinite(low), low, 0.0).astype(np.float32), span
 
 
-def build_pool(models: list[Model], data: TrainingSet, users: np.ndarray, items: np.ndarray, pool: int,
-               heavy_from: int, own: int = 0) -> Pool:
-    """Each model scores every candidate once per block of users; its `pool` best (by raw score: scaling keeps
-    the order) join the pool, and only the pooled cells are scaled. `own` > 0 also keeps each model's best
-    `own` of its pooled listings, ties by listing position."""
-    users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
-    keep = min(pool, len(items))
-    width = len(models) * keep
-    cand = np.full((len(users), width), -1, np.int64)
-    feats = np.zeros((len(users), width, len(models)), np.float32)
+def build_pool(models: list[Model], data: TrainingSet, users: np.ndarray, candidates: np.ndarray,
+               items: np.ndarray, heavy_from: int, own: int = 0) -> Pool:
+    """Each model scores each user's `candidates` [U, C] (item positions, -1 = none; never what the user bid
+    on) among the day's listings `items`, scaled per user over the candidates. `own` > 0 also keeps each
+    model's best `own` of the candidates, ties by listing position."""
+    users, cand = np.asarray(users, np.int64), np.asarray(candidates, np.int64)
+    feats = np.zeros((*cand.shape, len(models)), np.float32)
     mine = {m.name: (np.full((len(users), own), -1, np.int64), np.full((len(users), own), -np.inf, np.float32))
             for m in models} if own else {}
 
     def work(start: int, stop: int) -> None:
-        part = users[start:stop]
-        blocks = [unseen_scores(m, data, part, items) for m in models]
-        tops = [top_columns(b, keep) for b in blocks]
-        for model, block, top in zip(models, blocks, tops) if own else ():
-            chosen, scores = _best_pooled(block, top, items, own)
-            mine[model.name][0][start:stop], mine[model.name][1][start:stop] = chosen, scores
-        cols = np.concatenate(tops, axis=1)
-        cols.sort(axis=1)
-        duplicate = np.zeros_like(cols, dtype=bool)
-        duplicate[:, 1:] = cols[:, 1:] == cols[:, :-1]
-        usable = ~duplicate & np.isfinite(np.take_along_axis(blocks[0], cols, axis=1))
-        cand[start:stop] = np.where(usable, items[cols], -1)
-        for m, block in enumerate(blocks):
+        part, usable = cand[start:stop], cand[start:stop] >= 0
+        for m, model in enumerate(models):
+            block = np.where(usable, pair_scores(model, users[start:stop], part, items), -np.inf)
+            if own:
+                chosen, scores = _best_pooled(block, part, own)
+                mine[model.name][0][start:stop], mine[model.name][1][start:stop] = chosen, scores
             low, span = _scale(block)
-            raw = np.take_along_axis(block, cols, axis=1)
-            scaled = np.where(np.isfinite(raw), (raw - low[:, None]) / span[:, None], -np.inf)
-            feats[start:stop, :, m] = np.where(usable, scaled, 0.0)
+            feats[start:stop, :, m] = np.where(usable, (block - low[:, None]) / span[:, None], 0.0)
 
-    in_blocks(len(users), SCORE_CELLS // max(1, len(items) * len(models)), work)
+    in_blocks(len(users), SCORE_CELLS // max(1, cand.shape[1] * len(models)), work)
     return Pool(cand, feats, segments(data, users, heavy_from), mine)
 
 
-def _best_pooled(block: np.ndarray, top: np.ndarray, items: np.ndarray, n: int):
-    """(item positions [U, n], scores [U, n]) of the n best of each row's pooled columns `top`, best first, ties
-    by listing position; -1 / -inf where fewer than n finite scores."""
-    values = np.take_along_axis(block, top, axis=1)
-    ids = items[top]
-    order = np.lexsort((ids, -values), axis=1)[:, :n]
-    values, ids = np.take_along_axis(values, order, axis=1), np.take_along_axis(ids, order, axis=1)
+def _best_pooled(block: np.ndarray, cands: np.ndarray, n: int):
+    """(item positions [U, n], scores [U, n]) of the n best candidates of each row, best first, ties by
+    listing position; -1 / -inf where fewer than n finite scores."""
+    order = np.lexsort((cands, -block), axis=1)[:, :n]
+    values, ids = np.take_along_axis(block, order, axis=1), np.take_along_axis(cands, order, axis=1)
     chosen = np.where(np.isfinite(values), ids, -1)
     short = n - chosen.shape[1]
     if short > 0:
@@ -111,11 +97,12 @@ def rank_pool(pool: Pool, weights: np.ndarray, n: int, rows: np.ndarray | None =
 
 @dataclass
 class Hybrid:
-    """Not fitted itself: it re-ranks the pool of its fitted `components` (`base.top_n` calls `ranked`)."""
+    """Not fitted itself: it retrieves each user's candidates and ranks them by the blend of its fitted
+    `components` (`base.top_n` calls `ranked`)."""
     components: list[Model]
     weights: dict[str, dict[str, float]] = field(default_factory=dict)  # segment -> model name -> weight
     heavy_from: int = 3
-    pool: int = POOL
+    candidates: int = CANDIDATES
     name: str = "hybrid"
 
     def weight_matrix(self) -> np.ndarray:
@@ -124,19 +111,30 @@ class Hybrid:
         return np.array([[self.weights.get(seg, default).get(name, 0.0) for name in names] for seg in SEGMENTS],
                         np.float32)
 
+    def retrieve(self, data: TrainingSet, users: np.ndarray, items: np.ndarray) -> Candidates:
+        """Each user's candidates among `items`; ALS's factors are a retriever when ALS is a fitted component,
+        and the co-bid neighbour lists are built once per training set and listings."""
+        als = next((m for m in self.components if m.name == "als" and hasattr(m, "user_factors_")), None)
+        neighbours = for_candidates(self, data, items, lambda: neighbour_matrix(data, items))
+        return retrieve(data, users, items, self.candidates, neighbours=neighbours,
+                        factors=(als.user_factors_, als.item_factors_) if als is not None else None)
+
+    def pool(self, data: TrainingSet, users: np.ndarray, items: np.ndarray, own: int = 0) -> Pool:
+        found = self.retrieve(data, np.asarray(users, np.int64), np.asarray(items, np.int64))
+        return build_pool(self.components, data, users, found.items, items, self.heavy_from, own)
+
     def ranked(self, data: TrainingSet, users: np.ndarray, items: np.ndarray, n: int):
         """(item positions, scores, the name of the model that contributed most, per listed item) for `users`."""
-        return self.blend(build_pool(self.components, data, users, items, self.pool, self.heavy_from), n)
+        return self.blend(self.pool(data, users, items), n)
 
     def ranked_with_own(self, data: TrainingSet, users: np.ndarray, items: np.ndarray, n: int,
-                        users_at_once: int = 50_000):
-        """`ranked`, and each component's own n best {name: (item positions, scores)}, from one scoring pass;
-        `users_at_once` at a time, so the pool (users x models x pool x models floats) stays a few hundred MB
-        whatever the number of users."""
+                        users_at_once: int = 20_000):
+        """`ranked`, and each component's own n best {name: (item positions, scores)} of the same candidates,
+        from one scoring pass; `users_at_once` at a time, so the pool (users x candidates x models floats) stays
+        a few hundred MB whatever the number of users."""
         parts = []
         for start in range(0, max(1, len(users)), users_at_once):  # one empty part for no users
-            pool = build_pool(self.components, data, users[start:start + users_at_once], items, self.pool,
-                              self.heavy_from, own=n)
+            pool = self.pool(data, users[start:start + users_at_once], items, own=n)
             parts.append((*self.blend(pool, n), pool.own))
         chosen, scores, sources = (np.concatenate([part[i] for part in parts]) for i in range(3))
         own = {m.name: tuple(np.concatenate([part[3][m.name][i] for part in parts]) for i in range(2))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from python_jobs.models.base import bidders, for_candidates
+from python_jobs.models.base import bidders, for_candidates, sparse_pairs
 from python_jobs.models.data import TrainingSet
 from python_jobs.models.neighbours import normalise_rows, top_k_cosine
 
@@ -32,6 +32,10 @@ class ItemKNN:
         history = self.data_.strength[users]
         columns = for_candidates(self, self.similarity_, items, lambda: self.similarity_[:, items].tocsc())
         return (history @ columns).toarray().astype(np.float32)
+
+    def score_pairs(self, users: np.ndarray, cands: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Sparse all the way: a user's history times the top-k neighbour lists, read at the candidates."""
+        return sparse_pairs(self.data_.strength[users] @ self.similarity_, cands)
 
     def covers(self, users: np.ndarray) -> np.ndarray:
         return bidders(self.data_, users)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
+from python_jobs.models.data import values_at
+
 METRICS = ("precision", "recall", "ndcg", "map", "coverage", "novelty", "diversity", "long_tail")
 
 
@@ -31,8 +33,7 @@ def hits_of(lists: np.ndarray, relevant: sparse.csr_matrix) -> np.ndarray:
     cols = lists.ravel()
     found = np.zeros(len(cols), dtype=bool)
     ok = cols >= 0
-    if ok.any():
-        found[ok] = np.asarray(relevant[rows[ok], cols[ok]]).ravel() > 0
+    found[ok] = values_at(relevant, rows[ok], cols[ok]) > 0
     return found.reshape(lists.shape)
 
 

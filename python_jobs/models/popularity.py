@@ -26,5 +26,8 @@ class Popularity:
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.popularity_[items], (len(users), len(items)))
 
+    def score_pairs(self, users: np.ndarray, cands: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self.popularity_[cands]
+
     def covers(self, users: np.ndarray) -> np.ndarray:
         return everyone(users)

@@ -27,6 +27,7 @@ from python_jobs.models.base import SCORE_CELLS, top_columns
 from python_jobs.models.data import TrainingSet
 from python_jobs.models.metrics import hits_of
 
+CANDIDATES = 300  # listings per user that ranking scores (ENCORE_CANDIDATES)
 RETRIEVERS = ("taste", "neighbours", "factors", "rising", "popular")
 # each retriever's share of the candidate set, in the order above
 SHARES = (0.35, 0.3, 0.2, 0.1, 0.05)
@@ -154,11 +155,15 @@ def retrieve(data: TrainingSet, users: np.ndarray, items: np.ndarray, size: int,
     if neighbours is None:
         neighbours = neighbour_matrix(data, items)
     recency = np.asarray(data.recency.sum(axis=0)).ravel()
+    # the lists that are the same for everyone reach further, so that a user keeps their share of them once their
+    # own bids are left out (up to twice the share, or 20: the merge's width, and so its cost, stays bounded)
+    most_seen = int(np.diff(data.seen.indptr)[users].max(initial=0)) if data.seen is not None else 0
+    reach = [q[3] + min(most_seen, max(2 * q[3], 20)), q[4] + min(most_seen, max(2 * q[4], 20))]
     parts = [by_taste(data, users, items, q[0]), by_neighbours(data, users, neighbours, q[1]),
              by_factors(*factors, users, items, q[2]) if factors is not None
              else np.full((len(users), q[2]), -1, np.int64),
-             _global(data, items, users, q[3], recency / data.auction_elapsed()),
-             _global(data, items, users, q[4], projected_bidders(data))]
+             _global(data, items, users, reach[0], recency / data.auction_elapsed()),
+             _global(data, items, users, reach[1], projected_bidders(data))]
     found = np.concatenate(parts, axis=1)
     source = np.concatenate([np.full(p.shape, r) for r, p in enumerate(parts)], axis=1)
     return _merge(data, users, found, source, size)

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from python_jobs import models as registry
 from python_jobs.models.base import SCORE_CELLS, best_n
 from python_jobs.models.data import TrainingSet, build
-from python_jobs.models.hybrid import Hybrid
+from python_jobs.models.hybrid import CANDIDATES, Hybrid
 
 SIMILAR_FROM = ("item_knn", "als", "content")
 
@@ -83,11 +83,13 @@ def _rows(data: TrainingSet, users: np.ndarray, chosen: np.ndarray, scores: np.n
     return frame[["uid", "rank", "listing_id", "score", "source"]]
 
 
-def build_lists(data: TrainingSet, components: list, weights: dict, heavy_from: int, n: int):
-    """(served hybrid rows, each model's own rows, similar-listing rows) over the open listings."""
+def build_lists(data: TrainingSet, components: list, weights: dict, heavy_from: int, n: int,
+                candidates: int = CANDIDATES):
+    """(served hybrid rows, each model's own rows, similar-listing rows): each user's `candidates` among the open
+    listings, ranked by the blend and by each model."""
     open_items = np.flatnonzero(data.items["is_open"].fillna(False).to_numpy(bool))
     everyone = np.arange(data.n_users)
-    hybrid = Hybrid(components, weights, heavy_from=heavy_from)
+    hybrid = Hybrid(components, weights, heavy_from=heavy_from, candidates=candidates)
     chosen, scores, sources, by_model = hybrid.ranked_with_own(data, everyone, open_items, n)
     served = _rows(data, everyone, chosen, scores, sources)
     kinds = served.groupby("uid")["source"].nunique()
@@ -145,7 +147,7 @@ def run_training(spark: SparkSession, settings, run_id: str, n: int, data: Train
     components = registry.build(names, params, spark)
     for model in components:
         model.fit(data)
-    served, own, similar = build_lists(data, components, weights, params.min_bids_for_als, n)
+    served, own, similar = build_lists(data, components, weights, params.min_bids_for_als, n, params.candidates)
     details = listings[["listing_id", *DETAILS]].assign(ends_at=lambda f: pd.to_datetime(f["ends_at"], unit="s", utc=True))
     recs = served[["uid", "rank", "listing_id", "score", "source", "list_source"]].merge(
         users[["uid", "user_name"]], on="uid").merge(details, on="listing_id")

@@ -34,5 +34,8 @@ class WeightedRatings:
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.rating_[items], (len(users), len(items)))
 
+    def score_pairs(self, users: np.ndarray, cands: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self.rating_[cands]
+
     def covers(self, users: np.ndarray) -> np.ndarray:
         return everyone(users)
