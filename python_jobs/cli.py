@@ -215,6 +215,8 @@ def cmd_serve(args) -> None:
     from python_jobs.events.spool import Spool
     from python_jobs.serving.app import build_app
     from python_jobs.serving.fresh import FreshEvents
+    from python_jobs.serving.keys import key_store
+    from python_jobs.serving.limits import TokenBuckets
     from python_jobs.serving.loader import RunHolder
 
     if not 1 <= args.port <= 65535:
@@ -224,31 +226,62 @@ def cmd_serve(args) -> None:
     settings = _settings()
     services.ready(settings)  # the publish bucket to read, the lake bucket the events land in
     logging.basicConfig(level=logging.INFO, format="encore-recs serve: %(message)s")
+    keys = key_store(settings)
+    if not keys.count():
+        print(f"encore-recs serve: no API keys yet ({keys.backend}): every /v1 call is refused until one is "
+              "created: encore-recs keys create --scope read,events", file=sys.stderr)
     holder = RunHolder(settings)
     holder.check()
     fresh = FreshEvents()
     spool = Spool(settings.state_dir / "events" / "spool", settings.events_buffer_mb * 1024 * 1024,
-                  settings.events_buffer_seconds)
+                  settings.events_buffer_seconds, max_total=settings.events_spool_max_mb * 1024 * 1024)
+    buckets = TokenBuckets(settings.events_rate_per_key, settings.events_burst_per_key)
     collector = Collector(spool, make_sink(settings), on_event=fresh.add)
     stop = threading.Event()
     threading.Thread(target=holder.poll, args=(args.poll_seconds, stop), daemon=True).start()
     delivery = threading.Thread(target=collector.run, args=(stop,), name="events-delivery", daemon=True)
     delivery.start()
-    print(f"serving http://{args.host}:{args.port}/ (API under /v1, OpenAPI at /openapi.json; events in at "
-          f"POST /v1/events, landed every {settings.events_buffer_seconds} s); Ctrl-C or SIGTERM stops")
+    print(f"serving http://{args.host}:{args.port}/ (API under /v1 with `Authorization: Bearer <key>`, OpenAPI at "
+          f"/openapi.json; events in at POST /v1/events, landed every {settings.events_buffer_seconds} s); Ctrl-C or "
+          "SIGTERM stops")
     # uvicorn stops gracefully on SIGINT and SIGTERM, then raises the signal again under the handler it found:
     # Python's for SIGINT (KeyboardInterrupt, so the `finally` below lands the buffer), the default for SIGTERM
     # (the process ends at once, acknowledged events left in the spool). SIGTERM is what kill, systemd,
     # Kubernetes and ECS send: it takes Ctrl-C's path.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        uvicorn.run(build_app(holder, collector, fresh), host=args.host, port=args.port, log_level="warning",
-                    access_log=False)
+        uvicorn.run(build_app(holder, collector, fresh, keys=keys, buckets=buckets), host=args.host, port=args.port,
+                    log_level="warning", access_log=False)
     finally:
         stop.set()
         delivery.join(timeout=30)  # the buffered events land now, or stay spooled for the next start
         signal.signal(signal.SIGTERM, previous)
         spool.close()
+
+
+def cmd_keys(args) -> None:
+    """The API's keys: create (the key printed once, alone on the last line), list, revoke."""
+    from python_jobs.serving.keys import KeyFile, key_store, parse_scopes
+    from python_jobs.stack.state_folder import make_private
+
+    settings = _settings()
+    store = key_store(settings)
+    if isinstance(store.backend, KeyFile):
+        make_private(settings.state_dir)
+    if args.action == "create":
+        entry, key = store.create(parse_scopes(args.scope), args.name)
+        print(f"created API key {entry.id} ({entry.name}, scope {','.join(entry.scopes)}) in {store.backend}, which "
+              "keeps only its hash: copy the key now, it is not shown again; send it as `Authorization: Bearer <key>`")
+        print(key)
+    elif args.action == "list":
+        keys = store.list()
+        if not keys:
+            print(f"no API keys in {store.backend}; create one: encore-recs keys create --scope read")
+        for entry in keys:
+            print(f"{entry.id}  {entry.name:<24} {','.join(entry.scopes):<12} created {entry.created}")
+    else:
+        entry = store.revoke(args.id)
+        print(f"revoked API key {entry.id} ({entry.name}): a running serve refuses it from its next call")
 
 
 def cmd_expectations(args) -> None:
@@ -366,6 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--poll-seconds", type=float, default=30.0, help="how often to look for a newer run")
     serve.set_defaults(fn=cmd_serve)
+    keys = sub.add_parser("keys", help="the API's keys: create (printed once), list, revoke")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="a new key, printed once on the last line; only its hash is kept")
+    create.add_argument("--scope", required=True, help="read (the lists and the run), events (POST /v1/events) or "
+                                                       "read,events (the web page, which records clicks)")
+    create.add_argument("--name", default="unnamed", help="who holds it, e.g. app-backend")
+    actions.add_parser("list", help="every key: id, name, scopes, created (never the key)")
+    revoke = actions.add_parser("revoke", help="refuse a key from now on, without restarting serve")
+    revoke.add_argument("id", help="the key's id, as `keys list` shows it")
+    keys.set_defaults(fn=cmd_keys)
     dep = sub.add_parser("deploy", help="build the wheel and upload it, the dbt project and the DAG for EMR and MWAA "
                          "(to ENCORE_S3_ENDPOINT; `aws` for AWS)")
     dep.add_argument("--artifact-bucket", help="the bucket EMR's bootstrap reads (default ENCORE_EMR_ARTIFACT_BUCKET)")

@@ -99,6 +99,9 @@ def parse_grid(text: str) -> dict | None:
     return grid
 
 
+EVENTS_PER_BATCH = 500  # events per POST /v1/events, as Firehose's PutRecordBatch
+
+
 # the recommenders (python_jobs/models), and the ones the daily run fits and blends unless ENCORE_MODELS says
 MODELS = ("als", "taste", "item_knn", "user_knn", "ease", "content", "weighted_ratings", "popularity")
 DAILY_MODELS = ("als", "taste", "item_knn", "ease", "content", "popularity")
@@ -187,6 +190,10 @@ class Settings:
     use_events: bool = True
     events_buffer_seconds: int = 60
     events_buffer_mb: int = 5
+    events_rate_per_key: int = 1000
+    events_burst_per_key: int = 5000
+    events_spool_max_mb: int = 1024
+    api_keys_secret_id: str | None = None
     max_quality_drop: float = 0.05
     accept_regression: bool = False
     as_of: str | None = None
@@ -274,6 +281,14 @@ class Settings:
             use_events=_choice("ENCORE_USE_EVENTS", env.get("ENCORE_USE_EVENTS") or "true", ("true", "false")) == "true",
             events_buffer_seconds=_int("ENCORE_EVENTS_BUFFER_SECONDS", 60, 0, 900),
             events_buffer_mb=_int("ENCORE_EVENTS_BUFFER_MB", 5, 1, 128),
+            # per API key, events a second and the burst a key may send at once (a full batch at least)
+            events_rate_per_key=_int("ENCORE_EVENTS_RATE_PER_KEY", 1000, 1, 10**7),
+            events_burst_per_key=_int("ENCORE_EVENTS_BURST_PER_KEY", 5000, EVENTS_PER_BATCH, 10**8),
+            # the spool's cap: past it POST /v1/events answers 503 (a batch is at most 1 MiB: 2 MB holds one)
+            events_spool_max_mb=_int("ENCORE_EVENTS_SPOOL_MAX_MB", 1024, 2, 10**7),
+            api_keys_secret_id=_matching("ENCORE_API_KEYS_SECRET_ID", env["ENCORE_API_KEYS_SECRET_ID"],
+                                         r"[A-Za-z0-9/_+=.@:-]{1,2048}", "a Secrets Manager secret's name or ARN")
+            if env.get("ENCORE_API_KEYS_SECRET_ID") else None,
             # the champion-challenger gate: the largest relative drop of the hybrid's nDCG allowed to publish
             max_quality_drop=_number("ENCORE_MAX_QUALITY_DROP", env.get("ENCORE_MAX_QUALITY_DROP") or "0.05", 0, 1),
             accept_regression=_choice("ENCORE_ACCEPT_REGRESSION", env.get("ENCORE_ACCEPT_REGRESSION") or "false",

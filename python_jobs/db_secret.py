@@ -1,4 +1,5 @@
-"""The application database's DSN from AWS Secrets Manager, for jobs that run where no one may type a password.
+"""The application database's DSN (and, for `serve`, the API's key store) from AWS Secrets Manager, for jobs
+that run where no one may type a password.
 
 On EMR the `stage` and `extract` steps get ENCORE_PG_SECRET_ID (a name, not a secret) and read the secret
 with the instance profile's `secretsmanager:GetSecretValue`: the password never appears in step arguments,
@@ -13,15 +14,20 @@ from urllib.parse import quote
 from python_jobs.errors import UserError
 
 
-def dsn_from_secret(secret_id: str, region: str) -> str:
+def secret_string(secret_id: str, region: str, setting: str) -> str:
+    """The secret's current value, read with the caller's role; one line naming `setting` when it cannot be."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        text = boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=secret_id)["SecretString"]
+        return boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=secret_id)["SecretString"]
     except (BotoCoreError, ClientError) as exc:
-        raise UserError(f"ENCORE_PG_SECRET_ID={secret_id!r} cannot be read ({exc}); check the name and the role's "
+        raise UserError(f"{setting}={secret_id!r} cannot be read ({exc}); check the name and the role's "
                         "secretsmanager:GetSecretValue") from None
+
+
+def dsn_from_secret(secret_id: str, region: str) -> str:
+    text = secret_string(secret_id, region, "ENCORE_PG_SECRET_ID")
     try:
         secret = json.loads(text)
         user, password, host = secret["username"], secret["password"], secret["host"]

@@ -96,6 +96,16 @@ def test_unknown_stages_and_flags(tmp_path, stage, flag, command):
 
 
 @EXAMPLES
+@given(scope=plain.filter(lambda s: not s.startswith("-") and not set(map(str.strip, s.split(","))) <= {"read", "events"}),
+       name=plain.filter(lambda s: not s.startswith("-") and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", s)),
+       key_id=plain.filter(lambda s: not s.startswith("-")))
+def test_bad_api_key_commands(tmp_path, scope, name, key_id):
+    _one_error_naming(*_invoke(["keys", "create", "--scope", scope], {}, tmp_path), scope)
+    _one_error_naming(*_invoke(["keys", "create", "--scope", "read", "--name", name], {}, tmp_path), name)
+    _one_error_naming(*_invoke(["keys", "revoke", key_id], {}, tmp_path), key_id)
+
+
+@EXAMPLES
 @given(users=st.one_of(st.integers(max_value=9), st.integers(min_value=10_000_001)),
        rate=st.one_of(st.floats(allow_nan=True, allow_infinity=True).filter(lambda r: not 0 <= r <= 0.9)),
        seed=st.one_of(st.integers(max_value=-1), st.integers(min_value=2**32)))
@@ -146,7 +156,8 @@ def test_bad_bucket_names_for_deploy(tmp_path, bucket, flag):
 
 INT_VARIABLES = ["ENCORE_TOP_N", "ENCORE_PG_PORT", "ENCORE_S3_PORT", "ENCORE_KEEP_RUNS", "ENCORE_SEED",
                  "ENCORE_EVAL_USERS", "ENCORE_SHUFFLE_PARTITIONS", "ENCORE_URL_EXPIRY_SECONDS",
-                 "ENCORE_SPARK_MASTER_PORT", "ENCORE_SPARK_THRIFT_PORT"]
+                 "ENCORE_SPARK_MASTER_PORT", "ENCORE_SPARK_THRIFT_PORT", "ENCORE_EVENTS_RATE_PER_KEY",
+                 "ENCORE_EVENTS_BURST_PER_KEY", "ENCORE_EVENTS_SPOOL_MAX_MB"]
 NUMBER_VARIABLES = ["ENCORE_MAX_REJECT_RATE", "ENCORE_COUNT_WEIGHT", "ENCORE_AMOUNT_WEIGHT",
                     "ENCORE_POPULARITY_HALF_LIFE_DAYS", "ENCORE_MIN_BIDS_FOR_ALS"]
 WORD_VARIABLES = ["ENCORE_TUNING_GRID", "ENCORE_METASTORE_DB", "ENCORE_DBT_SPARK_TARGET", "ENCORE_SPARK_MASTER",

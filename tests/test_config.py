@@ -34,3 +34,15 @@ def test_tuning_grid_parsing():
     assert parse_grid("") is None
     with pytest.raises(UserError):
         parse_grid("depth=3")
+
+
+@pytest.mark.parametrize("name,value,says", [
+    ("ENCORE_EVENTS_BURST_PER_KEY", "499", "use a value from 500"),  # a full batch could never pass
+    ("ENCORE_EVENTS_RATE_PER_KEY", "0", "use a value from 1"),
+    ("ENCORE_EVENTS_SPOOL_MAX_MB", "1", "use a value from 2"),  # a 1 MiB batch must fit
+    ("ENCORE_API_KEYS_SECRET_ID", "two words", "is not a Secrets Manager secret's name or ARN"),
+])
+def test_the_api_doors_settings_are_checked(monkeypatch, name, value, says):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(UserError, match=says):
+        Settings.from_env()

@@ -81,13 +81,23 @@ def _broken_links(path: Path) -> list[str]:
     return broken
 
 
+def _options(parser: argparse.ArgumentParser) -> set[str]:
+    """A parser's option strings, with those of its own subcommands (`keys create --scope`)."""
+    found = set()
+    for action in parser._actions:
+        found.update(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            found.update(o for sub in action.choices.values() for o in _options(sub))
+    return found
+
+
 def _subcommands() -> dict[str, set[str]]:
     """Each subcommand of the CLI with its option strings, from the parser `encore-recs` itself builds."""
     from python_jobs.cli import build_parser
 
     parser = build_parser()
     choices = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    return {name: {o for action in sub._actions for o in action.option_strings} for name, sub in choices.items()}
+    return {name: _options(sub) for name, sub in choices.items()}
 
 
 def _make_targets() -> set[str]:

@@ -21,6 +21,9 @@ from python_jobs.events.spool import Spool
 from python_jobs.serving.app import build_app
 from python_jobs.serving.loader import RunHolder
 
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from api_keys import keyed  # noqa: E402
+
 NOW = datetime(2026, 12, 3, 10, 30, tzinfo=timezone.utc)
 
 
@@ -122,7 +125,8 @@ def test_segments_land_as_gzip_json_lines_under_their_arrival_hour(tmp_path, sta
 
 def test_the_api_answers_per_event_and_refuses_oversize_batches(tmp_path, stack):
     collector = Collector(Spool(tmp_path / "spool", 10**6, 900), sink=None)
-    client = TestClient(build_app(RunHolder(stack), collector))
+    store, header = keyed(tmp_path, ("events",))
+    client = TestClient(build_app(RunHolder(stack), collector, keys=store), headers=header)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     answer = client.post("/v1/events", json={"events": [event(1, at=now), event(2, at="2099-01-01T00:00:00Z")]})
     assert answer.status_code == 200
@@ -136,13 +140,51 @@ def test_the_api_answers_per_event_and_refuses_oversize_batches(tmp_path, stack)
     assert client.post("/v1/events", json={"events": [event(i, at=now) for i in range(501)]}).status_code == 422
     huge = client.post("/v1/events", json={"events": [event(1, session_id="x" * 2_000_000)]})
     assert huge.status_code == 413 and "at most" in huge.json()["detail"]
-    assert TestClient(build_app(RunHolder(stack))).post("/v1/events", json={"events": [event(1)]}).status_code == 503
+    assert TestClient(build_app(RunHolder(stack), keys=store), headers=header).post(
+        "/v1/events", json={"events": [event(1)]}).status_code == 503
+
+
+def test_a_full_spool_answers_503_and_every_acknowledged_event_lands_after(tmp_path, stack, s3):
+    """Delivery is slower than intake (the store away, or slow): the spool stops at its cap instead of filling the
+    disk, the app is told to come back later, and what was acknowledged before lands once delivery resumes."""
+    spool = Spool(tmp_path / "spool", max_bytes=10**6, max_seconds=900, max_total=20_000)
+    collector = Collector(spool, S3Sink(s3, stack.lake_bucket))
+    store, header = keyed(tmp_path, ("events",))
+    client = TestClient(build_app(RunHolder(stack), collector, keys=store), headers=header)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    acknowledged, answer = [], None
+    for batch in range(40):  # about 130 bytes an event: the cap holds about 150
+        sent = [event(i, event_id=f"full-{batch}-{i}", at=now) for i in range(10)]
+        answer = client.post("/v1/events", json={"events": sent})
+        if answer.status_code != 200:
+            break
+        acknowledged += [e["event_id"] for e in sent]
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "30" and "spool" in answer.json()["detail"]
+    assert 100 < len(acknowledged) < 400 and spool.held <= 20_000
+    assert collector.deliver(force=True) >= 1 and spool.held == 0
+    again = client.post("/v1/events", json={"events": sent})  # the refused batch, sent again: kept now
+    assert again.json()["accepted"] == 10
+    acknowledged += [e["event_id"] for e in sent]
+    collector.deliver(force=True)
+    landed = [json.loads(line)["event_id"] for lines in _objects(s3, stack.lake_bucket, "events/").values()
+              for line in lines]
+    assert sorted(e for e in landed if e.startswith("full-")) == sorted(acknowledged)
+    spool.close()
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def events_key(stack) -> dict:
+    """A key created as the docs say, `encore-recs keys create --scope events | tail -1`, in the stack's folder."""
+    created = subprocess.run([os.path.join(os.path.dirname(sys.executable), "encore-recs"), "keys", "create",
+                              "--scope", "events", "--name", "app-backend"], env={**os.environ,
+                             "ENCORE_STATE_DIR": str(stack.state_dir)}, capture_output=True, text=True, check=True)
+    return {"Authorization": f"Bearer {created.stdout.splitlines()[-1]}"}
 
 
 def _serve(stack, port: int, buffer_seconds: int) -> subprocess.Popen:
@@ -161,7 +203,7 @@ def _serve(stack, port: int, buffer_seconds: int) -> subprocess.Popen:
     raise AssertionError(process.stdout.read().decode()[-2000:])
 
 
-def test_every_acknowledged_event_lands_exactly_once_after_kill_9(stack, s3):
+def test_every_acknowledged_event_lands_exactly_once_after_kill_9(stack, s3, events_key):
     import httpx
 
     port = _free_port()
@@ -170,14 +212,16 @@ def test_every_acknowledged_event_lands_exactly_once_after_kill_9(stack, s3):
     sent = [event(i, event_id=f"kill9-{i}", at=now) for i in range(300)]
     try:
         for start in range(0, 300, 100):
-            answer = httpx.post(f"http://127.0.0.1:{port}/v1/events", json={"events": sent[start:start + 100]})
+            answer = httpx.post(f"http://127.0.0.1:{port}/v1/events", json={"events": sent[start:start + 100]},
+                                headers=events_key)
             assert answer.json()["accepted"] == 100
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
     server = _serve(stack, port, buffer_seconds=1)
     try:  # the resend the app makes when it never saw the answer: acknowledged again, kept once
-        assert httpx.post(f"http://127.0.0.1:{port}/v1/events", json={"events": sent[:100]}).json()["duplicates"] == 100
+        assert httpx.post(f"http://127.0.0.1:{port}/v1/events", json={"events": sent[:100]},
+                          headers=events_key).json()["duplicates"] == 100
         spool, deadline = stack.state_dir / "events" / "spool", time.time() + 60
         while time.time() < deadline and [*spool.glob("*.open"), *spool.glob("*.ready")]:
             time.sleep(0.5)  # delivered by the 1-second buffer, not by the stop below
@@ -191,7 +235,7 @@ def test_every_acknowledged_event_lands_exactly_once_after_kill_9(stack, s3):
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-def test_events_acknowledged_before_a_stop_signal_are_landed_by_the_stop(stack, s3, stop):
+def test_events_acknowledged_before_a_stop_signal_are_landed_by_the_stop(stack, s3, stop, events_key):
     """`kill PID` (SIGTERM: what systemd, Kubernetes and ECS send) stops serve as Ctrl-C does: the buffer is sealed
     and landed before the process ends. It used to end at uvicorn's re-raised SIGTERM, leaving the events in
     the spool's open segment until serve next started."""
@@ -202,7 +246,8 @@ def test_events_acknowledged_before_a_stop_signal_are_landed_by_the_stop(stack, 
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     sent = [event(i, event_id=f"stop{stop.value}-{i}", at=now) for i in range(50)]
     try:
-        assert httpx.post(f"http://127.0.0.1:{port}/v1/events", json={"events": sent}).json()["accepted"] == 50
+        assert httpx.post(f"http://127.0.0.1:{port}/v1/events", json={"events": sent},
+                          headers=events_key).json()["accepted"] == 50
     finally:
         server.send_signal(stop)
         output = server.communicate(timeout=60)[0].decode()

@@ -2,8 +2,10 @@
 them once → the events mart holds them → the user's published list follows them."""
 
 import json
+import sys
 import urllib.request
 from datetime import datetime, timezone
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -16,6 +18,9 @@ from python_jobs.events.spool import Spool
 from python_jobs.ingest.generate import generate, write_raw
 from python_jobs.serving.app import build_app
 from python_jobs.serving.loader import RunHolder
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from api_keys import keyed  # noqa: E402
 
 
 def _get(url: str) -> bytes:
@@ -52,7 +57,9 @@ def loop(stack, spark, s3, tmp_path_factory):
               for listing in listings[:4] for kind in ("view", "watch", "like")]
     collector = Collector(Spool(tmp_path_factory.mktemp("spool"), 10**6, 900), S3Sink(s3, stack.lake_bucket))
     before = datetime.now(timezone.utc)
-    answer = TestClient(build_app(RunHolder(stack), collector)).post("/v1/events", json={"events": events}).json()
+    store, header = keyed(tmp_path_factory.mktemp("keys"), ("events",))
+    answer = TestClient(build_app(RunHolder(stack), collector, keys=store), headers=header).post(
+        "/v1/events", json={"events": events}).json()
     hours = {hour_prefix(before), hour_prefix(datetime.now(timezone.utc))}  # the arrival hour (a boundary may pass)
     objects = collector.deliver(force=True)
     collector.spool.close()

@@ -302,9 +302,10 @@ def test_a_corrupted_object_of_the_published_run_is_refused_and_the_previous_kep
                       Body=json.dumps({**json.loads(pointer), "run_id": serving,
                                        "manifest_key": f"runs/{serving}/manifest.json"}).encode())
     port = _free_port()
+    key = stack.ok("keys", "create", "--scope", "read", "--name", "fault-suite").stdout.splitlines()[-1]
     proc, out = stack.start("serve", "--port", str(port), "--poll-seconds", "1")
     try:
-        run_info = f"http://127.0.0.1:{port}/v1/run"
+        run_info = urllib.request.Request(f"http://127.0.0.1:{port}/v1/run", headers={"Authorization": f"Bearer {key}"})
         wait_for(out, "serving run", proc, 120)
         assert json.loads(urllib.request.urlopen(run_info, timeout=10).read())["run_id"] == serving
         client.put_object(Bucket="encore-publish", Key="latest.json", Body=pointer)  # the corrupted run is latest

@@ -60,12 +60,15 @@ def test_iam_policies_name_only_actions_and_prefixes_they_use():
                     assert "Condition" in statement, f"{path.name}: bucket-wide listing without a prefix condition"
 
 
-def test_the_serving_api_can_only_read_published_runs_and_send_events():
+def test_the_serving_api_can_only_read_published_runs_and_its_keys_and_send_events():
     doc = json.loads((ROOT / "orchestration" / "aws" / "iam" / "serve-api.json").read_text())
     granted = {(a, r) for st in doc["Statement"]
                for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
                for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])}
-    assert {a for a, _ in granted} == {"s3:GetObject", "firehose:PutRecordBatch"}
+    assert {a for a, _ in granted} == {"s3:GetObject", "firehose:PutRecordBatch", "secretsmanager:GetSecretValue"}
+    # the API key store only (ENCORE_API_KEYS_SECRET_ID=encore/api-keys; Secrets Manager adds 6 characters)
+    assert {r for a, r in granted if a.startswith("secretsmanager:")} == {
+        "arn:aws:secretsmanager:*:*:secret:encore/api-keys-*"}
     assert all(r.startswith("arn:aws:s3:::encore-publish/") for a, r in granted if a == "s3:GetObject")
     assert {r for a, r in granted if a.startswith("firehose:")} == {"arn:aws:firehose:*:*:deliverystream/encore-events"}
 

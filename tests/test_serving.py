@@ -13,6 +13,7 @@ from python_jobs.serving.app import build_app
 from python_jobs.serving.loader import RunHolder
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from api_keys import keyed  # noqa: E402
 from publish_run import main as publish_synthetic  # noqa: E402
 
 USERS = 40
@@ -24,13 +25,21 @@ def holder(stack, spark):
 
 
 @pytest.fixture(scope="module")
-def client(holder):
-    return TestClient(build_app(holder))
+def keys(tmp_path_factory):
+    """A key store holding a key of both scopes (what the page is given), and the header that sends it."""
+    return keyed(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def client(holder, keys):
+    store, header = keys
+    return TestClient(build_app(holder, keys=store), headers=header)
 
 
 def test_nothing_is_served_before_a_run_is_loaded(client):
-    assert client.get("/health").json() == {"status": "alive"}
-    assert client.get("/ready").status_code == 503
+    assert client.get("/health", headers={"Authorization": ""}).json() == {"status": "alive"}
+    assert client.get("/ready", headers={"Authorization": ""}).status_code == 503
+    assert client.get("/v1/users/1/recommendations", headers={"Authorization": ""}).status_code == 401
     response = client.get("/v1/users/1/recommendations")
     assert response.status_code == 503 and "no published run" in response.json()["detail"]
 
@@ -103,7 +112,7 @@ def test_the_openapi_document_declares_every_route(client):
             "/v1/listings/{listing_id}/similar", "/v1/run", "/v1/events", "/health", "/ready"} <= set(paths)
 
 
-def test_the_web_page_shows_the_users_cards_in_headless_chromium(holder, client, stack, chromium, tmp_path):
+def test_the_web_page_shows_the_users_cards_in_headless_chromium(holder, client, keys, stack, chromium, tmp_path):
     import socket
     import threading
 
@@ -118,8 +127,9 @@ def test_the_web_page_shows_the_users_cards_in_headless_chromium(holder, client,
         port = sock.getsockname()[1]
     fresh = FreshEvents()
     collector = Collector(Spool(tmp_path / "spool", 10**6, 900), sink=None, on_event=fresh.add)
-    server = uvicorn.Server(uvicorn.Config(build_app(holder, collector, fresh), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    store, header = keys
+    server = uvicorn.Server(uvicorn.Config(build_app(holder, collector, fresh, keys=store), host="127.0.0.1",
+                                           port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -129,8 +139,12 @@ def test_the_web_page_shows_the_users_cards_in_headless_chromium(holder, client,
     try:
         page = chromium.new_page(viewport={"width": 390, "height": 844})  # a phone
         page.goto(f"http://127.0.0.1:{port}/")
+        asked = page.inner_text("#run")
+        page.fill("#key", header["Authorization"].removeprefix("Bearer "))  # a key of both scopes
+        page.click("#keyform button")
+        page.locator("#run").filter(has_text="run 2030").wait_for(timeout=10000)
         page.fill("#user", "user12")
-        page.click("button[type=submit]")
+        page.click("#lookup button")
         page.locator(".card").first.wait_for(timeout=10000)
         shown = [int(card.get_attribute("data-listing-id")) for card in page.locator(".card").all()]
         titles = page.locator(".card h3").all_inner_texts()
@@ -143,12 +157,25 @@ def test_the_web_page_shows_the_users_cards_in_headless_chromium(holder, client,
         after_view = [int(card.get_attribute("data-listing-id")) for card in page.locator(".card").all()]
         page.screenshot(path=str(screenshot), full_page=True)
         page.fill("#user", "nobody")
-        page.click("button[type=submit]")
+        page.click("#lookup button")
         page.locator("#message").filter(has_text="no user named").wait_for(timeout=10000)
+        kept = page.evaluate("[sessionStorage.getItem('encore-api-key'), localStorage.length, document.cookie]")
+        page.close()
+        _, read_only = store.create(("read",), "page-read")  # lists shown, clicks not recorded
+        page = chromium.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.fill("#key", read_only)
+        page.click("#keyform button")
+        page.fill("#user", "user12")
+        page.click("#lookup button")
+        page.locator(".card").first.click()
+        page.locator("#message").filter(has_text="no events scope").wait_for(timeout=10000)
         page.close()
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+    assert "an API key is needed" in asked
+    assert kept == [header["Authorization"].removeprefix("Bearer "), 0, ""]  # for the tab only
     assert shown == [item["listing_id"] for item in expected]
     assert after_view[0] == 1206 and after_view[1:] == [i for i in shown if i != 1206][:9]
     assert collector.spool.pending()  # the page's view went through the events API
@@ -161,7 +188,7 @@ def test_the_web_page_shows_the_users_cards_in_headless_chromium(holder, client,
 
 
 @pytest.fixture()
-def events_client(holder, tmp_path):
+def events_client(holder, keys, tmp_path):
     """An app with an events collector (spooled only) and a clock the test moves."""
     from datetime import datetime, timezone
 
@@ -172,7 +199,8 @@ def events_client(holder, tmp_path):
     clock = [datetime.now(timezone.utc)]
     fresh = FreshEvents()
     collector = Collector(Spool(tmp_path / "spool", 10**6, 900), sink=None, on_event=fresh.add)
-    yield TestClient(build_app(holder, collector, fresh, clock=lambda: clock[0])), clock
+    store, header = keys
+    yield TestClient(build_app(holder, collector, fresh, clock=lambda: clock[0], keys=store), headers=header), clock
     collector.spool.close()
 
 
@@ -222,13 +250,13 @@ def test_an_auction_that_ends_while_serving_is_never_returned(events_client):
     assert 1102 not in [i["listing_id"] for i in client.get("/v1/users/11/recommendations").json()["recommendations"]]
 
 
-def test_a_user_name_holding_a_slash_is_found_by_name(stack):
+def test_a_user_name_holding_a_slash_is_found_by_name(stack, keys):
     from python_jobs.serving.loader import ServedRun
 
     line = json.dumps({"uid": 5, "user_name": "a/b", "source": "als", "recommendations": []}).encode()
     holder = RunHolder(stack)
     holder.current = ServedRun("20300101T000009Z-slash0", "2030-01-01T00:00:09Z", {}, {}, {5: line}, {"a/b": 5}, {})
-    client = TestClient(build_app(holder))
+    client = TestClient(build_app(holder, keys=keys[0]), headers=keys[1])
     body = client.get("/v1/users/by-name/a%2Fb/recommendations").json()
     assert body["uid"] == 5 and body["user_name"] == "a/b"
     missing = client.get("/v1/users/by-name/a%2Fc/recommendations")

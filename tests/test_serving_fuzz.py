@@ -15,11 +15,13 @@ from python_jobs.serving.app import build_app
 from python_jobs.serving.loader import RunHolder
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from api_keys import keyed  # noqa: E402
 from publish_run import main as publish_synthetic  # noqa: E402
 
 HOLDER = RunHolder(Settings.from_env())  # conftest has pointed the environment at the test stack
 COLLECTOR = Collector(Spool(Path(tempfile.mkdtemp(prefix="encore-fuzz-spool-")), 10**6, 900), sink=None)
-schema = schemathesis.openapi.from_asgi("/openapi.json", build_app(HOLDER, COLLECTOR))
+KEYS, HEADER = keyed(Path(tempfile.mkdtemp(prefix="encore-fuzz-keys-")))  # a key of both scopes
+schema = schemathesis.openapi.from_asgi("/openapi.json", build_app(HOLDER, COLLECTOR, keys=KEYS))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -32,4 +34,5 @@ def loaded_run(stack, spark):
 @schema.parametrize()
 @settings(max_examples=40, deadline=None)
 def test_every_operation_conforms_to_its_schema(case):
-    case.call_and_validate()
+    """With our key (schemathesis also sends each call without it, expecting it refused: `ignored_auth`)."""
+    case.call_and_validate(headers=HEADER)

@@ -42,7 +42,8 @@ class Collector:
             self._seen.popitem(last=False)
 
     def accept(self, events: list) -> dict:
-        """{accepted, duplicates, rejected: [{index, event_id?, reason}]} for one batch."""
+        """{accepted, duplicates, rejected: [{index, event_id?, reason}]} for one batch. Raises the spool's
+        SpoolFull with nothing kept or remembered: the same batch sent again later is accepted then."""
         now = self.clock()
         fresh, rejected, duplicates = [], [], 0
         with self._lock:

@@ -7,7 +7,10 @@ process killed at any point leaves whole, acknowledged lines on disk: the
 next one seals what it finds and delivers it under the same object names,
 so a delivery interrupted between the upload and the delete overwrites its
 own objects instead of landing them twice. One process owns a spool (an
-exclusive lock on the folder).
+exclusive lock on the folder). With `max_total` the spool never holds more
+than that many bytes undelivered: an append past it is refused whole
+(`SpoolFull`, nothing written), so the API can answer "retry later" without
+having acknowledged anything it might lose, and the disk never fills.
 """
 
 from __future__ import annotations
@@ -29,10 +32,16 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+class SpoolFull(Exception):
+    """The spool holds `max_total` bytes not delivered yet: nothing more is accepted until delivery catches up."""
+
+
 class Spool:
-    def __init__(self, folder: Path, max_bytes: int, max_seconds: float, clock=time.time) -> None:
+    def __init__(self, folder: Path, max_bytes: int, max_seconds: float, clock=time.time,
+                 max_total: int | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.folder, self.max_bytes, self.max_seconds, self.clock = folder, max_bytes, max_seconds, clock
+        self.max_total = max_total
         self._lock_file = open(folder / ".lock", "w")  # noqa: SIM115 - held for the process's life
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -47,21 +56,27 @@ class Spool:
         for leftover in sorted(folder.glob("*.open")):  # a previous process's buffer: whole lines, acknowledged
             leftover.rename(leftover.with_suffix(".ready"))
         _fsync_dir(folder)
+        self.held = sum(segment.stat().st_size for segment in self.pending())  # bytes not delivered yet
 
     def append(self, lines: list[bytes]) -> None:
-        """Write `lines` and fsync them: when this returns, they survive a crash of this process or machine."""
+        """Write `lines` and fsync them: when this returns, they survive a crash of this process or machine.
+        Raises SpoolFull, having written nothing, when they would take the spool past `max_total`."""
         if not lines:
             return
+        data = b"".join(line + b"\n" for line in lines)
         with self._lock:
+            if self.max_total is not None and self.held + len(data) > self.max_total:
+                raise SpoolFull(f"the spool holds {self.held} bytes not delivered yet, its cap is {self.max_total}")
             if self._file is None:
                 self._seq += 1
                 self._opened = self.clock()
                 self._path = self.folder / f"{int(self._opened * 1000):013d}-{os.getpid()}-{self._seq:06d}.open"
                 self._file = open(self._path, "ab")  # noqa: SIM115 - closed by seal
                 _fsync_dir(self.folder)
-            self._file.write(b"".join(line + b"\n" for line in lines))
+            self._file.write(data)
             self._file.flush()
             os.fsync(self._file.fileno())
+            self.held += len(data)
 
     def seal(self, force: bool = False) -> None:
         """Close the open segment when its buffer is full or old enough (or `force`), making it ready."""
@@ -84,8 +99,11 @@ class Spool:
         return sorted([*self.folder.glob("*.ready"), *self.folder.glob("*.open")])
 
     def done(self, segment: Path) -> None:
-        segment.unlink()
-        _fsync_dir(self.folder)
+        with self._lock:
+            size = segment.stat().st_size
+            segment.unlink()
+            _fsync_dir(self.folder)
+            self.held = max(0, self.held - size)  # a segment this spool did not write counts as nothing
 
     def close(self) -> None:
         self.seal(force=True)

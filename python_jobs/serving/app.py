@@ -6,7 +6,10 @@ an unknown user or listing is a 404 that says which; no run loaded yet is a
 503 on every data route and on /ready (while /health says the process lives).
 Events are checked one by one (each refused event gets its reason) and
 acknowledged only once fsynced in the spool; a user's events since the run
-re-rank their list at once (`serving.fresh`).
+re-rank their list at once (`serving.fresh`). Every /v1 call needs an API key
+of the right scope (`serving.keys`): 401 without one, 403 with the wrong
+scope; /health and /ready stay open. The events door is bounded per key (a
+token bucket: 429) and by the spool's cap (503), both with Retry-After.
 """
 
 import json
@@ -16,11 +19,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from python_jobs.config import MODELS
+from python_jobs.config import EVENTS_PER_BATCH, MODELS
 from python_jobs.events.schema import parse_time
+from python_jobs.events.spool import SpoolFull
 from python_jobs.serving.fresh import FreshEvents, rerank, still_open
+from python_jobs.serving.keys import ApiKey, KeyStore
+from python_jobs.serving.limits import TokenBuckets
 from python_jobs.serving.loader import RunHolder, ServedRun
 
 PAGE = Path(__file__).with_name("page.html")
@@ -80,12 +87,12 @@ class Problem(BaseModel):
     detail: str
 
 
-MAX_BATCH = 500  # events per POST, as Firehose's PutRecordBatch
 MAX_BODY = 1_048_576
+SPOOL_FULL_RETRY_SECONDS = 30  # the spool drains as fast as the store takes it; a full one waited for a store
 
 
 class EventBatch(BaseModel):
-    events: list[Any] = Field(min_length=1, max_length=MAX_BATCH, description=(
+    events: list[Any] = Field(min_length=1, max_length=EVENTS_PER_BATCH, description=(
         "events {event_id, type: view|watch|like|share|bid|impression, uid, listing_id, at (ISO 8601 with a zone), "
         "session_id?, watch_seconds? (watch only)}; each is checked on its own"))
 
@@ -102,7 +109,34 @@ class EventsAnswer(BaseModel):
     rejected: list[RejectedEvent]
 
 
-NOT_FOUND = {404: {"model": Problem}, 503: {"model": Problem}}
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before sending again", "schema": {"type": "integer"}}}
+AUTH = {401: {"model": Problem, "description": "no API key, or one unknown or revoked",
+              "headers": {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}}},
+        403: {"model": Problem, "description": "the key has not the scope this call needs"}}
+NOT_FOUND = {**AUTH, 404: {"model": Problem}, 503: {"model": Problem}}
+bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey", bearerFormat="encore_<id>_<secret>", description=(
+    "an API key from `encore-recs keys create --scope read|events`, as `Authorization: Bearer <key>`"))
+
+
+def require(scope: str):
+    """A dependency: the calling key when it is stored and holds `scope` (401 otherwise, 403 with the wrong
+    scope)."""
+    def caller(request: Request,
+               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> ApiKey:
+        key = request.app.state.keys.check(credentials.credentials) if credentials else None
+        if key is None:
+            why = "this API key is unknown or revoked" if credentials else "an API key is needed"
+            raise HTTPException(401, f"{why}: send `Authorization: Bearer <key>` with a key from `encore-recs keys "
+                                     f"create --scope {scope}`", headers={"WWW-Authenticate": "Bearer"})
+        if scope not in key.scopes:
+            raise HTTPException(403, f"key {key.id} ({key.name}) has scope {','.join(key.scopes)}; this call "
+                                     f"needs scope {scope}")
+        return key
+    return caller
+
+
+READER = [Depends(require("read"))]
+EventsKey = Annotated[ApiKey, Depends(require("events"))]
 
 
 def served(request: Request) -> ServedRun:
@@ -116,13 +150,16 @@ def served(request: Request) -> ServedRun:
 Served = Annotated[ServedRun, Depends(served)]
 
 
-def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = None, clock=None) -> FastAPI:
+def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = None, clock=None, *, keys: KeyStore,
+              buckets: TokenBuckets | None = None) -> FastAPI:
     """collector: the events API's `events.collector.Collector` (POST /v1/events answers 503 without one);
-    fresh: the users' events since the run; clock: now, for the end of auctions (tests move it)."""
+    fresh: the users' events since the run; clock: now, for the end of auctions (tests move it); keys: who may
+    call /v1; buckets: each key's events a second (`serve` always sets them; None: no per-key limit)."""
     app = FastAPI(title="Encore recommendations", version="1",
                   description="Recommendations of the latest published and validated run, re-ranked by the app's "
                               "events since it; the app's events in.")
     app.state.holder = holder
+    app.state.keys = keys
     fresh = fresh if fresh is not None else FreshEvents()
     holder.on_swap.append(lambda run: fresh.forget_before(parse_time(run.published_at).timestamp()))
     clock = clock or (lambda: datetime.now(timezone.utc))
@@ -152,14 +189,15 @@ def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = Non
         items = rerank(run, row["recommendations"], events, n, clock())
         return {**row, "model": model, "run_id": run.run_id, "recommendations": items}
 
-    @app.get("/v1/users/{uid}/recommendations", response_model=UserRecommendations, responses=NOT_FOUND)
+    @app.get("/v1/users/{uid}/recommendations", response_model=UserRecommendations, responses=NOT_FOUND,
+             dependencies=READER)
     def recommendations_by_uid(run: Served, uid: Uid, n: N = 10, model: Model = "hybrid") -> dict:
         """A user's list, best first, looked up by uid."""
         return user_list(run, uid, n, model)
 
     # `:path` so that a name holding "/" (sent as %2F, which the router sees decoded) is still one name
     @app.get("/v1/users/by-name/{user_name:path}/recommendations", response_model=UserRecommendations,
-             responses=NOT_FOUND)
+             responses=NOT_FOUND, dependencies=READER)
     def recommendations_by_name(run: Served, user_name: Annotated[str, PathParam(min_length=1, max_length=200)],
                                 n: N = 10, model: Model = "hybrid") -> dict:
         """A user's list, best first, looked up by user name."""
@@ -168,7 +206,8 @@ def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = Non
             raise HTTPException(404, f"no user named {user_name!r} in run {run.run_id}")
         return user_list(run, uid, n, model)
 
-    @app.get("/v1/listings/{listing_id}/similar", response_model=SimilarListings, responses=NOT_FOUND)
+    @app.get("/v1/listings/{listing_id}/similar", response_model=SimilarListings, responses=NOT_FOUND,
+             dependencies=READER)
     def similar_listings(run: Served, listing_id: ListingId, n: N = 10) -> dict:
         """Open listings closest to this one in the ALS item-factor space."""
         line = run.similar.get(listing_id)
@@ -180,7 +219,7 @@ def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = Non
         return {"listing_id": listing_id, "run_id": run.run_id,
                 "similar": [{**s, "rank": rank} for rank, s in enumerate(open_ones[:n], start=1)]}
 
-    @app.get("/v1/run", response_model=RunInfo, responses={503: {"model": Problem}})
+    @app.get("/v1/run", response_model=RunInfo, responses={**AUTH, 503: {"model": Problem}}, dependencies=READER)
     def run_info(run: Served) -> dict:
         """The run being served: id, publish time, offline metrics, model parameters."""
         return {"run_id": run.run_id, "published_at": run.published_at, "users": len(run.users),
@@ -188,15 +227,27 @@ def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = Non
                 "metrics": run.metrics, "model_params": run.model_params}
 
     @app.post("/v1/events", response_model=EventsAnswer, responses={
-        400: {"model": Problem, "description": "a body that is not text (FastAPI cannot decode it)"},
-        413: {"model": Problem}, 503: {"model": Problem}})
-    def post_events(batch: EventBatch) -> dict:
+        **AUTH, 400: {"model": Problem, "description": "a body that is not text (FastAPI cannot decode it)"},
+        413: {"model": Problem},
+        429: {"model": Problem, "description": "this key sent more events than its rate", "headers": RETRY_AFTER},
+        503: {"model": Problem, "description": "not collecting, or the spool is at its cap: nothing of this batch "
+                                               "was kept; send it again after Retry-After", "headers": RETRY_AFTER}})
+    def post_events(batch: EventBatch, key: EventsKey) -> dict:
         """The app's events, up to 500 a call: each is checked on its own (the answer lists every refused one with
         its reason); accepted ones are on disk when this answers and land on S3 within the buffer interval; a
         resent event_id is acknowledged and kept once."""
         if collector is None:
             raise HTTPException(503, "this process does not collect events; start it with `encore-recs serve`")
-        return collector.accept(batch.events)
+        wait = buckets.take(key.id, len(batch.events)) if buckets is not None else 0
+        if wait:
+            raise HTTPException(429, f"key {key.id} sent more than its {buckets.rate:g} events a second (burst "
+                                     f"{buckets.burst}); send again in {wait} s", headers={"Retry-After": str(wait)})
+        try:
+            return collector.accept(batch.events)
+        except SpoolFull:
+            raise HTTPException(503, "events are not being landed fast enough (the spool is at its cap); nothing of "
+                                     "this batch was kept: send it again later",
+                                headers={"Retry-After": str(SPOOL_FULL_RETRY_SECONDS)}) from None
 
     @app.middleware("http")
     async def refuse_oversize(request: Request, call_next):  # before the body is read, not after
