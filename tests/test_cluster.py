@@ -258,3 +258,30 @@ def _wait_http(url: str, seconds: float = 60) -> None:
             if time.time() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def _stack_pids(settings, spark) -> list[int]:
+    """The stack's processes: the cluster's parts, the S3 server, PostgreSQL and this session's own Spark JVM."""
+    from python_jobs.stack.processes import running_pid
+
+    pids = [cluster._pid(settings, part) for part in cluster.PARTS]
+    pids.append(running_pid(settings.state_dir / "s3" / "server.pid", "versitygw"))
+    pids.append(int((settings.state_dir / "postgres" / "data" / "postmaster.pid").read_text().split()[0]))
+    pids.append(spark.sparkContext._gateway.proc.pid)
+    assert None not in pids, pids
+    return pids
+
+
+def test_every_port_of_the_stack_listens_on_loopback_only(spark_cluster, spark):
+    """With `up --cluster` the master's and worker's web UIs listened on every interface and the Thrift server's
+    driver and block manager on the machine's address (issue 30)."""
+    from helpers.listening import listening
+
+    ports = listening(_stack_pids(spark_cluster, spark))
+    ours = {f"127.0.0.1:{port}" for port in (spark_cluster.pg_port, spark_cluster.s3_port,
+                                            spark_cluster.spark_master_port, spark_cluster.thrift_port)}
+    assert ours <= set(ports), ports  # the walk found the stack's processes
+    assert len(ports) > len(ours)  # and the ports Spark picks itself (RPC, block managers, UIs)
+    outside = {address: who for address, who in ports.items() if address.rsplit(":", 1)[0] not in ("127.0.0.1", "::1")}
+    assert not outside, outside
+

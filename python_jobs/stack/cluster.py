@@ -1,11 +1,13 @@
 """The local Spark cluster that mirrors EMR on one machine: a standalone master and worker and the Thrift server.
 
-All three listen on loopback only (the Thrift server has no authentication),
-run from the PySpark wheel's own `spark-class` / `spark-submit`, share the
-catalog (the Postgres metastore) and the S3 settings through SPARK_CONF_DIR,
-and keep pid files and logs under `<state>/cluster/`. Every application sets
-`spark.cores.max`: without it the first one (the Thrift server) would hold
-every core and stage jobs would wait forever.
+Every port of all three, and of the executors, is on loopback (SPARK_LOCAL_IP
+binds the master's and worker's web UIs, which cannot be turned off; the
+drivers' addresses are in the shared conf). The Thrift server has no
+authentication. They run from the PySpark wheel's own `spark-class` /
+`spark-submit`, share the catalog (the Postgres metastore) and the S3 settings
+through SPARK_CONF_DIR, and keep pid files and logs under `<state>/cluster/`.
+Every application sets `spark.cores.max`: without it the first one (the
+Thrift server) would hold every core and stage jobs would wait forever.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def environment(settings: Settings) -> dict[str, str]:
         "SPARK_HOME": str(spark_home()),
         "SPARK_CONF_DIR": str(write_spark_defaults(settings)),
         "SPARK_LOG_DIR": str(_dir(settings)),
+        "SPARK_LOCAL_IP": "127.0.0.1",
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
     }

@@ -58,7 +58,13 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.extraJavaOptions": (
             f"-Xss16m -Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties')}"
         ),
+        # every port on loopback: the driver's RPC and block manager here, the executors' through the worker's
+        # host, the master's and worker's web UIs through SPARK_LOCAL_IP (python_jobs.stack.cluster)
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
         "spark.ui.enabled": "false",
+        # the master's UI, which cannot be turned off, shows applications but cannot kill them
+        "spark.ui.killEnabled": "false",
         "spark.ui.showConsoleProgress": "false",
         # pandas <-> Spark through Arrow: the in-process models hand their data and lists over this way
         "spark.sql.execution.arrow.pyspark.enabled": "true",
