@@ -2,12 +2,14 @@
 
 Every port of all three, and of the executors, is on loopback (SPARK_LOCAL_IP
 binds the master's and worker's web UIs, which cannot be turned off; the
-drivers' addresses are in the shared conf). The Thrift server has no
-authentication. They run from the PySpark wheel's own `spark-class` /
-`spark-submit`, share the catalog (the Postgres metastore) and the S3 settings
-through SPARK_CONF_DIR, and keep pid files and logs under `<state>/cluster/`.
-Every application sets `spark.cores.max`: without it the first one (the
-Thrift server) would hold every core and stage jobs would wait forever.
+drivers' addresses are in the shared conf), and they admit only processes
+holding the state folder's Spark secret (`spark.authenticate`, from the shared
+conf); the Thrift server has no authentication of its own. They run from the
+PySpark wheel's own `spark-class` / `spark-submit`, share the catalog (the
+Postgres metastore) and the S3 settings through SPARK_CONF_DIR, and keep pid
+files and logs under `<state>/cluster/`. Every application sets
+`spark.cores.max`: without it the first one (the Thrift server) would hold
+every core and stage jobs would wait forever.
 """
 
 from __future__ import annotations
