@@ -286,7 +286,6 @@ def test_every_port_of_the_stack_listens_on_loopback_only(spark_cluster, spark):
     assert not outside, outside
 
 
-
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
@@ -333,10 +332,41 @@ def test_an_unprivileged_user_cannot_submit_an_application_to_the_master(spark_c
         result.stderr[-3000:]
 
 
+THRIFT_PROBE = """
+import sys
+from pyhive import hive
+user, password = sys.argv[3:5] if len(sys.argv) > 4 else (sys.argv[3], None)
+try:
+    conn = hive.connect(host="127.0.0.1", port=int(sys.argv[1]), username=user, password=password,
+                        auth=sys.argv[2])
+    cursor = conn.cursor()
+    cursor.execute("show databases")
+    print("ROWS", cursor.fetchall(), flush=True)
+except Exception as exc:
+    sys.exit(f"refused: {type(exc).__name__}: {exc}")
+"""
+
+
+def test_an_unprivileged_user_cannot_query_through_thrift_and_ours_can(spark_cluster):
+    """Behind the Thrift server are the staging tables with users' emails; it answered any local user (issue 30)."""
+    _needs_root()
+    probe = [sys.executable, "-c", THRIFT_PROBE, str(spark_cluster.thrift_port)]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ENCORE_")}
+    for attempt in (["NONE", "nobody"], ["CUSTOM", "encore", "guess"], ["NOSASL", "nobody"]):
+        result = subprocess.run([*NOBODY, *probe, *attempt], capture_output=True, text=True, env=env, cwd="/tmp",
+                                timeout=300, stdin=subprocess.DEVNULL)
+        assert result.returncode != 0 and "ROWS" not in result.stdout, (attempt, result.stdout)
+        assert "refused" in result.stderr, (attempt, result.stderr[-2000:])
+    creds = cluster.stage_environment(spark_cluster)
+    ours = subprocess.run([*probe, "CUSTOM", creds["ENCORE_SPARK_THRIFT_USER"], creds["ENCORE_SPARK_THRIFT_PASSWORD"]],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert ours.returncode == 0 and "ROWS" in ours.stdout, ours.stderr[-2000:]
+
+
 def test_an_unprivileged_user_cannot_read_the_clusters_secrets_nor_see_them_in_ps(spark_cluster, spark):
     _needs_root()
     # the metastore's password too: the first session's builder put it on spark-submit's command line
-    secrets = {"spark-secret": "", "postgres-password": ""}
+    secrets = {"spark-secret": "", "spark-thrift-password": "", "postgres-password": ""}
     for name in secrets:
         path = spark_cluster.state_dir / name
         secrets[name] = path.read_text().strip()
