@@ -8,7 +8,7 @@ USERS  ?= 1000
 
 .PHONY: setup demo test test-faults bench bench-models down clean
 
-setup: $(STAMP) .jars/.fetched .tools/.versitygw
+setup: $(STAMP) .jars/.fetched .jars/.thrift-auth .tools/.versitygw
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ $(AIRFLOW_STAMP): requirements-airflow.lock | $(STAMP)
 
 .jars/.fetched: python_jobs/stack/jars.py | $(STAMP)
 	$(BIN)/python -m python_jobs.stack.jars
+	touch $@
+
+# the local Thrift server's password check, compiled with the JDK's javac against the Hive classes PySpark ships
+.jars/.thrift-auth: python_jobs/stack/thrift_auth.py python_jobs/stack/ThriftPasswordAuthenticator.java | $(STAMP)
+	$(BIN)/python -m python_jobs.stack.thrift_auth
 	touch $@
 
 # the local S3 server, built once from the Go module proxy at the version pinned in python_jobs/stack/versitygw.py

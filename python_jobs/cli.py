@@ -39,7 +39,8 @@ def cmd_up(args) -> None:
     if args.cluster:
         cluster.up(settings)
         print(f"spark master: {cluster.master_url(settings)}; thrift: 127.0.0.1:{settings.thrift_port} "
-              "(dbt --target spark_cluster); `encore-recs run` now submits each stage to the cluster")
+              "(dbt --target spark_cluster, its password in `encore-recs env`); "
+              "`encore-recs run` now submits each stage to the cluster")
 
 
 def cmd_down(args) -> None:
@@ -51,12 +52,13 @@ def cmd_down(args) -> None:
 
 def cmd_env(args) -> None:
     """Print export lines so that dbt, boto3 and Spark reach the local stack from a shell."""
-    from python_jobs.stack import postgres, services
+    from python_jobs.stack import postgres, services, thrift_auth
     from python_jobs.stack.spark import write_spark_defaults
 
     settings = _settings()
     services.apply_environment(settings)
-    names = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", *postgres.pg_env(settings)]
+    names = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", *postgres.pg_env(settings),
+             *thrift_auth.thrift_env(settings)]
     for name in names:
         if name in os.environ:
             print(f"export {name}={json.dumps(os.environ[name])}")

@@ -258,3 +258,126 @@ def _wait_http(url: str, seconds: float = 60) -> None:
             if time.time() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def _stack_pids(settings, spark) -> list[int]:
+    """The stack's processes: the cluster's parts, the S3 server, PostgreSQL and this session's own Spark JVM."""
+    from python_jobs.stack.processes import running_pid
+
+    pids = [cluster._pid(settings, part) for part in cluster.PARTS]
+    pids.append(running_pid(settings.state_dir / "s3" / "server.pid", "versitygw"))
+    pids.append(int((settings.state_dir / "postgres" / "data" / "postmaster.pid").read_text().split()[0]))
+    pids.append(spark.sparkContext._gateway.proc.pid)
+    assert None not in pids, pids
+    return pids
+
+
+def test_every_port_of_the_stack_listens_on_loopback_only(spark_cluster, spark):
+    """With `up --cluster` the master's and worker's web UIs listened on every interface and the Thrift server's
+    driver and block manager on the machine's address (issue 30)."""
+    from helpers.listening import listening
+
+    ports = listening(_stack_pids(spark_cluster, spark))
+    ours = {f"127.0.0.1:{port}" for port in (spark_cluster.pg_port, spark_cluster.s3_port,
+                                            spark_cluster.spark_master_port, spark_cluster.thrift_port)}
+    assert ours <= set(ports), ports  # the walk found the stack's processes
+    assert len(ports) > len(ours)  # and the ports Spark picks itself (RPC, block managers, UIs)
+    outside = {address: who for address, who in ports.items() if address.rsplit(":", 1)[0] not in ("127.0.0.1", "::1")}
+    assert not outside, outside
+
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _needs_root() -> None:
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root to act as another user")
+
+
+PROBE_APP = """
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.getOrCreate()
+print("RAN", spark.range(10).selectExpr("sum(id)").collect(), flush=True)
+"""
+
+
+def test_an_unprivileged_user_cannot_submit_an_application_to_the_master(spark_cluster):
+    """The master ran whatever any local user submitted, as the user who started the cluster (issue 30)."""
+    import tempfile
+
+    import pyspark
+
+    _needs_root()
+    if not os.path.exists("/usr/bin/python3"):
+        pytest.skip("nobody runs the system's Python (Java may not exec this one for another user)")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SPARK_", "ENCORE_", "_SPARK"))}
+    env.update(HOME="/tmp", PYTHONPATH=os.path.dirname(os.path.dirname(pyspark.__file__)))
+    with tempfile.TemporaryDirectory(dir="/tmp") as folder:  # pytest's own tmp_path is root's alone
+        os.chmod(folder, 0o755)
+        probe = os.path.join(folder, "probe.py")
+        with open(probe, "w") as out:
+            out.write(PROBE_APP)
+        os.chmod(probe, 0o644)
+        result = subprocess.run(
+            [*NOBODY, str(cluster.spark_home() / "bin" / "spark-submit"),
+             "--master", cluster.master_url(spark_cluster), "--conf", "spark.cores.max=1",
+             "--conf", "spark.executor.memory=512m", "--conf", "spark.pyspark.python=/usr/bin/python3", probe],
+            capture_output=True, text=True, env=env, cwd="/tmp", timeout=600, stdin=subprocess.DEVNULL,
+        )
+    assert result.returncode != 0 and "RAN [Row" not in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
+    # refused by the master (it drops a connection that does not prove the secret), not by a file's permissions
+    assert "All masters are unresponsive" in result.stderr and "Permission denied" not in result.stderr, \
+        result.stderr[-3000:]
+
+
+THRIFT_PROBE = """
+import sys
+from pyhive import hive
+user, password = sys.argv[3:5] if len(sys.argv) > 4 else (sys.argv[3], None)
+try:
+    conn = hive.connect(host="127.0.0.1", port=int(sys.argv[1]), username=user, password=password,
+                        auth=sys.argv[2])
+    cursor = conn.cursor()
+    cursor.execute("show databases")
+    print("ROWS", cursor.fetchall(), flush=True)
+except Exception as exc:
+    sys.exit(f"refused: {type(exc).__name__}: {exc}")
+"""
+
+
+def test_an_unprivileged_user_cannot_query_through_thrift_and_ours_can(spark_cluster):
+    """Behind the Thrift server are the staging tables with users' emails; it answered any local user (issue 30)."""
+    _needs_root()
+    probe = [sys.executable, "-c", THRIFT_PROBE, str(spark_cluster.thrift_port)]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ENCORE_")}
+    for attempt in (["NONE", "nobody"], ["CUSTOM", "encore", "guess"], ["NOSASL", "nobody"]):
+        result = subprocess.run([*NOBODY, *probe, *attempt], capture_output=True, text=True, env=env, cwd="/tmp",
+                                timeout=300, stdin=subprocess.DEVNULL)
+        assert result.returncode != 0 and "ROWS" not in result.stdout, (attempt, result.stdout)
+        assert "refused" in result.stderr, (attempt, result.stderr[-2000:])
+    creds = cluster.stage_environment(spark_cluster)
+    ours = subprocess.run([*probe, "CUSTOM", creds["ENCORE_SPARK_THRIFT_USER"], creds["ENCORE_SPARK_THRIFT_PASSWORD"]],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert ours.returncode == 0 and "ROWS" in ours.stdout, ours.stderr[-2000:]
+
+
+def test_an_unprivileged_user_cannot_read_the_clusters_secrets_nor_see_them_in_ps(spark_cluster, spark):
+    _needs_root()
+    # the metastore's password too: the first session's builder put it on spark-submit's command line
+    secrets = {"spark-secret": "", "spark-thrift-password": "", "postgres-password": ""}
+    for name in secrets:
+        path = spark_cluster.state_dir / name
+        secrets[name] = path.read_text().strip()
+        assert path.stat().st_mode & 0o777 == 0o600 and len(secrets[name]) >= 32
+    for path in [spark_cluster.state_dir / name for name in secrets] + [
+            spark_cluster.state_dir / "spark-conf" / "spark-defaults.conf"]:
+        result = subprocess.run([*NOBODY, "cat", str(path)], capture_output=True, text=True)
+        assert result.returncode != 0 and "Permission denied" in result.stderr, (path, result.stdout)
+    from helpers.listening import descendants
+    from python_jobs.stack.processes import command_line
+
+    for pid in descendants(_stack_pids(spark_cluster, spark)):
+        line = command_line(pid)
+        assert not any(secret in line for secret in secrets.values()), line[:300]

@@ -15,7 +15,7 @@ LADDER = ["errors", "db_secret", "config", "infra", "stack", "runs", "ingest", "
           "quality", "serving", "history", "jobs", "evaluate_cli", "cli", "stage_job"]
 # inside the stack, module by module
 STACK_LADDER = ["processes", "state_folder", "jars", "versitygw", "postgres", "s3_server", "metastore", "spark",
-                "cluster", "services"]
+                "thrift_auth", "cluster", "services"]
 
 
 def _rung(path: Path) -> str:

@@ -1,11 +1,15 @@
 """The local Spark cluster that mirrors EMR on one machine: a standalone master and worker and the Thrift server.
 
-All three listen on loopback only (the Thrift server has no authentication),
-run from the PySpark wheel's own `spark-class` / `spark-submit`, share the
-catalog (the Postgres metastore) and the S3 settings through SPARK_CONF_DIR,
-and keep pid files and logs under `<state>/cluster/`. Every application sets
-`spark.cores.max`: without it the first one (the Thrift server) would hold
-every core and stage jobs would wait forever.
+Every port of all three, and of the executors, is on loopback (SPARK_LOCAL_IP
+binds the master's and worker's web UIs, which cannot be turned off; the
+drivers' addresses are in the shared conf); they admit only processes holding
+the state folder's Spark secret (`spark.authenticate`, from the shared conf),
+and the Thrift server asks for a password (python_jobs.stack.thrift_auth).
+They run from the PySpark wheel's own `spark-class` / `spark-submit`, share
+the catalog (the Postgres metastore) and the S3 settings through
+SPARK_CONF_DIR, and keep pid files and logs under `<state>/cluster/`. Every
+application sets `spark.cores.max`: without it the first one (the Thrift
+server) would hold every core and stage jobs would wait forever.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from pathlib import Path
 
 from python_jobs.config import Settings
 from python_jobs.errors import UserError
-from python_jobs.stack.spark import write_spark_defaults
+from python_jobs.stack.jars import spark_home
+from python_jobs.stack.spark import spark_conf, write_spark_defaults
+from python_jobs.stack.thrift_auth import hiveconf, provider_jar, thrift_env
 from python_jobs.stack.metastore import check_schema
 from python_jobs.stack.processes import command_line, port_open, running_pid, stop_pid_file
 
@@ -29,12 +35,6 @@ WORKER_CORES, WORKER_MEMORY = 4, "10g"
 THRIFT_CORES, THRIFT_EXECUTOR_MEMORY, THRIFT_DRIVER_MEMORY = 1, "2g", "1g"
 JOB_CORES, JOB_EXECUTOR_MEMORY, JOB_DRIVER_MEMORY = 2, "4g", "2g"
 THRIFT_START_SECONDS = 240
-
-
-def spark_home() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).parent
 
 
 def _dir(settings: Settings) -> Path:
@@ -68,6 +68,7 @@ def environment(settings: Settings) -> dict[str, str]:
         "SPARK_HOME": str(spark_home()),
         "SPARK_CONF_DIR": str(write_spark_defaults(settings)),
         "SPARK_LOG_DIR": str(_dir(settings)),
+        "SPARK_LOCAL_IP": "127.0.0.1",
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
     }
@@ -81,6 +82,7 @@ def stage_environment(settings: Settings) -> dict[str, str]:
         "ENCORE_DBT_SPARK_TARGET": "spark_cluster",
         "ENCORE_SPARK_THRIFT_PORT": str(settings.thrift_port),
         "ENCORE_SPARK_THRIFT_HOST": "127.0.0.1",
+        **thrift_env(settings),
     }
 
 
@@ -106,9 +108,13 @@ def _commands(settings: Settings) -> dict[str, list[str]]:
         "thrift": [str(home / "bin" / "spark-submit"), "--master", master_url(settings),
                    "--class", MAIN_CLASS["thrift"], "--name", "encore-thrift",
                    "--conf", f"spark.cores.max={THRIFT_CORES}", "--conf", f"spark.executor.memory={THRIFT_EXECUTOR_MEMORY}",
-                   "--driver-memory", THRIFT_DRIVER_MEMORY, "spark-internal",
+                   "--driver-memory", THRIFT_DRIVER_MEMORY,
+                   # the password check on the driver's class path, beside what every driver has there
+                   "--conf", f"spark.driver.extraClassPath={spark_conf(settings)['spark.driver.extraClassPath']}:"
+                             f"{provider_jar()}",
+                   "spark-internal",
                    "--hiveconf", f"hive.server2.thrift.port={settings.thrift_port}",
-                   "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1"],
+                   "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1", *hiveconf()],
     }
 
 
@@ -158,7 +164,7 @@ def up(settings: Settings, log=print) -> None:
             variable = "ENCORE_SPARK_MASTER_PORT" if part == "master" else "ENCORE_SPARK_THRIFT_PORT"
             raise UserError(f"127.0.0.1:{port} is in use by another process; stop it or set {variable} to a free port")
         began = time.time()
-        proc = _start(settings, part, commands[part], env)
+        proc = _start(settings, part, commands[part], {**env, **thrift_env(settings)} if part == "thrift" else env)
         if part == "worker":
             _wait_until(settings, part, proc, partial(_registered, settings), 60,
                         f"did not register with {master_url(settings)}")

@@ -24,6 +24,13 @@ JARS = (
 JAR_DIR = PROJECT_DIR / ".jars"
 
 
+def spark_home() -> Path:
+    """The PySpark wheel's Spark: its `bin/` starts the local cluster, its `jars/` hold what PySpark ships."""
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
 def jar_paths() -> list[Path]:
     return [JAR_DIR / f"{artifact}-{version}.jar" for _, artifact, version in JARS]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from python_jobs.config import Settings
 from python_jobs.errors import UserError
 from python_jobs.stack.processes import port_open
+from python_jobs.stack.state_folder import secret
 
 PG_SYSTEM_USER = "embedded_postgres"
 
@@ -41,14 +42,7 @@ def pg_env(settings: Settings) -> dict[str, str]:
 
 def pg_password(settings: Settings) -> str:
     """The embedded server's superuser password: generated once, kept in the state folder (0600)."""
-    import secrets
-
-    path = settings.state_dir / "postgres-password"
-    if not path.exists():
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(24))
-    return path.read_text().strip()
+    return secret(settings.state_dir, "postgres-password")
 
 
 def pg_dsn(settings: Settings) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from python_jobs.config import Settings
-from python_jobs.stack import cluster, postgres, s3_server
+from python_jobs.stack import cluster, postgres, s3_server, thrift_auth
 from python_jobs.stack.metastore import ensure_schema
 from python_jobs.stack.state_folder import make_private
 
@@ -24,6 +24,7 @@ def apply_environment(settings: Settings) -> None:
     os.environ.update(postgres.pg_env(settings))
     if settings.local_postgres:  # libpq's own variable: every connection of this process and its children
         os.environ["PGPASSWORD"] = postgres.pg_password(settings)
+    os.environ.update(thrift_auth.thrift_env(settings))  # dbt's spark_cluster target, when the cluster is up
 
 
 def up(settings: Settings) -> None:

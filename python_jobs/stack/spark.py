@@ -17,6 +17,11 @@ from pathlib import Path
 from python_jobs.config import Settings
 from python_jobs.stack.jars import ensure_jars, jdbc_driver
 from python_jobs.stack.metastore import check_schema, connection_params, jdbc_url
+from python_jobs.stack.state_folder import secret
+
+# read from spark-defaults.conf, never handed to the JVM's launch: PySpark puts every option of the first session's
+# builder on spark-submit's command line, which `ps` shows every local user
+SECRET_KEYS = ("spark.authenticate.secret", "spark.hadoop.javax.jdo.option.ConnectionPassword")
 
 
 def _shared_conf(settings: Settings) -> dict[str, str]:
@@ -28,6 +33,11 @@ def _shared_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
     }
+
+
+def spark_secret(settings: Settings) -> str:
+    """Spark's shared secret of the local cluster and sessions: generated once into the state folder (0600)."""
+    return secret(settings.state_dir, "spark-secret")
 
 
 def managed_by_cluster(settings: Settings) -> bool:
@@ -58,7 +68,17 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.extraJavaOptions": (
             f"-Xss16m -Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties')}"
         ),
+        # every port on loopback: the driver's RPC and block manager here, the executors' through the worker's
+        # host, the master's and worker's web UIs through SPARK_LOCAL_IP (python_jobs.stack.cluster)
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
         "spark.ui.enabled": "false",
+        # the master's UI, which cannot be turned off, shows applications but cannot kill them
+        "spark.ui.killEnabled": "false",
+        # only a process that holds the state folder's secret talks to the master, the worker, a driver or an
+        # executor; standalone mode takes it from this file (the executors get it from their worker)
+        "spark.authenticate": "true",
+        "spark.authenticate.secret": spark_secret(settings),
         "spark.ui.showConsoleProgress": "false",
         # pandas <-> Spark through Arrow: the in-process models hand their data and lists over this way
         "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -111,9 +131,13 @@ def get_spark(settings: Settings, catalog: bool = True):
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if not catalog:
         conf["spark.sql.catalogImplementation"] = "in-memory"
+    from pyspark import SparkContext
+
+    launching = SparkContext._gateway is None
     builder = SparkSession.builder
     for key, value in conf.items():
-        builder = builder.config(key, value)
+        if not (launching and key in SECRET_KEYS):
+            builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     # ALS truncates its lineage here every 10 iterations (deep lineage overflows the stack otherwise)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 
@@ -24,3 +25,17 @@ def make_private(state_dir: Path) -> None:
             for item in child.rglob("*"):
                 if not item.is_symlink():
                     item.chmod(0o700 if item.is_dir() else 0o600)
+
+
+def secret(state_dir: Path, name: str) -> str:
+    """A secret of this state folder (a password, Spark's shared secret): generated once, 0600 from its first byte,
+    then the same for every process that reads it."""
+    path = state_dir / name
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
