@@ -134,6 +134,8 @@ def _model_settings(env) -> dict:
             value = _number(name, raw, 0, low_open=param == "half_life_days")
             if kind is int and value != int(value):
                 raise UserError(f"{name}={raw!r} is not a whole number")
+            if param == "candidates" and value < 1:
+                raise UserError(f"{name}={raw!r}: ranking needs at least 1 candidate per user (the default is 300)")
             values[param] = kind(value)
     return values
 

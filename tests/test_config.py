@@ -46,3 +46,11 @@ def test_the_api_doors_settings_are_checked(monkeypatch, name, value, says):
     monkeypatch.setenv(name, value)
     with pytest.raises(UserError, match=says):
         Settings.from_env()
+
+
+def test_candidates_per_user_are_at_least_one(monkeypatch):
+    monkeypatch.setenv("ENCORE_CANDIDATES", "0")
+    with pytest.raises(UserError, match="ENCORE_CANDIDATES='0'.*at least 1"):
+        Settings.from_env()
+    monkeypatch.setenv("ENCORE_CANDIDATES", "120")
+    assert Settings.from_env().model["candidates"] == 120

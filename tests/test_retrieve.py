@@ -116,3 +116,30 @@ def test_the_hybrid_ranks_only_each_users_candidates(data):
         assert listed and listed <= set(found.items[u][found.items[u] >= 0].tolist())
     wide = Hybrid(components, candidates=50).ranked(data, users, ALL, 3)[0]
     assert (wide >= 0).sum() > (chosen >= 0).sum()  # more candidates, fuller lists
+
+
+def test_no_users_retrieve_and_rank_nothing(data):
+    from python_jobs.models import TrainParams, build as build_models
+    from python_jobs.models.hybrid import Hybrid
+
+    assert retrieve(data, np.array([], np.int64), ALL, 10).items.shape == (0, 10)
+    components = [m.fit(data) for m in build_models(["taste", "popularity"], TrainParams())]
+    chosen, _, _, own = Hybrid(components).ranked_with_own(data, np.array([], np.int64), ALL, 3)
+    assert chosen.shape == (0, 3) and own["taste"][0].shape == (0, 3)
+
+
+def test_a_users_candidates_do_not_depend_on_who_else_is_retrieved(data):
+    alone = retrieve(data, data.user_positions([4]), ALL, 10).items[0]
+    together = retrieve(data, data.user_positions([2, 4]), ALL, 10).items[1]
+    assert alone.tolist() == together.tolist()
+
+
+def test_values_at_reads_cells_and_leaves_the_matrix_as_it_was():
+    from python_jobs.models.data import values_at
+
+    matrix = sparse.csr_matrix((np.array([5.0, 1.0, 2.0]), np.array([2, 0, 2]), np.array([0, 3, 3])), shape=(2, 3))
+    before = (matrix.indices.copy(), matrix.indptr.copy(), matrix.data.copy())
+    assert values_at(matrix, np.array([0, 0, 0, 1]), np.array([0, 1, 2, 2])).tolist() == [1.0, 0.0, 7.0, 0.0]
+    assert all((a == b).all() for a, b in zip(before, (matrix.indices, matrix.indptr, matrix.data)))
+    with pytest.raises(IndexError):
+        values_at(matrix, np.array([0]), np.array([3]))

@@ -81,12 +81,17 @@ def values_at(matrix: sparse.spmatrix, rows: np.ndarray, cols: np.ndarray) -> np
     """matrix[rows[i], cols[i]] for every i (0 where nothing is stored): one sorted search over the stored
     entries' keys, 5-10x scipy's element-wise indexing on millions of cells."""
     m = sparse.csr_matrix(matrix)
-    m.sum_duplicates()  # canonical: sorted columns within each row, one entry per cell
+    if not m.has_canonical_format:  # sorted columns within each row, one entry per cell; the caller's untouched
+        m = m.copy()
+        m.sum_duplicates()
+    cols = np.asarray(cols, np.int64)
+    if len(cols) and (cols.min() < 0 or cols.max() >= m.shape[1]):
+        raise IndexError(f"column outside 0..{m.shape[1] - 1}")
     if m.nnz == 0 or len(rows) == 0:
         return np.zeros(len(rows), m.dtype)
     width = np.int64(m.shape[1])
     keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * width + m.indices
-    wanted = np.asarray(rows, np.int64) * width + np.asarray(cols, np.int64)
+    wanted = np.asarray(rows, np.int64) * width + cols
     at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
     return np.where(keys[at] == wanted, m.data[at], 0).astype(m.dtype)
 

@@ -116,7 +116,7 @@ class Hybrid:
         and the co-bid neighbour lists are built once per training set and listings."""
         als = next((m for m in self.components if m.name == "als" and hasattr(m, "user_factors_")), None)
         neighbours = for_candidates(self, data, items, lambda: neighbour_matrix(data, items))
-        return retrieve(data, users, items, self.candidates, neighbours=neighbours,
+        return retrieve(data, users, items, max(1, self.candidates), neighbours=neighbours,
                         factors=(als.user_factors_, als.item_factors_) if als is not None else None)
 
     def pool(self, data: TrainingSet, users: np.ndarray, items: np.ndarray, own: int = 0) -> Pool:

@@ -90,19 +90,31 @@ def by_taste(data: TrainingSet, users: np.ndarray, items: np.ndarray, q: int) ->
     keep = rank < per_sub
     best[sub_of[keep], rank[keep]] = order[keep]
     picked = best[subs]                      # [U, TOP_SUBS, per_sub]
-    return picked.transpose(0, 2, 1).reshape(len(users), -1)[:, :q]  # rank by rank across the sub-categories
+    # rank by rank across the sub-categories
+    return picked.transpose(0, 2, 1).reshape(len(users), subs.shape[1] * per_sub)[:, :q]
 
 
 def neighbour_matrix(data: TrainingSet, items: np.ndarray, k: int = NEIGHBOURS) -> sparse.csr_matrix:
-    """listings x listings: for each listing, its k strongest co-bid neighbours among `items` (co-bidders)."""
-    co = (data.binary.T @ data.binary).tocoo()
-    keep = (co.row != co.col) & np.isin(co.col, items)
-    rows, cols, vals = co.row[keep], co.col[keep], co.data[keep]
-    order = np.lexsort((cols, -vals, rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    starts = np.searchsorted(rows, np.arange(data.n_items))
-    keep = (np.arange(len(rows)) - starts[rows]) < k
-    return sparse.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(data.n_items, data.n_items))
+    """listings x listings: for each listing, its k strongest co-bid neighbours among `items` (co-bidders),
+    built in blocks of listings against the day's listings only, so it never holds more than a block's
+    co-occurrences at once."""
+    by_item = data.binary.T.tocsr()
+    against = data.binary[:, items].tocsc()
+    rows, cols, vals = [], [], []
+    step = max(1, SCORE_CELLS // max(1, len(items)))
+    for start in range(0, data.n_items, step):
+        co = (by_item[start:start + step] @ against).tocoo()
+        keep = (co.data > 0) & (co.row + start != items[co.col])  # never a listing's own column
+        block = sparse.csr_matrix((co.data[keep], (co.row[keep], co.col[keep])), shape=co.shape)
+        top, values = _row_top(block, k)
+        found = top >= 0
+        rows.append(np.repeat(np.arange(start, start + block.shape[0]), k)[found.ravel()])
+        cols.append(items[top[found]])
+        vals.append(values[found])
+    if not rows:
+        return sparse.csr_matrix((data.n_items, data.n_items), dtype=np.float32)
+    return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(data.n_items, data.n_items), dtype=np.float32)
 
 
 def _row_top(matrix: sparse.csr_matrix, q: int) -> tuple[np.ndarray, np.ndarray]:
@@ -156,9 +168,9 @@ def retrieve(data: TrainingSet, users: np.ndarray, items: np.ndarray, size: int,
         neighbours = neighbour_matrix(data, items)
     recency = np.asarray(data.recency.sum(axis=0)).ravel()
     # the lists that are the same for everyone reach further, so that a user keeps their share of them once their
-    # own bids are left out (up to twice the share, or 20: the merge's width, and so its cost, stays bounded)
-    most_seen = int(np.diff(data.seen.indptr)[users].max(initial=0)) if data.seen is not None else 0
-    reach = [q[3] + min(most_seen, max(2 * q[3], 20)), q[4] + min(most_seen, max(2 * q[4], 20))]
+    # own bids are left out (by twice the share, or 20: the merge's width, and so its cost, stays bounded), and
+    # the same for every user whoever else is retrieved with them
+    reach = [q[3] + max(2 * q[3], 20), q[4] + max(2 * q[4], 20)]
     parts = [by_taste(data, users, items, q[0]), by_neighbours(data, users, neighbours, q[1]),
              by_factors(*factors, users, items, q[2]) if factors is not None
              else np.full((len(users), q[2]), -1, np.int64),
