@@ -143,3 +143,13 @@ def test_values_at_reads_cells_and_leaves_the_matrix_as_it_was():
     assert all((a == b).all() for a, b in zip(before, (matrix.indices, matrix.indptr, matrix.data)))
     with pytest.raises(IndexError):
         values_at(matrix, np.array([0]), np.array([3]))
+
+
+def test_the_factors_retriever_finds_each_users_largest_dot_products():
+    from python_jobs.models.retrieve import by_factors
+
+    users_f = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    items_f = np.array([[0.9, 0.1], [0.1, 0.9], [0.5, 0.5], [1.0, 0.0]], np.float32)
+    found = by_factors(users_f, items_f, np.array([0, 1]), np.array([0, 1, 2]), 2)  # item 3 is not open today
+    assert found.tolist() == [[0, 2], [1, 2]]
+    assert by_factors(users_f, items_f, np.array([0]), np.array([2]), 3).tolist() == [[2, -1, -1]]
