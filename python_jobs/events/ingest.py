@@ -9,9 +9,10 @@ by `split_lines` into events that parse and pass the checks, written to
 the batch, so a batch replayed after a crash overwrites its own rows. The
 reconciliation counts, per run: lines landed = ingested + quarantined.
 
-Each line is parsed once: the checked batch is cached (the line's text kept
-only where it is quarantined), both tables are written from it and counted
-as they are written (`Observation`), never read back. A run with nothing new
+Each line is read and parsed once: bronze is written straight from the scan,
+counted as it is written (`Observation`, whose node also keeps the split's
+filter above the one parse), and the quarantine, when the batch has refused
+lines at all, by a second pass; nothing is read back to count it. A run with nothing new
 costs a listing: after each complete ingest a marker under the checkpoint
 records when its listing began (the S3 server's clock), and when no object
 under `events/` is newer than that (less a margin for puts in flight) the
@@ -23,7 +24,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -39,6 +39,9 @@ BRONZE_SCHEMA = ("event_id string, type string, uid int, listing_id int, event_a
 QUARANTINE_SCHEMA = "line string, reason string, source_object string"
 LISTED = CHECKPOINT + "listing-started"       # put just before the stream lists the landed objects
 INGESTED = CHECKPOINT + "ingested-through.json"  # its time, written once every batch of that run is in
+REASONS = ("not a JSON event with an event_id", "unknown or missing type", "uid missing or out of range",
+           "listing_id missing or out of range", "at missing or not a time", "received_at missing or not a time",
+           "negative watch_seconds")  # a refused line's reason: the first check it fails, in this order
 IN_FLIGHT = timedelta(minutes=5)  # an object whose put began before the listing may become visible after it
 
 
@@ -53,15 +56,12 @@ def check_lines(lines: DataFrame) -> DataFrame:
     parsed = lines.select("value", "source_object", F.from_json("value", EVENT_SCHEMA).alias("e")).select(
         "*", _time("at").alias("event_at"), _time("received_at").alias("received_ts"))
     ids_ok = lambda c: F.col(f"e.{c}").between(1, MAX_ID)  # noqa: E731
-    reason = (
-        F.when(F.col("e").isNull() | F.col("e.event_id").isNull(), "not a JSON event with an event_id")
-        .when(~F.col("e.type").isin(*TYPES) | F.col("e.type").isNull(), "unknown or missing type")
-        .when(~ids_ok("uid") | F.col("e.uid").isNull(), "uid missing or out of range")
-        .when(~ids_ok("listing_id") | F.col("e.listing_id").isNull(), "listing_id missing or out of range")
-        .when(F.col("event_at").isNull(), "at missing or not a time")
-        .when(F.col("received_ts").isNull(), "received_at missing or not a time")
-        .when(F.col("e.watch_seconds") < 0, "negative watch_seconds")
-    )
+    checks = [F.col("e").isNull() | F.col("e.event_id").isNull(), ~F.col("e.type").isin(*TYPES) | F.col("e.type").isNull(),
+              ~ids_ok("uid") | F.col("e.uid").isNull(), ~ids_ok("listing_id") | F.col("e.listing_id").isNull(),
+              F.col("event_at").isNull(), F.col("received_ts").isNull(), F.col("e.watch_seconds") < 0]
+    reason = F.when(checks[0], REASONS[0])
+    for failed, why in zip(checks[1:], REASONS[1:]):
+        reason = reason.when(failed, why)
     return parsed.select(
         F.col("e.event_id").alias("event_id"), F.col("e.type").alias("type"), F.col("e.uid").cast("int").alias("uid"),
         F.col("e.listing_id").cast("int").alias("listing_id"), "event_at", F.col("received_ts").alias("received_at"),
@@ -129,30 +129,27 @@ def ingest(spark: SparkSession, client, lake_bucket: str, run_id: str, has_objec
         from pyspark.sql import Observation
 
         name = f"{run_id}-{batch_id:06d}"
-        checked = check_lines(frame.select("value", F.input_file_name().alias("source_object")))
-        # each landed line read and parsed once: kept (the line's text only where it is quarantined) for the two
-        # writes and the counts, which are taken as each write runs rather than by reading back what it wrote
-        checked = checked.withColumn("line", F.when(F.col("reason").isNotNull(), F.col("line"))).persist(
-            StorageLevel.MEMORY_AND_DISK)
-        per_object = checked.groupBy("source_object", "reason").count().collect()  # the cache filled here
-        landed: dict[str | None, int] = {}
-        for row in per_object:
-            landed[row.reason] = landed.get(row.reason, 0) + row["count"]
+        landed = Observation(f"landed-{name}")
+        # observed before the split: the node also keeps the split's filter above the one parse of each line
+        checked = check_lines(frame.select("value", F.input_file_name().alias("source_object"))).observe(
+            landed, F.count("*").alias("lines"), F.size(F.collect_set("source_object")).alias("objects"),
+            *[F.count_if(F.col("reason") == why).alias(why) for why in REASONS])
         good, bad = split(checked)
         wrote = {}
         for table, rows in ((BRONZE, good), (QUARANTINE, bad)):
+            if table == QUARANTINE and not sum(landed.get[why] for why in REASONS):
+                wrote[table] = 0  # one pass when every line is good
+                continue
             seen = Observation(f"{table}-{name}")
             rows.observe(seen, F.count("*").alias("rows")).withColumn("ingest_batch", F.lit(name)).write.insertInto(
                 table, overwrite=True)
             wrote[table] = seen.get["rows"]
-        objects = len({row.source_object for row in per_object})
-        checked.unpersist()
-        lines, by_reason = sum(landed.values()), {why: n for why, n in landed.items() if why is not None}
+        lines, by_reason = landed.get["lines"], {why: landed.get[why] for why in REASONS if landed.get[why]}
         if lines != wrote[BRONZE] + wrote[QUARANTINE] or wrote[QUARANTINE] != sum(by_reason.values()):
             raise RuntimeError(f"events batch {name}: {lines} lines landed, {wrote[BRONZE]} ingested + "
                                f"{wrote[QUARANTINE]} quarantined")
         counts["batches"] += 1
-        counts["objects"] += objects
+        counts["objects"] += landed.get["objects"]
         counts["lines"] += lines
         counts["ingested"] += wrote[BRONZE]
         counts["quarantined"] += wrote[QUARANTINE]
