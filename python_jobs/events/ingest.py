@@ -8,11 +8,22 @@ by `split_lines` into events that parse and pass the checks, written to
 `events.quarantined_app_events`; both partitions are named after the run and
 the batch, so a batch replayed after a crash overwrites its own rows. The
 reconciliation counts, per run: lines landed = ingested + quarantined.
+
+Each line is read and parsed once: bronze is written straight from the scan,
+counted as it is written (`Observation`, whose node also keeps the split's
+filter above the one parse), and the quarantine, when the batch has refused
+lines at all, by a second pass; nothing is read back to count it. A run with nothing new
+costs a listing: after each complete ingest a marker under the checkpoint
+records when its listing began (the S3 server's clock), and when no object
+under `events/` is newer than that (less a margin for puts in flight) the
+stream is not started at all.
 """
 
 from __future__ import annotations
 
-from pyspark import StorageLevel
+import json
+from datetime import datetime, timedelta
+
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -26,37 +37,44 @@ EVENT_SCHEMA = ("event_id string, type string, uid bigint, listing_id bigint, at
 BRONZE_SCHEMA = ("event_id string, type string, uid int, listing_id int, event_at timestamp, received_at timestamp, "
                  "session_id string, watch_seconds double, source_object string")
 QUARANTINE_SCHEMA = "line string, reason string, source_object string"
-TIME = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
+LISTED = CHECKPOINT + "listing-started"       # put just before the stream lists the landed objects
+INGESTED = CHECKPOINT + "ingested-through.json"  # its time, written once every batch of that run is in
+REASONS = ("not a JSON event with an event_id", "unknown or missing type", "uid missing or out of range",
+           "listing_id missing or out of range", "at missing or not a time", "received_at missing or not a time",
+           "negative watch_seconds")  # a refused line's reason: the first check it fails, in this order
+IN_FLIGHT = timedelta(minutes=5)  # an object whose put began before the listing may become visible after it
 
 
 def _time(column: str):
-    return F.coalesce(F.to_timestamp(F.col(f"e.{column}"), TIME), F.to_timestamp(F.col(f"e.{column}")))
+    """ISO 8601 text as a timestamp by Spark's own cast (a hand-written parser, several times cheaper than a
+    pattern): it reads every form the collector writes (`.SSS`, `Z` or `±hh:mm`); null when it is not a time."""
+    return F.col(f"e.{column}").cast("timestamp")
 
 
 def check_lines(lines: DataFrame) -> DataFrame:
-    """`lines` (value, source_object) parsed once, with the times and `reason` (null for a good event)."""
+    """`lines` (value, source_object) parsed once: bronze's columns, the line and `reason` (null for a good event)."""
     parsed = lines.select("value", "source_object", F.from_json("value", EVENT_SCHEMA).alias("e")).select(
         "*", _time("at").alias("event_at"), _time("received_at").alias("received_ts"))
     ids_ok = lambda c: F.col(f"e.{c}").between(1, MAX_ID)  # noqa: E731
-    reason = (
-        F.when(F.col("e").isNull() | F.col("e.event_id").isNull(), "not a JSON event with an event_id")
-        .when(~F.col("e.type").isin(*TYPES) | F.col("e.type").isNull(), "unknown or missing type")
-        .when(~ids_ok("uid") | F.col("e.uid").isNull(), "uid missing or out of range")
-        .when(~ids_ok("listing_id") | F.col("e.listing_id").isNull(), "listing_id missing or out of range")
-        .when(F.col("event_at").isNull(), "at missing or not a time")
-        .when(F.col("received_ts").isNull(), "received_at missing or not a time")
-        .when(F.col("e.watch_seconds") < 0, "negative watch_seconds")
-    )
-    return parsed.withColumn("reason", reason)
+    checks = [F.col("e").isNull() | F.col("e.event_id").isNull(), ~F.col("e.type").isin(*TYPES) | F.col("e.type").isNull(),
+              ~ids_ok("uid") | F.col("e.uid").isNull(), ~ids_ok("listing_id") | F.col("e.listing_id").isNull(),
+              F.col("event_at").isNull(), F.col("received_ts").isNull(), F.col("e.watch_seconds") < 0]
+    reason = F.when(checks[0], REASONS[0])
+    for failed, why in zip(checks[1:], REASONS[1:]):
+        reason = reason.when(failed, why)
+    return parsed.select(
+        F.col("e.event_id").alias("event_id"), F.col("e.type").alias("type"), F.col("e.uid").cast("int").alias("uid"),
+        F.col("e.listing_id").cast("int").alias("listing_id"), "event_at", F.col("received_ts").alias("received_at"),
+        F.col("e.session_id").alias("session_id"), F.col("e.watch_seconds").alias("watch_seconds"), "source_object",
+        F.col("value").alias("line"), reason.alias("reason"))
 
 
 def split(checked: DataFrame) -> tuple[DataFrame, DataFrame]:
     """(good events as bronze rows, quarantined lines with their reason) of `check_lines`' frame."""
     good = checked.where(F.col("reason").isNull()).select(
-        F.col("e.event_id").alias("event_id"), F.col("e.type").alias("type"), F.col("e.uid").cast("int").alias("uid"),
-        F.col("e.listing_id").cast("int").alias("listing_id"), "event_at", F.col("received_ts").alias("received_at"),
-        F.col("e.session_id").alias("session_id"), F.col("e.watch_seconds").alias("watch_seconds"), "source_object")
-    bad = checked.where(F.col("reason").isNotNull()).select(F.col("value").alias("line"), "reason", "source_object")
+        "event_id", "type", "uid", "listing_id", "event_at", "received_at", "session_id", "watch_seconds",
+        "source_object")
+    bad = checked.where(F.col("reason").isNotNull()).select("line", "reason", "source_object")
     return good, bad
 
 
@@ -77,6 +95,24 @@ def ensure_tables(spark: SparkSession, fresh_start: bool) -> None:
                 .partitionBy("ingest_batch").saveAsTable(table)
 
 
+def nothing_new(client, lake_bucket: str) -> bool:
+    """True when the last complete ingest's listing saw every landed object: none was put since it began (less
+    IN_FLIGHT). A run that died leaves the marker of the one before, so its objects count as new and are read."""
+    try:
+        marker = json.loads(client.get_object(Bucket=lake_bucket, Key=INGESTED)["Body"].read())
+    except client.exceptions.NoSuchKey:
+        return False
+    since = datetime.fromisoformat(marker["listing_started"]) - IN_FLIGHT
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=lake_bucket, Prefix=PREFIX):
+        if any(o["LastModified"] > since for o in page.get("Contents", [])):
+            return False
+    return True
+
+
+def empty_counts() -> dict:
+    return {"batches": 0, "objects": 0, "lines": 0, "ingested": 0, "quarantined": 0, "reasons": {}}
+
+
 def ingest(spark: SparkSession, client, lake_bucket: str, run_id: str, has_objects: bool, fresh_start: bool) -> dict:
     """Ingest every object landed since the last run; the counts of this run's batches. client: S3; fresh_start:
     no checkpoint yet."""
@@ -85,39 +121,50 @@ def ingest(spark: SparkSession, client, lake_bucket: str, run_id: str, has_objec
     spark.sql(f"create database if not exists events location 's3a://{lake_bucket}/warehouse/events.db'")
     clear_orphans(spark, client, "events")
     ensure_tables(spark, fresh_start)
-    counts = {"batches": 0, "objects": 0, "lines": 0, "ingested": 0, "quarantined": 0, "reasons": {}}
+    counts = empty_counts()
     if not has_objects:  # the file source needs its folder to exist; nothing has landed yet
         return counts
 
     def batch(frame: DataFrame, batch_id: int) -> None:
+        from pyspark.sql import Observation
+
         name = f"{run_id}-{batch_id:06d}"
-        checked = check_lines(frame.select("value", F.input_file_name().alias("source_object"))).persist(
-            StorageLevel.MEMORY_AND_DISK)  # each landed line read and parsed once
+        landed = Observation(f"landed-{name}")
+        # observed before the split: the node also keeps the split's filter above the one parse of each line
+        checked = check_lines(frame.select("value", F.input_file_name().alias("source_object"))).observe(
+            landed, F.count("*").alias("lines"), F.size(F.collect_set("source_object")).alias("objects"),
+            *[F.count_if(F.col("reason") == why).alias(why) for why in REASONS])
         good, bad = split(checked)
-        good.withColumn("ingest_batch", F.lit(name)).write.insertInto(BRONZE, overwrite=True)
-        bad.withColumn("ingest_batch", F.lit(name)).write.insertInto(QUARANTINE, overwrite=True)
-        landed = checked.agg(F.count("*"), F.countDistinct("source_object")).first()
-        checked.unpersist()
-        ingested = spark.table(BRONZE).where(F.col("ingest_batch") == name).count()
-        quarantined = spark.table(QUARANTINE).where(F.col("ingest_batch") == name)
-        by_reason = {r.reason: r["count"] for r in quarantined.groupBy("reason").count().collect()}
-        if landed[0] != ingested + sum(by_reason.values()):
-            raise RuntimeError(f"events batch {name}: {landed[0]} lines landed, {ingested} ingested + "
-                               f"{sum(by_reason.values())} quarantined")
+        wrote = {}
+        for table, rows in ((BRONZE, good), (QUARANTINE, bad)):
+            if table == QUARANTINE and not sum(landed.get[why] for why in REASONS):
+                wrote[table] = 0  # one pass when every line is good
+                continue
+            seen = Observation(f"{table}-{name}")
+            rows.observe(seen, F.count("*").alias("rows")).withColumn("ingest_batch", F.lit(name)).write.insertInto(
+                table, overwrite=True)
+            wrote[table] = seen.get["rows"]
+        lines, by_reason = landed.get["lines"], {why: landed.get[why] for why in REASONS if landed.get[why]}
+        if lines != wrote[BRONZE] + wrote[QUARANTINE] or wrote[QUARANTINE] != sum(by_reason.values()):
+            raise RuntimeError(f"events batch {name}: {lines} lines landed, {wrote[BRONZE]} ingested + "
+                               f"{wrote[QUARANTINE]} quarantined")
         counts["batches"] += 1
-        counts["objects"] += landed[1]
-        counts["lines"] += landed[0]
-        counts["ingested"] += ingested
-        counts["quarantined"] += sum(by_reason.values())
+        counts["objects"] += landed.get["objects"]
+        counts["lines"] += lines
+        counts["ingested"] += wrote[BRONZE]
+        counts["quarantined"] += wrote[QUARANTINE]
         for why, n in by_reason.items():
             counts["reasons"][why] = counts["reasons"].get(why, 0) + n
 
     source = (spark.readStream.format("text").option("recursiveFileLookup", "true")
               .option("pathGlobFilter", "*.gz").option("maxFilesPerTrigger", 1000)
               .load(f"s3a://{lake_bucket}/{PREFIX}"))
+    client.put_object(Bucket=lake_bucket, Key=LISTED, Body=b"")
+    started = client.head_object(Bucket=lake_bucket, Key=LISTED)["LastModified"]  # the S3 server's clock
     query = (source.writeStream.foreachBatch(batch).trigger(availableNow=True)
              .option("checkpointLocation", f"s3a://{lake_bucket}/{CHECKPOINT}").start())
     query.awaitTermination()
     if query.exception() is not None:
         raise RuntimeError(str(query.exception()).splitlines()[0])
+    client.put_object(Bucket=lake_bucket, Key=INGESTED, Body=json.dumps({"listing_started": started.isoformat()}))
     return counts

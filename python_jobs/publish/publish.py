@@ -121,7 +121,8 @@ def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs
     from concurrent.futures import ThreadPoolExecutor
 
     from python_jobs.runs.run_tables import DETAILS
-    from python_jobs.publish.json_lines import listing_fragments, listing_lines, name_texts, similar_lines, user_lines
+    from python_jobs.publish.json_lines import (index_lines, listing_fragments, listing_lines, name_texts, similar_lines,
+                                               user_lines)
 
     served = _pandas(recs)
     listings = _pandas(listings) if listings is not None else None
@@ -141,9 +142,7 @@ def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs
 
     by_bucket("recommendations", uids, lines)
     index_rows = served.drop_duplicates("uid")
-    objects[f"{prefix}user_index/part-00000.json"] = [
-        json.dumps({"user_name": n, "uid": int(u), "bucket": int(u % buckets)}, ensure_ascii=False)
-        for n, u in zip(index_rows["user_name"], index_rows["uid"])]
+    objects[f"{prefix}user_index/part-00000.json"] = index_lines(index_rows["uid"].to_numpy(), names, buckets)
     objects[f"{prefix}similar_listings/part-00000.json"] = similar_lines(_pandas(similar))
     expected = {"recommendations": len(uids), "user_index": len(index_rows),
                 "similar_listings": len(objects[f"{prefix}similar_listings/part-00000.json"])}
