@@ -103,13 +103,12 @@ def cmd_generate(args) -> None:
 def _land_events(settings, market, seed: int) -> tuple[int, int]:
     """The generated app events, landed as the collector lands them; the lake's earlier events (and the ingest
     checkpoint) go, as generate replaces the raw tables. (events, objects)."""
-    from python_jobs.events.landing import CHECKPOINT, ERROR_PREFIX, PREFIX
+    from python_jobs.events.landing import clear_landed
     from python_jobs.events.synthetic import app_events, land
-    from python_jobs.infra.s3 import delete_prefix, s3_client
+    from python_jobs.infra.s3 import s3_client
 
     client = s3_client(settings)
-    for prefix in (PREFIX, ERROR_PREFIX, CHECKPOINT):
-        delete_prefix(client, settings.lake_bucket, prefix)
+    clear_landed(client, settings.lake_bucket)
     events = app_events(market, seed)
     return len(events), land(client, settings.lake_bucket, events, seed)
 

@@ -71,6 +71,16 @@ def s3(stack):
     return s3_client(stack)
 
 
+@pytest.fixture
+def no_events_left(stack, s3):
+    """For a test that lands the app's events in the session's lake (`generate` through the CLI): none are left
+    landed for the modules after it, whose runs would ingest them."""
+    from python_jobs.events.landing import clear_landed
+
+    yield
+    clear_landed(s3, stack.lake_bucket)
+
+
 @pytest.fixture(scope="session")
 def chromium():
     """Debian's headless Chromium driven by Playwright (no browser download), flags for a closed network."""

@@ -118,7 +118,7 @@ def test_bad_numbers_for_generate(tmp_path, users, rate, seed):
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(users=st.integers(10, 40), seed=st.integers(0, 2**32 - 1), rate=st.floats(0, 0.9), events=st.booleans())
 @example(users=20, seed=3, rate=0.05, events=True)
-def test_generate_flags_against_a_running_stack(stack, users, seed, rate, events):
+def test_generate_flags_against_a_running_stack(stack, no_events_left, users, seed, rate, events):
     """Any flags in range: generate writes the raw tables (with the dirty rate's extra users) and the app's events,
     no line on stderr. A dirty rate with events on used to end in a traceback after the raw tables were written."""
     argv = ["generate", f"--users={users}", f"--seed={seed}", f"--dirty-rate={rate!r}"]

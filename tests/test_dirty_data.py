@@ -40,7 +40,7 @@ def test_dirty_rate_faults_reconcile_exactly(stack):
         assert cur.fetchone()[0] == normalised["listings"]
 
 
-def test_generate_with_a_dirty_rate_and_events_through_the_cli(stack, s3):
+def test_generate_with_a_dirty_rate_and_events_through_the_cli(stack, s3, no_events_left):
     """`encore-recs generate --dirty-rate` with the app's events on completes (it used to end in an IndexError
     after the raw tables were written), every raw row is accounted for, and the events name only the users and
     listings that cleaning keeps: the app's events come from the marketplace, not from the faulty export."""

@@ -29,6 +29,15 @@ CHECKPOINT = "checkpoints/events_ingest/"  # the ingest stage's streaming checkp
 HOUR_PREFIX = "year={:%Y}/month={:%m}/day={:%d}/hour={:%H}/"
 
 
+def clear_landed(client, bucket: str) -> None:
+    """No event landed and nothing ingested from the lake's events: what `generate` starts from when it replaces
+    the marketplace."""
+    from python_jobs.infra.s3 import delete_prefix
+
+    for prefix in (PREFIX, ERROR_PREFIX, CHECKPOINT):
+        delete_prefix(client, bucket, prefix)
+
+
 def hour_prefix(moment: datetime) -> str:
     return HOUR_PREFIX.format(*[moment.astimezone(timezone.utc)] * 4)
 
