@@ -99,7 +99,7 @@ def extract(ctx: StageContext) -> dict:
 def events(ctx: StageContext) -> dict:
     """The app's events landed since the last run into events.bronze_app_events (Structured Streaming,
     availableNow); malformed lines quarantined with a reason."""
-    from python_jobs.events.ingest import empty_counts, ingest, nothing_new
+    from python_jobs.events.ingest import BRONZE, QUARANTINE, empty_counts, ingest, nothing_new
     from python_jobs.events.landing import CHECKPOINT, PREFIX
     from python_jobs.infra.s3 import s3_client
 
@@ -108,8 +108,9 @@ def events(ctx: StageContext) -> dict:
     def exists(prefix: str) -> bool:
         return client.list_objects_v2(Bucket=settings.lake_bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0) > 0
 
-    if exists(CHECKPOINT) and nothing_new(client, settings.lake_bucket):
-        counts = empty_counts()  # no Spark, no stream: the cost of a listing
+    if (exists(CHECKPOINT) and nothing_new(client, settings.lake_bucket)
+            and all(ctx.spark.catalog.tableExists(table) for table in (BRONZE, QUARANTINE))):
+        counts = empty_counts()  # no stream: the cost of a listing (and the tables are there for the marts)
     else:
         counts = ingest(ctx.spark, client, settings.lake_bucket, ctx.run_id, exists(PREFIX), not exists(CHECKPOINT))
     ctx.summary["events"] = counts

@@ -44,3 +44,18 @@ def test_lines_keep_text_numbers_times_and_missing_details_as_json():
         {"listing_id": 3, "similar": [{"rank": 1, "similar_listing_id": 7, "score": 0.25}]},
         {"listing_id": 7, "similar": [{"rank": 1, "similar_listing_id": 3, "score": 0.666667},
                                       {"rank": 2, "similar_listing_id": 9, "score": 0.5}]}]
+
+
+def test_no_rows_make_no_lines():
+    """A model with no lists (or a run with no similar listings) publishes an empty file, not an IndexError."""
+    rows = pd.DataFrame({"uid": pd.Series([], dtype=int), "user_name": pd.Series([], dtype=str), "rank": pd.Series([], dtype=int),
+                         "listing_id": pd.Series([], dtype=int), "score": pd.Series([], dtype=float),
+                         "source": pd.Series([], dtype=str), "list_source": pd.Series([], dtype=str)})
+    listings = pd.DataFrame({"listing_id": [7], "product": ["lamp"], "category": ["home"], "sub_category": ["lamps"],
+                             "listing_amount": [5.0], "ends_at": pd.to_datetime(["2026-12-05"], utc=True)})
+    names = name_texts(pd.DataFrame({"uid": [1], "user_name": ["a"]}))
+    uids, lines = user_lines(rows, listing_fragments(listings), names, served=False)
+    assert len(uids) == 0 and lines == []
+    empty = pd.DataFrame({"listing_id": pd.Series([], dtype=int), "rank": pd.Series([], dtype=int),
+                          "similar_listing_id": pd.Series([], dtype=int), "score": pd.Series([], dtype=float)})
+    assert similar_lines(empty) == []

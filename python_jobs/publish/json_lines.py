@@ -84,6 +84,8 @@ def _lines(heads: pa.Array, starts: np.ndarray, count: int, *item_parts) -> list
     """One line per group of items [starts[k], starts[k+1]): its head, its items (each the concatenation of
     `item_parts`) joined by commas, then ']}'. The head and tail ride on the group's first and last item, so the
     line's text is copied once."""
+    if count == 0:
+        return []
     group = np.full(count, -1)
     group[starts] = np.arange(len(starts))
     lead = pc.fill_null(heads.take(pa.array(group, mask=group < 0)), pa.scalar("", TEXT))
