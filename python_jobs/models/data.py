@@ -45,6 +45,17 @@ class TrainingSet:
         out.data[:] = 1.0
         return out
 
+    @cached_property
+    def to_sub(self) -> sparse.csr_matrix:
+        """items x sub-categories: 1 where the listing is in the sub-category."""
+        return sparse.csr_matrix((np.ones(self.n_items, np.float32), (np.arange(self.n_items), self.sub_of_item)),
+                                 shape=(self.n_items, len(self.subs)))
+
+    def projected_bidders(self, floor: float = 0.02) -> np.ndarray:
+        """Bidders so far over the share of the auction gone by (at least `floor`): a listing two days into ten
+        with five bidders is on pace for twenty-five."""
+        return self.bidder_counts / self.auction_elapsed(floor)
+
     def bid_counts(self) -> np.ndarray:
         """Listings each user interacted with."""
         return np.diff(self.strength.indptr)

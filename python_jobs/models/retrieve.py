@@ -53,12 +53,6 @@ def quotas(size: int) -> list[int]:
     return [max(1, int(round(size * share))) for share in SHARES]
 
 
-def projected_bidders(data: TrainingSet) -> np.ndarray:
-    """Bidders so far over the share of the auction gone by: a listing two days into ten with five bidders is on
-    pace for twenty-five."""
-    return data.bidder_counts / data.auction_elapsed()
-
-
 def _ranked(values: np.ndarray, items: np.ndarray, q: int) -> np.ndarray:
     """The q best of `items` by `values` (per item position), best first, ties by position."""
     order = np.lexsort((items, -values[items]))
@@ -74,14 +68,13 @@ def by_taste(data: TrainingSet, users: np.ndarray, items: np.ndarray, q: int) ->
     """Round-robin over the user's TOP_SUBS strongest sub-categories (bids first, the questionnaire to break
     ties and for users with none) of each sub-category's best candidates by projected bidders."""
     n_subs = len(data.subs)
-    to_sub = sparse.csr_matrix((np.ones(data.n_items, np.float32), (np.arange(data.n_items), data.sub_of_item)),
-                               shape=(data.n_items, n_subs))
+    to_sub = data.to_sub
     strength = np.asarray((data.binary[users] @ to_sub).todense(), np.float32)
     strength += 0.5 * np.asarray(data.interests[users].todense(), np.float32)
     strength += 1e-6 * np.asarray(data.bidder_counts @ to_sub).ravel()  # the marketplace's demand last
     subs = np.argsort(-strength, axis=1, kind="stable")[:, :TOP_SUBS]
     per_sub = max(1, -(-q // TOP_SUBS))
-    value = projected_bidders(data)
+    value = data.projected_bidders()
     best = np.full((n_subs + 1, per_sub), -1, np.int64)
     order = items[np.lexsort((items, -value[items], data.sub_of_item[items]))]
     sub_of = data.sub_of_item[order]
@@ -175,7 +168,7 @@ def retrieve(data: TrainingSet, users: np.ndarray, items: np.ndarray, size: int,
              by_factors(*factors, users, items, q[2]) if factors is not None
              else np.full((len(users), q[2]), -1, np.int64),
              _global(data, items, users, reach[0], recency / data.auction_elapsed()),
-             _global(data, items, users, reach[1], projected_bidders(data))]
+             _global(data, items, users, reach[1], data.projected_bidders())]
     found = np.concatenate(parts, axis=1)
     source = np.concatenate([np.full(p.shape, r) for r, p in enumerate(parts)], axis=1)
     return _merge(data, users, found, source, size)

@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 
 from python_jobs.models.base import everyone, for_candidates
 from python_jobs.models.data import TrainingSet
@@ -44,9 +43,7 @@ class Taste:
     name: str = "taste"
 
     def fit(self, data: TrainingSet) -> Taste:
-        n_subs = len(data.subs)
-        to_sub = sparse.csr_matrix((np.ones(data.n_items, np.float32), (np.arange(data.n_items), data.sub_of_item)),
-                                   shape=(data.n_items, n_subs))
+        to_sub = data.to_sub
         bids = data.binary + data.recency  # 1 per listing, plus its recency weight
         per_sub = np.asarray((bids @ to_sub).todense(), dtype=np.float32)
         demand = (np.asarray(data.bidder_counts @ to_sub).ravel() + 1.0).astype(np.float32)
@@ -64,7 +61,7 @@ class Taste:
         totals = ((per_sub.sum(axis=1) + self.questionnaire_weight * answered) * (1 + self.category_weight)
                   + self.prior_weight)
         self.affinity_ = (evidence / totals[:, None]).astype(np.float32)
-        self.popularity_ = (data.bidder_counts / data.auction_elapsed(self.pace_floor) + self.listing_prior).astype(np.float32)
+        self.popularity_ = (data.projected_bidders(self.pace_floor) + self.listing_prior).astype(np.float32)
         self.sub_of_item_ = data.sub_of_item
         return self
 
