@@ -66,6 +66,9 @@ def cmd_env(args) -> None:
     print(f"export ENCORE_SPARK_THRIFT_HOST=127.0.0.1 ENCORE_SPARK_THRIFT_PORT={settings.thrift_port}")
 
 
+GENERATED = "generated.json"  # in the state folder: the last generate's users, seed and as-of time
+
+
 def cmd_generate(args) -> None:
     import time
 
@@ -90,6 +93,9 @@ def cmd_generate(args) -> None:
     counts = write_raw(postgres.pg_dsn(settings), exported)
     if args.events:
         counts["events"], objects = _land_events(settings, market, args.seed)
+    # what the app's sessions (encore-recs app-sessions) need to draw the same users' taste again
+    (settings.state_dir / GENERATED).write_text(json.dumps({"users": args.users, "seed": args.seed,
+                                                            "as_of": market.as_of}))
     total = time.time() - started
     rows = sum(counts.values())
     print("generated " + ", ".join(f"{name}={n}" for name, n in counts.items()))
@@ -110,7 +116,44 @@ def _land_events(settings, market, seed: int) -> tuple[int, int]:
     client = s3_client(settings)
     clear_landed(client, settings.lake_bucket)
     events = app_events(market, seed)
-    return len(events), land(client, settings.lake_bucket, events, seed)
+    return len(events), land(client, settings.lake_bucket, events, f"gen{seed}")
+
+
+def cmd_app_sessions(args) -> None:
+    from datetime import datetime, timezone
+
+    import numpy as np
+
+    from python_jobs.events.synthetic import land
+    from python_jobs.infra.s3 import s3_client
+    from python_jobs.ingest.generate import generate
+    from python_jobs.publish.publish import read_latest
+    from python_jobs.serving.app_sessions import sessions
+    from python_jobs.serving.loader import load_run
+    from python_jobs.stack import services
+
+    if not 0 < args.share <= 1:
+        raise UserError(f"--share {args.share} is out of range; use a share of the users above 0, up to 1")
+    settings = _settings()
+    record = settings.state_dir / GENERATED
+    if not record.is_file():
+        raise UserError("the app's users are a generated marketplace's: run `encore-recs generate` first")
+    made = json.loads(record.read_text())
+    services.ready(settings)
+    latest = read_latest(settings)
+    if latest is None:
+        raise UserError("nothing is published yet: run `encore-recs run` first, then open the app")
+    client = s3_client(settings)
+    run = load_run(client, settings.publish_bucket, latest["manifest_key"])
+    truth = generate(made["users"], made["seed"], datetime.fromtimestamp(made["as_of"], timezone.utc)).truth
+    rng = np.random.default_rng(args.seed)
+    uids = np.sort(rng.choice(np.arange(1, made["users"] + 1), round(made["users"] * args.share), replace=False))
+    events = sessions(run, truth, uids, datetime.now(timezone.utc), args.seed)
+    objects = land(client, settings.lake_bucket, events, f"app{args.seed}")
+    counts = events["type"].value_counts()
+    print(f"{events['session_id'].nunique()} sessions on run {run.run_id}: " + ", ".join(
+        f"{kind}={int(counts.get(kind, 0))}" for kind in ("impression", "view", "watch", "bid"))
+        + f"; landed in {objects} objects, ingested by the next run (experiments in models/experiments)")
 
 
 def cmd_load(args) -> None:
@@ -368,6 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-events", dest="events", action="store_false",
                      help="no app events (views, watches, likes, shares) landed in the lake beside the bids")
     gen.set_defaults(fn=cmd_generate)
+    sessions = sub.add_parser("app-sessions", help="the generated users open the app: impressions of what serve "
+                              "shows them (their experiment variant's list) and their responses, landed as events")
+    sessions.add_argument("--share", type=float, default=1.0, help="share of the generated users who open it")
+    sessions.add_argument("--seed", type=int, default=1, help="seeds the sessions (a new seed, new sessions)")
+    sessions.set_defaults(fn=cmd_app_sessions)
     load = sub.add_parser("load", help="load a CSV export into a raw Postgres table (all or nothing)")
     load.add_argument("--table", required=True, choices=["users", "listings", "bids", "user_interests", "interests"])
     load.add_argument("--csv", required=True, type=Path)

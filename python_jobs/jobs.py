@@ -136,7 +136,8 @@ def marts(ctx: StageContext) -> int:
     run_dbt(settings, ["run-operation", "register_landed", "--args", tables, "--target", target], quiet=True)
     as_of = {"as_of": ctx.state.as_of.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
     results = run_dbt(settings, ["build", "--target", target, "--select", "path:models/events", "path:models/marts",
-                                 "--vars", json.dumps(as_of)], quiet=True)
+                                 "path:seeds/experiments.csv", "path:models/experiments",
+                                 "path:tests/dbt/experiments", "--vars", json.dumps(as_of)], quiet=True)
     return len(results)
 
 
@@ -289,7 +290,8 @@ def publish(ctx: StageContext) -> dict:
 
     settings, spark, summary = ctx.settings, ctx.spark, ctx.summary
     quality_gate.enforce(settings, ctx.run_id, summary)  # a refused regression publishes nothing
-    extra = {"metrics": summary["evaluation"]["metrics"], "model_params": summary["evaluation"]["params"],
+    summary["experiments"] = servable_experiments(ctx)
+    extra = {"experiments": summary["experiments"]["published"],"metrics": summary["evaluation"]["metrics"], "model_params": summary["evaluation"]["params"],
              "checkpoints": summary["checkpoints"], "quality_gate": summary.get("quality_gate"),
              # the morning report across runs (rewritten after every run; the link lasts as long as the others)
              "report_index_url": s3_client(settings).generate_presigned_url(
@@ -316,6 +318,22 @@ def publish(ctx: StageContext) -> dict:
     ctx.log(f"[{ctx.run_id}]   {served_line(summary)}")
     summary["status"] = "ok"
     return manifest["row_counts"]
+
+
+def servable_experiments(ctx: StageContext) -> dict:
+    """The experiments not yet ended at the run's time whose every variant serves a list this run publishes (the
+    others are listed with why): serve assigns users to them from the manifest."""
+    from python_jobs.publish import experiments
+
+    fitted = {"hybrid", *ctx.settings.models}
+    as_of = ctx.state.as_of.strftime(experiments.STAMP)
+    rows = [row for row in experiments.load() if row["ends_at"] > as_of]
+    missing = {}
+    for row in rows:
+        if row["serves"] not in fitted:
+            missing.setdefault(row["experiment"], []).append(row["serves"])
+    return {"published": [row for row in rows if row["experiment"] not in missing],
+            "skipped": {name: f"this run fitted no {', '.join(models)} (ENCORE_MODELS)" for name, models in missing.items()}}
 
 
 def served_line(summary: dict) -> str:

@@ -95,16 +95,16 @@ def _iso(seconds: pd.Series) -> pd.Series:
     return pd.to_datetime(seconds, unit="s", utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
 
 
-def land(client, bucket: str, events: pd.DataFrame, seed: int) -> int:
-    """Write the events as the collector would have: one gzip JSON-lines object per arrival hour. Returns the
-    objects written."""
+def land(client, bucket: str, events: pd.DataFrame, tag: str) -> int:
+    """Write the events as the collector would have: one gzip JSON-lines object per arrival hour, named after
+    `tag` and the hour (the same events land on the same keys). Returns the objects written."""
     frame = events.assign(at=_iso(events["at"]), received_at=_iso(events["received_at"]))
     hours = (events["received_at"] // 3600).astype("int64")
     written = 0
     for hour, rows in frame.groupby(hours.to_numpy(), sort=True):
         body = rows.to_json(orient="records", lines=True).encode()
         first = datetime.fromtimestamp(float(events["received_at"][rows.index].min()), timezone.utc)
-        client.put_object(Bucket=bucket, Key=object_key(PREFIX, first, f"gen{seed}-{hour}"),
+        client.put_object(Bucket=bucket, Key=object_key(PREFIX, first, f"{tag}-{hour}"),
                           Body=gzip.compress(body, mtime=0), ContentEncoding="gzip")
         written += 1
     return written

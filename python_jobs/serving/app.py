@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from python_jobs.config import EVENTS_PER_BATCH, MODELS
 from python_jobs.events.schema import parse_time
 from python_jobs.events.spool import SpoolFull
+from python_jobs.publish.experiments import assign
 from python_jobs.serving.fresh import FreshEvents, rerank, still_open
 from python_jobs.serving.keys import ApiKey, KeyStore
 from python_jobs.serving.limits import TokenBuckets
@@ -35,8 +36,9 @@ MAX_N = 100
 Uid = Annotated[int, PathParam(ge=0, le=2**31 - 1, description="the user's id")]
 ListingId = Annotated[int, PathParam(ge=0, le=2**31 - 1, description="the listing's id")]
 N = Annotated[int, Query(ge=1, le=MAX_N, description="how many to return, best first")]
-Model = Annotated[Literal[("hybrid", *MODELS)],
-                  Query(description="the model whose list to return; the hybrid is what the app is served")]
+Model = Annotated[Literal[("hybrid", *MODELS)] | None,
+                  Query(description="the model whose list to return; without it, the list of the user's variant in "
+                                    "a running experiment (seeds/experiments.csv), else the hybrid")]
 
 
 class Item(BaseModel):
@@ -57,6 +59,9 @@ class UserRecommendations(BaseModel):
     source: str
     model: str
     run_id: str
+    variant: str | None = Field(None, description=(
+        "experiment/variant the user was served as (None: no experiment, or a model asked for by name); the app "
+        "sends it back on the impressions of this list"))
     recommendations: list[Item]
 
 
@@ -150,6 +155,48 @@ def served(request: Request) -> ServedRun:
 Served = Annotated[ServedRun, Depends(served)]
 
 
+
+def served_list(run: ServedRun, uid: int, n: int, model: str | None, events: list, now: datetime) -> dict:
+    """The list the app shows `uid`: `model`'s, or without one the list of the user's variant in a running
+    experiment (`variant` says which; a variant whose model has no list for the user shows the hybrid), else the
+    hybrid; re-ranked by the user's `events` since the run. LookupError when there is none."""
+    if model is not None:
+        return {**model_list(run, uid, n, model, events, now), "variant": None}
+    assigned = assign(run.experiments, uid, now)
+    variant = f"{assigned['experiment']}/{assigned['variant']}" if assigned else None
+    serves = assigned["serves"] if assigned else "hybrid"
+    if serves != "hybrid" and uid not in run.models.get(serves, {}):
+        serves = "hybrid"
+    return {**model_list(run, uid, n, serves, events, now), "variant": variant}
+
+
+def model_list(run: ServedRun, uid: int, n: int, model: str, events: list, now: datetime) -> dict:
+    """`model`'s list for `uid` (the hybrid's re-ranked by the user's events since the run); LookupError if none."""
+    line = run.users.get(uid)
+    events = events if model == "hybrid" else []
+    if line is None and events:  # new since the run: a list from today's events alone
+        items = rerank(run, [], events, n, now)
+        if items:
+            return {"uid": uid, "user_name": "", "source": "fresh", "model": model, "run_id": run.run_id,
+                    "recommendations": items}
+    if line is None:
+        raise LookupError(f"user {uid} has no recommendations in run {run.run_id}")
+    row = json.loads(line)
+    if model != "hybrid":
+        model_line = run.models.get(model, {}).get(uid)
+        if model_line is None:
+            why = "" if model in run.models else " (the run did not fit it)"
+            if model in ("als", "item_knn", "user_knn", "ease") and model in run.models:
+                why = f" ({model} lists only users who have bid)"
+            raise LookupError(f"user {uid} has no {model} list in run {run.run_id}{why}")
+        listed = json.loads(model_line)  # ids and scores; the details are the run's listings file
+        items = [{"rank": i["rank"], "listing_id": i["listing_id"], **run.listings.get(i["listing_id"], {}),
+                  "score": i["score"], "source": i["source"]} for i in listed["recommendations"]]
+        row = {**row, "source": model, "recommendations": items}
+    items = rerank(run, row["recommendations"], events, n, now)
+    return {**row, "model": model, "run_id": run.run_id, "recommendations": items}
+
+
 def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = None, clock=None, *, keys: KeyStore,
               buckets: TokenBuckets | None = None) -> FastAPI:
     """collector: the events API's `events.collector.Collector` (POST /v1/events answers 503 without one);
@@ -164,34 +211,15 @@ def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = Non
     holder.on_swap.append(lambda run: fresh.forget_before(parse_time(run.published_at).timestamp()))
     clock = clock or (lambda: datetime.now(timezone.utc))
 
-    def user_list(run: ServedRun, uid: int, n: int, model: str) -> dict:
-        line = run.users.get(uid)
-        events = fresh.of(uid) if model == "hybrid" else []
-        if line is None and events:  # new since the run: a list from today's events alone
-            items = rerank(run, [], events, n, clock())
-            if items:
-                return {"uid": uid, "user_name": "", "source": "fresh", "model": model, "run_id": run.run_id,
-                        "recommendations": items}
-        if line is None:
-            raise HTTPException(404, f"user {uid} has no recommendations in run {run.run_id}")
-        row = json.loads(line)
-        if model != "hybrid":
-            model_line = run.models.get(model, {}).get(uid)
-            if model_line is None:
-                why = "" if model in run.models else " (the run did not fit it)"
-                if model in ("als", "item_knn", "user_knn", "ease") and model in run.models:
-                    why = f" ({model} lists only users who have bid)"
-                raise HTTPException(404, f"user {uid} has no {model} list in run {run.run_id}{why}")
-            listed = json.loads(model_line)  # ids and scores; the details are the run's listings file
-            items = [{"rank": i["rank"], "listing_id": i["listing_id"], **run.listings.get(i["listing_id"], {}),
-                      "score": i["score"], "source": i["source"]} for i in listed["recommendations"]]
-            row = {**row, "source": model, "recommendations": items}
-        items = rerank(run, row["recommendations"], events, n, clock())
-        return {**row, "model": model, "run_id": run.run_id, "recommendations": items}
+    def user_list(run: ServedRun, uid: int, n: int, model: str | None) -> dict:
+        try:
+            return served_list(run, uid, n, model, fresh.of(uid), clock())
+        except LookupError as exc:
+            raise HTTPException(404, str(exc.args[0])) from None
 
     @app.get("/v1/users/{uid}/recommendations", response_model=UserRecommendations, responses=NOT_FOUND,
              dependencies=READER)
-    def recommendations_by_uid(run: Served, uid: Uid, n: N = 10, model: Model = "hybrid") -> dict:
+    def recommendations_by_uid(run: Served, uid: Uid, n: N = 10, model: Model = None) -> dict:
         """A user's list, best first, looked up by uid."""
         return user_list(run, uid, n, model)
 
@@ -199,7 +227,7 @@ def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = Non
     @app.get("/v1/users/by-name/{user_name:path}/recommendations", response_model=UserRecommendations,
              responses=NOT_FOUND, dependencies=READER)
     def recommendations_by_name(run: Served, user_name: Annotated[str, PathParam(min_length=1, max_length=200)],
-                                n: N = 10, model: Model = "hybrid") -> dict:
+                                n: N = 10, model: Model = None) -> dict:
         """A user's list, best first, looked up by user name."""
         uid = run.by_name.get(user_name)
         if uid is None:

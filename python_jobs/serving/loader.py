@@ -35,6 +35,7 @@ class ServedRun:
     files: int = 0
     models: dict[str, dict[int, bytes]] = field(default_factory=dict)  # model -> uid -> that model's list
     listings: dict[int, dict] = field(default_factory=dict)  # listing_id -> details, for the model lists' ids
+    experiments: list[dict] = field(default_factory=list)  # the definitions the run was published with
 
 
 def _lines(body: bytes) -> list[bytes]:
@@ -78,7 +79,7 @@ def load_run(client, bucket: str, manifest_key: str) -> ServedRun:
         raise RunRejected(f"{len(users)} distinct users loaded, the manifest counts {expected}")
     return ServedRun(manifest["run_id"], manifest["published_at"], manifest.get("metrics", {}),
                      manifest.get("model_params", {}), users, by_name, similar, len(manifest["files"]), models,
-                     listings)
+                     listings, manifest.get("experiments", []))
 
 
 class RunHolder:
