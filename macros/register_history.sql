@@ -18,6 +18,11 @@
       "run_checkpoints": "run_id string, checkpoint string, success boolean, evaluated bigint,
                           failed_expectations bigint, engine string",
       "run_metrics": "run_id string, model string, segment string, metric string, value double",
+      "run_experiments": "run_id string, experiment string, variant string, serves string, is_control boolean,
+                          users bigint, impressions bigint, views bigint, bids bigint, ctr double, ctr_low double,
+                          ctr_high double, btr double, ctr_diff double, ctr_diff_low double, ctr_diff_high double,
+                          ctr_significant boolean, btr_diff double, btr_significant boolean,
+                          sample_ratio_mismatch boolean",
   } %}
   {% do adapter.execute("create database if not exists history location 's3a://" ~ lake_bucket ~ "/warehouse/history.db'", fetch=False) %}
   {% for table, columns in history_tables.items() %}

@@ -138,6 +138,8 @@ def marts(ctx: StageContext) -> int:
     results = run_dbt(settings, ["build", "--target", target, "--select", "path:models/events", "path:models/marts",
                                  "path:seeds/experiments.csv", "path:models/experiments",
                                  "path:tests/dbt/experiments", "--vars", json.dumps(as_of)], quiet=True)
+    # a row per experiment and variant: into the summary, so the history and the morning report carry them
+    ctx.summary["experiment_results"] = [row.asDict() for row in ctx.spark.table("marts.exp_results").collect()]
     return len(results)
 
 

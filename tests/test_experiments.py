@@ -134,3 +134,21 @@ def test_the_better_list_wins_the_ab_and_the_aa_shows_no_difference(experiment, 
     assert results[("hybrid_aa", "b")].ctr_significant is False
     assert not any(r.sample_ratio_mismatch for r in results.values())
     assert sum(r.impressions for r in results.values()) == len(experiment["events"].query("type == 'impression'"))
+
+
+def test_the_history_and_the_morning_report_carry_the_results(experiment, stack, spark):
+    from python_jobs.history import run_history
+
+    run_id = experiment["second"]["run_id"]
+    recorded = [r for r in run_history.read_last(stack, 5)["run_experiments"] if r["run_id"] == run_id]
+    assert {(r["experiment"], r["variant"]) for r in recorded} == {
+        ("hybrid_vs_popularity", "hybrid"), ("hybrid_vs_popularity", "popularity"), ("hybrid_aa", "a"),
+        ("hybrid_aa", "b")}
+    page = (stack.state_dir / "reports" / "index.html").read_text()
+    table = page[page.index("<table id='experiments'>"):]
+    table = table[:table.index("</table>")]
+    popular = next(row for row in table.split("<tr>") if "<td>hybrid_vs_popularity</td><td>popularity</td>" in row)
+    assert "<td>significant</td>" in popular
+    same = next(row for row in table.split("<tr>") if "<td>hybrid_aa</td><td>b</td>" in row)
+    assert "<td>no significant difference</td>" in same
+    assert spark.table("run_history.run_history_experiments").where(f"run_id = '{run_id}'").count() == 4

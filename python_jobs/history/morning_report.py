@@ -45,6 +45,35 @@ def _shares(list_sources: str | None) -> str:
     return ", ".join(f"{_e(k)} {v / total:.0%}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
+def _rate(value, low=None, high=None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.2%}" + (f" [{low:.2%}, {high:.2%}]" if low is not None and high is not None else "")
+
+
+def _experiments(rows: list[dict]) -> str:
+    """The newest measuring run's experiment marts: per variant the click-through with its interval, the difference
+    from the control with its interval, and whether the users split as the shares say."""
+    if not rows:
+        return "<p id='experiments'>No experiment has impressions yet.</p>"
+    newest = max(row["run_id"] for row in rows)
+    body = []
+    for row in sorted((r for r in rows if r["run_id"] == newest), key=lambda r: (r["experiment"], not r["is_control"])):
+        verdict = "control" if row["is_control"] else (
+            "significant" if row.get("ctr_significant") else "no significant difference")
+        body.append(
+            f'<tr><td>{_e(row["experiment"])}</td><td>{_e(row["variant"])}</td><td>{_e(row["serves"])}</td>'
+            f'<td>{row.get("users") or 0}</td><td>{row.get("impressions") or 0}</td>'
+            f'<td>{_rate(row.get("ctr"), row.get("ctr_low"), row.get("ctr_high"))}</td>'
+            f'<td>{_rate(row.get("ctr_diff"), row.get("ctr_diff_low"), row.get("ctr_diff_high"))}</td>'
+            f'<td>{verdict}</td><td>{_rate(row.get("btr"))}</td>'
+            f'<td>{"MISMATCH" if row.get("sample_ratio_mismatch") else "ok"}</td></tr>')
+    return (f"<p>As measured by run {_e(newest)} (dbt marts.exp_results; 95% intervals).</p>"
+            "<table id='experiments'><tr><th>experiment</th><th>variant</th><th>serves</th><th>users</th>"
+            "<th>impressions</th><th>click-through</th><th>difference from control</th><th>verdict</th>"
+            "<th>bid-through</th><th>sample ratio</th></tr>" + "".join(body) + "</table>")
+
+
 def render(history: dict[str, list[dict]], link: Callable[[str, str], str | None], served: dict | None = None) -> str:
     """The page; link(run_id, 'report' | 'data_docs') -> a URL or None; served: `latest.json`, the run the app is
     served (not always the newest: a backfill leaves it)."""
@@ -101,6 +130,7 @@ def render(history: dict[str, list[dict]], link: Callable[[str, str], str | None
             if m["segment"] == "all" and m["metric"] == "ndcg":
                 curves.setdefault(m["model"], {})[i] = m["value"]
     curves = {m: curves[m] for m in sorted(curves, key=lambda m: (m != "hybrid", m))}  # the hybrid's first
+    experiments = _experiments(history.get("run_experiments", []))
     latest = runs[0] if runs else None
     headline = (f"Latest run {_e(latest['run_id'])}: <b>{_e(latest['status'])}</b>"
                 + (f" in {_e(latest['failed_stage'])}" if latest.get("failed_stage") else "")
@@ -123,6 +153,7 @@ The gate compares today's hybrid with the published run's configuration on today
 <h2>Duration per stage</h2>{_stacked_bars(runs, stages)}
 <h2>nDCG per model, run by run (oldest = 1)</h2>
 {line_chart(curves, "ndcg-by-run", "run (oldest = 1)", "nDCG (users with history)") if curves else "<p>No metrics yet.</p>"}
+<h2>Experiments</h2>{experiments}
 <h2>Rejected rows by reason (last 10 runs)</h2>
 {"<table id='rejects'><tr><th>run</th><th>table</th><th>reason</th><th>rows</th></tr>" + "".join(reject_rows)
  + "</table>" if reject_rows else "<p id='rejects'>No rows rejected.</p>"}

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from python_jobs.config import Settings
 
 PREFIX = "history/"
-TABLES = ("runs", "run_stages", "run_rejects", "run_checkpoints", "run_metrics")
+TABLES = ("runs", "run_stages", "run_rejects", "run_checkpoints", "run_metrics", "run_experiments")
 
 
 def rows(summary: dict) -> dict[str, list[dict]]:
@@ -63,8 +63,9 @@ def rows(summary: dict) -> dict[str, list[dict]]:
     for model, segments in (evaluation.get("segments") or {}).items():
         metrics += [{"run_id": run_id, "model": model, "segment": segment, "metric": m, "value": float(v)}
                     for segment, values in segments.items() for m, v in values.items() if isinstance(v, (int, float))]
+    experiments = [{"run_id": run_id, **row} for row in summary.get("experiment_results", [])]
     return {"runs": [run], "run_stages": stages, "run_rejects": rejects, "run_checkpoints": checkpoints,
-            "run_metrics": metrics}
+            "run_metrics": metrics, "run_experiments": experiments}
 
 
 def record(settings: Settings, summary: dict) -> int:
