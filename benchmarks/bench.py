@@ -12,6 +12,11 @@ them) and the run's ALS parameters: the pipeline's ALS fit and the top 10 of eve
 on each engine (`local`: implicit in this process; `spark`: Spark MLlib), beside the library `implicit`
 called directly, with its own top-N, doing the same work with the same rank, regularisation, alpha and
 iterations (lists leave out what each user bid on, in both).
+
+Then every user's lists on each ranking engine from the same fitted models and blend: in process, and on
+Spark (`mapInPandas` over blocks of users; local mode, or the cluster's executors with `--cluster`), in
+seconds and list rows. `--ranking-only local spark` does only that, on a generated marketplace in this
+process, without the pipeline or the stack (`--users 100000 --ranking-only spark`).
 """
 
 from __future__ import annotations
@@ -100,7 +105,7 @@ def pipeline(users: int, cluster: bool, state: Path) -> dict:
     print("\n".join(stage_table(summary, wall)))
     engines = summary.get("engine", {})
     print("\nEngines: " + "; ".join(f"{step} {engines[step]} ({engines.get(step + '_reason', '')})"
-                                     for step in ("als", "tables", "gates", "publish") if step in engines))
+                                     for step in ("als", "ranking", "tables", "gates", "publish") if step in engines))
     print("\nPeak resident memory, MB: " + ", ".join(f"{kind} {mb:,}" for kind, mb in peaks.items()))
     tuning = summary.get("evaluation", {}).get("tuning_source")
     metrics = summary.get("evaluation", {}).get("metrics", {})
@@ -170,6 +175,85 @@ def als_side_by_side(state: Path, params: dict, n: int = 10) -> None:
         print(f"| {label} | {fit:.2f} | {top:.2f} | {fit + top:.2f} | {(fit + top) / reference:.1f}x |")
 
 
+def ranking_side_by_side(spark, data, names, params, weights: dict, n: int, engines=("local", "spark")) -> None:
+    """Every user's lists from the same fitted models on each ranking engine: in process (`block_lists` over
+    everyone) and on Spark (`mapInPandas` over blocks of users, the lists counted on the executors where they
+    were ranked, as the train stage writes them from there)."""
+    import pickle
+
+    import numpy as np
+
+    from python_jobs import models as registry
+    from python_jobs.models.lists import block_lists, make_ranker
+    from python_jobs.models.rank_spark import ranked_on_spark, shippable
+
+    components = [m.fit(data) for m in registry.build(names, params, spark)]
+    began = time.time()
+    ranker = make_ranker(data, components, weights, params.min_bids_for_als, n, params.candidates)
+    prepared = time.time() - began
+    rows = []
+    if "local" in engines:
+        began = time.time()
+        served, own = block_lists(ranker, np.arange(data.n_users))
+        rows.append(("local (in process, one block)", time.time() - began, len(served) + len(own)))
+    for when in ("first: the session's Python workers start", "again: a new broadcast, the workers warm"):
+        if "spark" not in engines:
+            break
+        began = time.time()
+        with ranked_on_spark(spark, ranker) as lists:
+            count = lists.count()
+        rows.append((f"spark ({spark.sparkContext.master}, mapInPandas), {when}", time.time() - began, count))
+    bundle = len(pickle.dumps(shippable(ranker), protocol=pickle.HIGHEST_PROTOCOL))
+    print(f"\n## Ranking every user's lists: {data.n_users:,} users, {len(ranker.open_items):,} open listings, "
+          f"{params.candidates} candidates, models {', '.join(names)}; neighbour lists built in {prepared:.1f} s; "
+          f"broadcast bundle {bundle / 2**20:,.1f} MiB\n")
+    print("| ranking engine | seconds | list rows (served + each model's own) | rows/s |")
+    print("| --- | ---: | ---: | ---: |")
+    for label, seconds, count in rows:
+        print(f"| {label} | {seconds:.1f} | {count:,} | {count / max(seconds, 1e-9):,.0f} |")
+
+
+def pipeline_ranking(state: Path, summary: dict) -> None:
+    """`ranking_side_by_side` on the run's marts (as of now), with the run's parameters, models and blend."""
+    os.environ.update(_env(state))
+    from python_jobs.stack import services
+    from python_jobs.config import Settings
+    from python_jobs.models import TrainParams
+    from python_jobs.stack.spark import get_spark
+    from python_jobs.models.train import load_marts
+
+    settings = Settings.from_env()
+    services.ready(settings)
+    spark = get_spark(settings)
+    evaluation = summary["evaluation"]
+    params = TrainParams(**evaluation["params"])
+    data = load_marts(spark, params, time.time(), settings.use_events)[0]
+    ranking_side_by_side(spark, data, evaluation["models"], params, evaluation["blend"]["weights"], evaluation["k"])
+    spark.stop()
+
+
+def replay_ranking(users: int, seed: int, engines) -> None:
+    """`ranking_side_by_side` on a generated marketplace in this process (no stack, Spark in local mode without
+    a catalog), with the daily models and equal weights: ranking alone, at scales the pipeline takes minutes
+    to reach."""
+    from dataclasses import replace
+
+    from python_jobs.config import DAILY_MODELS, Settings
+    from python_jobs.ingest.generate import generate
+    from python_jobs.models import TrainParams
+    from python_jobs.models.data import from_marketplace
+    from python_jobs.stack.spark import get_spark
+
+    params = TrainParams(seed=seed)
+    began = time.time()
+    data = from_marketplace(generate(users, seed), params.count_weight, params.amount_weight, params.half_life_days)[0]
+    data = replace(data, items=data.items.assign(is_open=data.items["ends_at"] > data.as_of))
+    print(f"generated {users:,} users in {time.time() - began:.1f} s")
+    spark = get_spark(Settings.from_env(), catalog=False)
+    ranking_side_by_side(spark, data, DAILY_MODELS, params, {}, 10, engines)
+    spark.stop()
+
+
 def _version(package: str) -> str:
     from importlib.metadata import version
 
@@ -181,11 +265,20 @@ def main() -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[1000])
     parser.add_argument("--cluster", action="store_true", help="run the stages on the local Spark cluster")
     parser.add_argument("--no-als", action="store_true", help="skip the ALS side-by-side comparison")
+    parser.add_argument("--no-ranking", action="store_true", help="skip the ranking engines side by side")
+    parser.add_argument("--ranking-only", nargs="+", choices=("local", "spark"), metavar="ENGINE",
+                        help="only rank a generated marketplace's users on these engines (no pipeline, no stack)")
     args = parser.parse_args()
+    if args.ranking_only:
+        for users in args.users:
+            replay_ranking(users, 3, args.ranking_only)
+        return
     state = Path(os.environ.get("ENCORE_STATE_DIR", "/tmp/encore-bench-state"))
     try:
         for users in args.users:
             summary = pipeline(users, args.cluster, state)
+            if not args.no_ranking:
+                pipeline_ranking(state, summary)
             if not args.no_als:
                 als_side_by_side(state, summary["evaluation"]["params"])
     finally:

@@ -262,8 +262,13 @@ def train(ctx: StageContext) -> dict:
     ctx.summary["report_s3"] = upload_tree(settings, ctx.summary["report"], f"runs/{ctx.run_id}/report.html")
     evaluated = time.time() - began
     list_rows = data.n_users * settings.top_n * (len(settings.models) + 1)
+    ranking, because = engine.for_ranking(settings.train_engine, data.n_users, len(settings.models), settings.top_n,
+                                          evaluation.params.candidates)
+    ctx.summary["engine"].update(ranking=ranking, ranking_reason=because)
+    ctx.log(f"[{ctx.run_id}]   ranking engine: {ranking} ({because})")
     result = run_training(spark, settings, ctx.run_id, settings.top_n, data, listings, users, settings.models,
-                          evaluation.params, evaluation.blend["weights"], _frame_engine(ctx, "tables", list_rows))
+                          evaluation.params, evaluation.blend["weights"], _frame_engine(ctx, "tables", list_rows),
+                          ranking)
     return {"interactions": size["interactions"], "evaluate_seconds": round(evaluated, 1),
             "fit_seconds": round(time.time() - began - evaluated, 1),
             **{m: round(v["ndcg"], 4) for m, v in evaluation.metrics.items()},

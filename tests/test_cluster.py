@@ -124,9 +124,9 @@ def cluster_run(spark_cluster):
 def test_the_cluster_run_took_every_steps_spark_engine(cluster_run):
     summary, _ = cluster_run
     engines = summary["engine"]
-    assert {step: engines[step] for step in ("als", "tables", "gates", "publish")} == dict.fromkeys(
-        ("als", "tables", "gates", "publish"), "spark")
-    assert engines["als_reason"] == "ENCORE_TRAIN_ENGINE=spark"
+    steps = ("als", "ranking", "tables", "gates", "publish")
+    assert {step: engines[step] for step in steps} == dict.fromkeys(steps, "spark")
+    assert engines["als_reason"] == engines["ranking_reason"] == "ENCORE_TRAIN_ENGINE=spark"
     assert {c["engine"] for c in summary["checkpoints"]} == {"spark"}
 
 
@@ -152,6 +152,10 @@ def test_cluster_run_publishes_what_the_local_run_would(cluster_run, spark_clust
     for row in users.values():
         assert len({item["listing_id"] for item in row["recommendations"]}) == spark_cluster.top_n
     assert all(c["success"] for c in manifest["checkpoints"])
+    # ranked by the cluster's executors (mapInPandas over blocks of users), every row written by Spark and counted
+    train = next(step for step in summary["steps"] if step["stage"] == "train")
+    assert train["rows"]["recommendations"] == USERS * spark_cluster.top_n
+    assert sum(train["rows"]["list_sources"].values()) == USERS
 
 
 def _dbt_over_thrift(settings, args: list[str]) -> subprocess.CompletedProcess:

@@ -70,3 +70,56 @@ def test_lists_are_open_unseen_and_labelled_by_source():
     # similar listings from item_knn: 10 and 11 were bid on together, never a listing with itself
     assert similar[similar["listing_id"] == 10]["similar_listing_id"].tolist() == [11]
     assert (similar["listing_id"] != similar["similar_listing_id"]).all()
+
+
+def _replay(users: int, seed: int):
+    """A generated marketplace's training set with the open listings marked, and every daily model fitted on it."""
+    from dataclasses import replace
+
+    from python_jobs import models as registry
+    from python_jobs.config import DAILY_MODELS
+    from python_jobs.ingest.generate import generate
+    from python_jobs.models.data import from_marketplace
+
+    params = TrainParams(seed=seed)
+    data = from_marketplace(generate(users, seed), params.count_weight, params.amount_weight, params.half_life_days)[0]
+    data = replace(data, items=data.items.assign(is_open=data.items["ends_at"] > data.as_of))
+    return data, [m.fit(data) for m in registry.build(DAILY_MODELS, params)]
+
+
+def _sorted(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    return frame[columns].sort_values([c for c in columns if c != "score"]).reset_index(drop=True)
+
+
+def test_lists_ranked_on_spark_in_blocks_of_users_are_the_lists_ranked_in_process(spark):
+    """The Spark engine's tasks each rank a block of users with the in-process engine's function, from one
+    broadcast of the fitted models: every user's served list and each model's own come out the same."""
+    from python_jobs.models.lists import OWN_COLUMNS, SERVED_COLUMNS, block_lists, make_ranker
+    from python_jobs.models.rank_spark import ranked_on_spark
+
+    data, components = _replay(300, 7)
+    weights = {seg: {"als": 1.0, "taste": 0.5, "item_knn": 1.0, "ease": 0.25, "content": 0.25, "popularity": 0.5}
+               for seg in ("new", "light", "heavy")}
+    ranker = make_ranker(data, components, weights, heavy_from=3, n=10, candidates=100)
+    served, own = block_lists(ranker, np.arange(data.n_users))
+    with ranked_on_spark(spark, ranker, tasks=3) as lists:
+        ranked = lists.toPandas()
+    assert ranked["uid"].nunique() == served["uid"].nunique() > 250
+    on_spark = ranked[ranked["model"].isna()]
+    assert len(on_spark) == len(served) and len(ranked) - len(on_spark) == len(own)
+    for local, remote, columns in ((served, on_spark, SERVED_COLUMNS), (own, ranked[ranked["model"].notna()], OWN_COLUMNS)):
+        local, remote = _sorted(local, columns), _sorted(remote, columns)
+        exact = [c for c in columns if c != "score"]
+        pd.testing.assert_frame_equal(local[exact].astype(str), remote[exact].astype(str))
+        assert np.allclose(local["score"], remote["score"], rtol=1e-5)
+    assert set(own["model"]) == {m.name for m in components}
+
+
+def test_ranking_leaves_the_driver_when_every_users_lists_would_take_a_quarter_of_its_memory():
+    from python_jobs.models import engine
+
+    gib = 2**30
+    assert engine.for_ranking("auto", 100_000, 6, 10, 300, memory=24 * gib)[0] == "local"
+    chosen, why = engine.for_ranking("auto", 1_000_000, 6, 10, 300, memory=24 * gib)
+    assert chosen == "spark" and why.startswith("lists of 1,000,000 users by 6 models need"), why
+    assert engine.for_ranking("spark", 10, 6, 10, 300) == ("spark", "ENCORE_TRAIN_ENGINE=spark")

@@ -1,7 +1,9 @@
 """Which engine fits the data: this process (`local`) or Spark (`spark`).
 
-Each step that has both: ALS's fit (`ENCORE_TRAIN_ENGINE`; every other model
-already runs in the driver's process on the `TrainingSet`), and the Great
+Each step that has both: ALS's fit and the ranking of every user's lists
+(`ENCORE_TRAIN_ENGINE`; each decided on its own footprint: every model is
+fitted in the driver's process on the `TrainingSet`, ALS's fit excepted, and
+ranking on Spark runs the same model code in tasks over blocks of users), and the Great
 Expectations gates and the publish stage's serialisation (`ENCORE_FRAME_ENGINE`:
 pandas frames in process, or Spark frames and Spark's writers). `local`
 and `spark` force one; `auto` (the default) works in process when what the
@@ -29,6 +31,14 @@ def als_footprint(interactions: int, users: int, items: int, rank: int) -> int:
     return interactions * 2 * (4 + 4 + 4) + (users + items) * rank * 4 * 3
 
 
+def ranking_footprint(users: int, models: int, n: int, candidates: int, users_at_once: int = 20_000) -> int:
+    """Bytes ranking every user in process holds beyond the training set: the pool of one part of the users
+    (each model's raw and scaled float32 score of every candidate) and every user's lists as pandas rows (the
+    served list and each model's own, 7 columns)."""
+    pool = min(users, users_at_once) * candidates * (models + 1) * 4 * 2
+    return pool + users * n * (models + 1) * 7 * FRAME_CELL_BYTES
+
+
 def choose(setting: str, variable: str, need: int, what: str, memory: int | None = None) -> tuple[str, str]:
     """(engine, why) for a step whose in-process form holds `need` bytes (`what` says of what)."""
     if setting in ("local", "spark"):
@@ -51,3 +61,10 @@ def for_frames(setting: str, rows: int, columns: int, memory: int | None = None)
     """(engine, why) for handling frames of at most `rows` x `columns` in pandas."""
     return choose(setting, "ENCORE_FRAME_ENGINE", rows * columns * FRAME_CELL_BYTES,
                   f"frames of up to {rows:,} rows x {columns} columns", memory)
+
+
+def for_ranking(setting: str, users: int, models: int, n: int, candidates: int,
+                memory: int | None = None) -> tuple[str, str]:
+    """(engine, why) for ranking `users`' lists of `n` by `models` models over `candidates` each."""
+    return choose(setting, "ENCORE_TRAIN_ENGINE", ranking_footprint(users, models, n, candidates),
+                  f"lists of {users:,} users by {models} models", memory)

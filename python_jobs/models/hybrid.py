@@ -115,9 +115,13 @@ class Hybrid:
         """Each user's candidates among `items`; ALS's factors are a retriever when ALS is a fitted component,
         and the co-bid neighbour lists are built once per training set and listings."""
         als = next((m for m in self.components if m.name == "als" and hasattr(m, "user_factors_")), None)
-        neighbours = for_candidates(self, data, items, lambda: neighbour_matrix(data, items))
-        return retrieve(data, users, items, max(1, self.candidates), neighbours=neighbours,
+        return retrieve(data, users, items, max(1, self.candidates), neighbours=self.neighbours(data, items),
                         factors=(als.user_factors_, als.item_factors_) if als is not None else None)
+
+    def neighbours(self, data: TrainingSet, items: np.ndarray):
+        """The co-bid neighbour lists among `items`, built once per training set and listings (and kept with
+        the blend, so a copy of it shipped to Spark's workers carries them)."""
+        return for_candidates(self, data, items, lambda: neighbour_matrix(data, items))
 
     def pool(self, data: TrainingSet, users: np.ndarray, items: np.ndarray, own: int = 0) -> Pool:
         found = self.retrieve(data, np.asarray(users, np.int64), np.asarray(items, np.int64))

@@ -22,7 +22,8 @@ from pyspark.sql import functions as F
 from python_jobs import models as registry
 from python_jobs.models.base import SCORE_CELLS, best_n
 from python_jobs.models.data import TrainingSet, build
-from python_jobs.models.hybrid import CANDIDATES, Hybrid
+from python_jobs.models.lists import Ranker, block_lists, make_ranker
+from python_jobs.models.retrieve import CANDIDATES
 
 SIMILAR_FROM = ("item_knn", "als", "content")
 
@@ -72,39 +73,22 @@ def load_marts(spark: SparkSession, params: registry.TrainParams, as_of: float, 
     return build(interactions, users, listings, interests, as_of, params.half_life_days), interactions, listings, users
 
 
-def _rows(data: TrainingSet, users: np.ndarray, chosen: np.ndarray, scores: np.ndarray, sources) -> pd.DataFrame:
-    n = chosen.shape[1]
-    frame = pd.DataFrame({
-        "uid": np.repeat(data.user_ids[users], n), "rank": np.tile(np.arange(1, n + 1), len(users)),
-        "item": chosen.ravel(), "score": scores.ravel().astype(np.float64),
-        "source": np.asarray(sources).ravel() if np.ndim(sources) else sources})
-    frame = frame[frame["item"] >= 0]
-    frame["listing_id"] = data.item_ids[frame.pop("item").to_numpy()]
-    return frame[["uid", "rank", "listing_id", "score", "source"]]
-
-
 def build_lists(data: TrainingSet, components: list, weights: dict, heavy_from: int, n: int,
                 candidates: int = CANDIDATES):
-    """(served hybrid rows, each model's own rows, similar-listing rows): each user's `candidates` among the open
-    listings, ranked by the blend and by each model."""
-    open_items = np.flatnonzero(data.items["is_open"].fillna(False).to_numpy(bool))
-    everyone = np.arange(data.n_users)
-    hybrid = Hybrid(components, weights, heavy_from=heavy_from, candidates=candidates)
-    chosen, scores, sources, by_model = hybrid.ranked_with_own(data, everyone, open_items, n)
-    served = _rows(data, everyone, chosen, scores, sources)
-    kinds = served.groupby("uid")["source"].nunique()
-    single = served.groupby("uid")["source"].first()
-    served["list_source"] = served["uid"].map(single.where(kinds == 1, "hybrid"))
-    own = []
-    for model in components:
-        covered = model.covers(everyone)
-        chosen, scores = by_model[model.name]
-        own.append(_rows(data, everyone[covered], chosen[covered], scores[covered], model.name).assign(model=model.name))
-    similar = pd.DataFrame(columns=["listing_id", "rank", "similar_listing_id", "score"])
+    """(served hybrid rows, each model's own rows, similar-listing rows) in this process: every user as one block
+    of `lists.block_lists`, among the open listings."""
+    ranker = make_ranker(data, components, weights, heavy_from, n, candidates)
+    served, own = block_lists(ranker, np.arange(data.n_users))
+    return served, own, similar_for(ranker, components)
+
+
+def similar_for(ranker: Ranker, components: list) -> pd.DataFrame:
+    """Similar listings from the first of SIMILAR_FROM that runs; per listing, so on the driver on either
+    ranking engine."""
     source = next((m for name in SIMILAR_FROM for m in components if m.name == name), None)
-    if source is not None and len(open_items):
-        similar = similar_listings(source, data, open_items, n)
-    return served, pd.concat(own, ignore_index=True), similar
+    if source is None or not len(ranker.open_items):
+        return pd.DataFrame(columns=["listing_id", "rank", "similar_listing_id", "score"])
+    return similar_listings(source, ranker.data, ranker.open_items, ranker.n)
 
 
 def similar_listings(model, data: TrainingSet, open_items: np.ndarray, n: int) -> pd.DataFrame:
@@ -137,39 +121,57 @@ RUN_TABLES = {"recommendations": LIST_SCHEMA, "model_recommendations": MODEL_LIS
 
 def run_training(spark: SparkSession, settings, run_id: str, n: int, data: TrainingSet,
                  listings: pd.DataFrame, users: pd.DataFrame, names, params: registry.TrainParams,
-                 weights: dict, engine: str = "local") -> dict:
+                 weights: dict, engine: str = "local", ranking: str = "local") -> dict:
     """Fit on all interactions; write this run's recs.recommendations (served), recs.model_recommendations
     (each model's own list), recs.similar_listings and recs.listing_details (every listed listing's details as
-    this run saw them, so publish never reads a mart the data team may be rebuilding), on `engine`."""
+    this run saw them, so publish never reads a mart the data team may be rebuilding), on `engine`. `ranking`
+    says where the users' lists are ranked: in this process, or on Spark (`rank_spark`, written by Spark)."""
+    from python_jobs.infra.s3 import s3_client
     from python_jobs.runs import run_tables
     from python_jobs.runs.run_tables import DETAILS
+    from python_jobs.runs.table_folders import clear_orphans
 
     components = registry.build(names, params, spark)
     for model in components:
         model.fit(data)
-    served, own, similar = build_lists(data, components, weights, params.min_bids_for_als, n, params.candidates)
+    ranker = make_ranker(data, components, weights, params.min_bids_for_als, n, params.candidates)
+    similar = similar_for(ranker, components)
     details = listings[["listing_id", *DETAILS]].assign(ends_at=lambda f: pd.to_datetime(f["ends_at"], unit="s", utc=True))
-    recs = served[["uid", "rank", "listing_id", "score", "source", "list_source"]].merge(
-        users[["uid", "user_name"]], on="uid").merge(details, on="listing_id")
-    types = {"uid": "int32", "listing_id": "int32", "rank": "int32"}
-    from python_jobs.infra.s3 import s3_client
-    from python_jobs.runs.table_folders import clear_orphans
-
     spark.sql(f"create database if not exists recs location 's3a://{settings.lake_bucket}/warehouse/recs.db'")
     clear_orphans(spark, s3_client(settings), "recs")
-    run_tables.save(spark, settings, "recommendations", run_id, recs.astype(types), LIST_SCHEMA, engine)
-    # each model's own lists: ids and scores only (5-6x the served rows); publish adds the listings' details
-    run_tables.save(spark, settings, "model_recommendations", run_id, own.astype(types), MODEL_LIST_SCHEMA, engine)
+    if ranking == "spark":
+        from python_jobs.models.rank_spark import ranked_on_spark, save_lists
+
+        with ranked_on_spark(spark, ranker) as lists:
+            written = save_lists(spark, settings, run_id, lists, users, details)
+    else:
+        served, own = block_lists(ranker, np.arange(data.n_users))
+        written = _save_lists(spark, settings, run_id, served, own, users, details, engine)
     run_tables.save(spark, settings, "similar_listings", run_id,
                     similar.astype({"listing_id": "int32", "rank": "int32", "similar_listing_id": "int32",
                                     "score": "float64"}), SIMILAR_SCHEMA, engine)
-    listed = pd.concat([served["listing_id"], own["listing_id"], similar["listing_id"], similar["similar_listing_id"]])
+    listed = np.union1d(written["listed"], pd.concat([similar["listing_id"], similar["similar_listing_id"]]))
     run_tables.save(spark, settings, "listing_details", run_id,
-                    details[details["listing_id"].isin(listed.unique())].astype({"listing_id": "int32"}),
+                    details[details["listing_id"].isin(listed)].astype({"listing_id": "int32"}),
                     DETAILS_SCHEMA, engine)
-    lists = served.drop_duplicates("uid")
-    return {"recommendations": len(served), "model_recommendations": len(own), "similar_listings": len(similar),
-            "params": params.to_dict(),
+    return {"recommendations": written["recommendations"], "model_recommendations": written["model_recommendations"],
+            "similar_listings": len(similar), "params": params.to_dict(),
             # users per model that served their list, and the share of open listings in anyone's list
-            "list_sources": {str(k): int(v) for k, v in lists["list_source"].value_counts().items()},
-            "catalog_coverage": round(served["listing_id"].nunique() / max(int(listings["is_open"].sum()), 1), 4)}
+            "list_sources": {str(k): int(v) for k, v in written["list_sources"].items()},
+            "catalog_coverage": round(written["served_listings"] / max(int(listings["is_open"].sum()), 1), 4)}
+
+
+def _save_lists(spark, settings, run_id: str, served: pd.DataFrame, own: pd.DataFrame, users: pd.DataFrame,
+                details: pd.DataFrame, engine: str) -> dict:
+    """`rank_spark.save_lists` for lists ranked in this process, written on `engine`."""
+    from python_jobs.runs import run_tables
+
+    recs = served.merge(users[["uid", "user_name"]], on="uid").merge(details, on="listing_id")
+    types = {"uid": "int32", "listing_id": "int32", "rank": "int32"}
+    run_tables.save(spark, settings, "recommendations", run_id, recs.astype(types), LIST_SCHEMA, engine)
+    # each model's own lists: ids and scores only (5-6x the served rows); publish adds the listings' details
+    run_tables.save(spark, settings, "model_recommendations", run_id, own.astype(types), MODEL_LIST_SCHEMA, engine)
+    return {"recommendations": len(served), "model_recommendations": len(own),
+            "list_sources": served.drop_duplicates("uid")["list_source"].value_counts().to_dict(),
+            "served_listings": served["listing_id"].nunique(),
+            "listed": pd.concat([served["listing_id"], own["listing_id"]]).unique()}

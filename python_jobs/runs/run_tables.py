@@ -43,13 +43,16 @@ def _location(spark, table: str) -> tuple[str, str]:
     return s3_location(next(r.data_type for r in rows if r.col_name == "Location"), f"recs.{table}")
 
 
-def save(spark, settings, table: str, run_id: str, frame: pd.DataFrame, schema: str, engine: str) -> None:
-    """Write `frame` (columns as in the Spark DDL `schema`) as this run's partition of `recs.<table>`."""
+def save(spark, settings, table: str, run_id: str, frame, schema: str, engine: str) -> None:
+    """Write `frame` (columns as in the Spark DDL `schema`) as this run's partition of `recs.<table>`: a pandas
+    frame on either engine, or a Spark DataFrame (rows that never were in this process) on `spark`."""
     _ensure_table(spark, table, schema)
     if engine == "spark":
         from pyspark.sql import functions as F
 
-        out = spark.createDataFrame(frame, schema).withColumn("run_id", F.lit(run_id))
+        if isinstance(frame, pd.DataFrame):
+            frame = spark.createDataFrame(frame, schema)
+        out = frame.select(*[F.col(c).cast(t) for c, t in columns(schema)]).withColumn("run_id", F.lit(run_id))
         out.select(*spark.table(f"recs.{table}").columns).write.insertInto(f"recs.{table}", overwrite=True)
         return
     import pyarrow as pa

@@ -143,3 +143,25 @@ def get_spark(settings: Settings, catalog: bool = True):
     # ALS truncates its lineage here every 10 iterations (deep lineage overflows the stack otherwise)
     spark.sparkContext.setCheckpointDir(os.environ.get("ENCORE_CHECKPOINT_DIR") or str(settings.state_dir / "checkpoints"))
     return spark
+
+
+def ship_package(spark) -> None:
+    """The driver's own python_jobs on every Python worker's path, once per SparkContext: a Python function run
+    by Spark's tasks (`mapInPandas`) imports the code the driver runs, not whichever copy the executors' Python
+    would find (a developer's worktree is not the installed one; EMR's nodes have the wheel)."""
+    import tempfile
+    import zipfile
+
+    import python_jobs
+
+    context = spark.sparkContext
+    if getattr(context, "_encore_package_shipped", False):
+        return
+    root = Path(python_jobs.__file__).parent
+    folder = Path(tempfile.mkdtemp(prefix="encore-py-"))
+    archive = folder / "python_jobs.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        for path in sorted(root.rglob("*.py")):
+            out.write(path, str(path.relative_to(root.parent)))
+    context.addPyFile(str(archive))
+    context._encore_package_shipped = True
