@@ -278,9 +278,11 @@ def train(ctx: StageContext) -> dict:
 
 
 def validate_outputs(ctx: StageContext) -> dict:
+    from python_jobs.models.rules import load_rules
     from python_jobs.quality.validate import output_frames
 
-    return _checkpoints(ctx, "output", output_frames(ctx.spark, ctx.run_id), _gate_parameters(ctx))
+    return _checkpoints(ctx, "output", output_frames(ctx.spark, ctx.run_id),
+                        {**_gate_parameters(ctx), **load_rules().gate_parameters()})
 
 
 def publish(ctx: StageContext) -> dict:

@@ -1,6 +1,7 @@
 """The whole pipeline on the embedded services, asserting on what was published."""
 
 import json
+import shutil
 import urllib.request
 
 import psycopg2
@@ -163,6 +164,38 @@ def test_each_models_own_list_is_published_for_comparison(published):
             assert {item["source"] for item in row["recommendations"]} == {model}
     assert manifest["row_counts"]["model_lists"] == sum(len(rows) for rows in lists.values())
     assert set(lists) == set(json.loads(open(summary["summary_path"]).read())["evaluation"]["models"])
+
+
+def test_a_list_breaking_the_marketplaces_rules_is_stopped_at_the_output_gate(published, stack, spark):
+    """A planted violation (a user shown their own listing) fails the output gate, which runs before publish."""
+    from python_jobs.models.rules import load_rules
+    from python_jobs.models.train import LIST_SCHEMA
+    from python_jobs.quality.validate import output_frames, run_checkpoints
+    from python_jobs.runs import run_tables
+    from python_jobs.runs.run_tables import columns
+
+    summary = published[0]
+    names = [c for c, _ in columns(LIST_SCHEMA)]
+    rows = run_tables.read(spark, stack, "recommendations", summary["run_id"], names, "local")
+    sellers = spark.table("marts.dim_listings").select("listing_id", "seller_uid").toPandas()
+    listed = rows.merge(sellers, on="listing_id")
+    seller_row = listed[listed["seller_uid"].isin(rows["uid"]) & ~listed["listing_id"].isin(
+        rows[rows["uid"].isin(listed["seller_uid"])]["listing_id"])].iloc[0]
+    victim = (rows["uid"] == seller_row["seller_uid"]) & (rows["rank"] == 1)
+    assert victim.sum() == 1
+    planted = rows.copy()
+    planted.loc[victim, "listing_id"] = seller_row["listing_id"]
+    run_tables.save(spark, stack, "recommendations", "20991231T000000Z-rules1", planted, LIST_SCHEMA, "local")
+    parameters = {"top_n": stack.top_n, **load_rules().gate_parameters()}
+    project = stack.state_dir / "gx-rules"
+    shutil.copytree(stack.project_dir / "expectations", project, ignore=shutil.ignore_patterns("uncommitted"))
+    frames = {"outputs__recommendations": output_frames(spark, "20991231T000000Z-rules1")["outputs__recommendations"]}
+    results, _ = run_checkpoints(project, frames, parameters)
+    assert [r.success for r in results] == [False]
+    assert any("own_listing" in failed for failed in results[0].failed), results[0].failed
+    clean, _ = run_checkpoints(project, {"outputs__recommendations": output_frames(
+        spark, summary["run_id"])["outputs__recommendations"]}, parameters)
+    assert [r.success for r in clean] == [True]
 
 
 def test_dirty_data_stops_at_the_input_gate_and_latest_stays(published, stack):

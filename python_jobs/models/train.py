@@ -23,6 +23,7 @@ from python_jobs import models as registry
 from python_jobs.models.base import SCORE_CELLS, best_n
 from python_jobs.models.data import TrainingSet, build
 from python_jobs.models.lists import Ranker, block_lists, make_ranker
+from python_jobs.models.rules import load_rules
 from python_jobs.models.retrieve import CANDIDATES
 
 SIMILAR_FROM = ("item_knn", "als", "content")
@@ -66,7 +67,7 @@ def load_marts(spark: SparkSession, params: registry.TrainParams, as_of: float, 
             interactions = pd.concat([interactions, events.astype(interactions.dtypes.to_dict())], ignore_index=True)
     listings = spark.table("marts.dim_listings").select(
         F.col("listing_id").cast("long"), "product", "category", "sub_category", "listing_amount",
-        _epoch("listed_at"), _epoch("ends_at"), "is_open").toPandas()
+        _epoch("listed_at"), _epoch("ends_at"), "is_open", F.col("seller_uid").cast("long")).toPandas()
     users = spark.table("marts.dim_users").select(F.col("uid").cast("long"), "user_name").toPandas()
     interests = spark.table("marts.dim_user_interests").select(
         F.col("uid").cast("long"), "category", "sub_category").toPandas()
@@ -134,7 +135,7 @@ def run_training(spark: SparkSession, settings, run_id: str, n: int, data: Train
     components = registry.build(names, params, spark)
     for model in components:
         model.fit(data)
-    ranker = make_ranker(data, components, weights, params.min_bids_for_als, n, params.candidates)
+    ranker = make_ranker(data, components, weights, params.min_bids_for_als, n, params.candidates, load_rules())
     similar = similar_for(ranker, components)
     details = listings[["listing_id", *DETAILS]].assign(ends_at=lambda f: pd.to_datetime(f["ends_at"], unit="s", utc=True))
     spark.sql(f"create database if not exists recs location 's3a://{settings.lake_bucket}/warehouse/recs.db'")

@@ -87,6 +87,12 @@ def suite_definitions() -> dict[str, list]:
             gxe.ExpectColumnValuesToBeInSet(column="list_source", value_set=[*MODELS, "hybrid"]),
             gxe.ExpectColumnValuesToBeInSet(column="already_bid", value_set=[False]),
             gxe.ExpectColumnValuesToBeInSet(column="is_open", value_set=[True]),
+            # the marketplace's rules (seeds/list_rules.csv, python_jobs/models/rules.py)
+            gxe.ExpectColumnValuesToBeInSet(column="own_listing", value_set=[False]),
+            gxe.ExpectColumnValuesToNotBeInSet(column="seller_uid", value_set=_p("suspended_sellers")),
+            gxe.ExpectColumnValuesToBeBetween(column="of_seller", max_value=_p("max_per_seller")),
+            gxe.ExpectColumnValuesToBeBetween(column="listing_amount", min_value=_p("min_listing_amount"),
+                                              max_value=_p("max_listing_amount")),
         ],
         "outputs__user_coverage": [
             gxe.ExpectTableRowCountToBeBetween(min_value=1),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 from pyspark.sql import DataFrame
+from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from python_jobs.errors import GateFailed
@@ -107,7 +108,8 @@ def input_frames(spark, reconciliation: list[dict]) -> dict:
 def output_frames(spark, run_id: str) -> dict[str, DataFrame]:
     recs = spark.table("recs.recommendations").where(F.col("run_id") == run_id)
     seen = spark.table("marts.fct_user_item_interactions").select("uid", "listing_id", F.lit(True).alias("bid"))
-    listings = spark.table("marts.dim_listings").select("listing_id", "is_open")
+    listings = spark.table("marts.dim_listings").select("listing_id", "is_open", "seller_uid")
+    per_seller = Window.partitionBy("uid", "seller_uid")
     checked = (
         recs.join(seen, ["uid", "listing_id"], "left")
         .join(listings, "listing_id", "left")
@@ -115,6 +117,11 @@ def output_frames(spark, run_id: str) -> dict[str, DataFrame]:
             "uid", "listing_id", "rank", "score", "source", "list_source",
             F.coalesce("bid", F.lit(False)).alias("already_bid"),
             F.coalesce("is_open", F.lit(False)).alias("is_open"),
+            # the marketplace's rules (models/rules.py): never the user's own, a cap per seller, the price band
+            F.coalesce(F.col("seller_uid") == F.col("uid"), F.lit(False)).alias("own_listing"),
+            F.coalesce("seller_uid", F.lit(-1)).alias("seller_uid"),
+            F.when(F.col("seller_uid").isNull(), 0).otherwise(F.count("*").over(per_seller)).alias("of_seller"),
+            "listing_amount",
             (~F.isnan("score") & F.col("score").isNotNull() & (F.abs("score") < float("inf"))).alias("score_is_finite"),
         )
     )
