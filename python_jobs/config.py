@@ -174,6 +174,7 @@ class Settings:
     lake_bucket: str = "encore-lake"
     publish_bucket: str = "encore-publish"
     top_n: int = 10
+    explore_slots: int = 1  # of each served list, for listings few have seen (models/lists.py)
     url_expiry_seconds: int = 86400
     keep_runs: int = 5
     seed: int = 42
@@ -258,6 +259,7 @@ class Settings:
             lake_bucket=check_bucket("ENCORE_LAKE_BUCKET", env.get("ENCORE_LAKE_BUCKET") or "encore-lake"),
             publish_bucket=check_bucket("ENCORE_PUBLISH_BUCKET", env.get("ENCORE_PUBLISH_BUCKET") or "encore-publish"),
             top_n=_int("ENCORE_TOP_N", 10, 1, 1000),
+            explore_slots=_int("ENCORE_EXPLORE_SLOTS", 1, 0, 1000),
             url_expiry_seconds=expiry,
             keep_runs=_int("ENCORE_KEEP_RUNS", 5, 1, 1000),
             seed=_int("ENCORE_SEED", 42, 0, 2**31 - 1),

@@ -75,3 +75,45 @@ def test_ranked_lists_obey_every_rule_and_stay_full(tmp_path):
         assert ranks.all()
     # the sellers among the users: never their own listings, and still a list
     assert set(served[served["uid"].isin(data.user_ids[1:6])]["uid"]) == set(data.user_ids[1:6])
+
+
+def test_the_last_slot_explores_a_listing_few_have_seen_from_a_seller_not_in_the_list():
+    from python_jobs import models as registry
+    from python_jobs.ingest.generate import generate
+    from python_jobs.models.data import from_marketplace
+    from python_jobs.models.lists import block_lists, make_ranker
+
+    params = registry.TrainParams(seed=8)
+    data = from_marketplace(generate(300, 8), params.count_weight, params.amount_weight, params.half_life_days)[0]
+    items = data.items.assign(is_open=data.items["ends_at"] > data.as_of,
+                              seller_uid=10_000 + np.arange(data.n_items) % 40)
+    data = replace(data, items=items)
+    components = [m.fit(data) for m in registry.build(("taste", "popularity", "content"), params)]
+    weights = {s: {"taste": 1.0, "popularity": 0.5, "content": 0.0} for s in ("light", "heavy")}
+    weights["new"] = {"taste": 0.0, "popularity": 1.0, "content": 0.0}  # cold users: lists of one model
+
+    def lists(slots):
+        ranker = make_ranker(data, components, weights, heavy_from=3, n=10, candidates=100, rules=ListRules(
+            max_per_seller=3), explore_slots=slots)
+        return ranker, block_lists(ranker, np.arange(data.n_users))[0]
+
+    ranker, explored = lists(1)
+    _, plain = lists(0)
+    open_counts = data.bidder_counts[items["is_open"].to_numpy(bool)]
+    assert 0 < len(ranker.explore_items) <= 0.2 * len(open_counts) + 1
+    assert data.bidder_counts[ranker.explore_items].max() <= np.quantile(open_counts, 0.25)
+    unseen = set(data.item_ids[ranker.explore_items])
+    marked = explored[explored["source"] == "explore"]
+    assert "explore" not in set(plain["source"]) and marked["uid"].nunique() > 0.9 * plain["uid"].nunique()
+    assert (marked["rank"] == 10).all() and set(marked["listing_id"]) <= unseen
+    # the rest of each list is the list without exploration; a list one model served keeps saying so
+    rest = explored[explored["source"] != "explore"].merge(plain, on=["uid", "rank", "listing_id", "source"])
+    assert len(rest) == len(explored) - len(marked)
+    before, after = plain.groupby("uid")["list_source"].first(), explored.groupby("uid")["list_source"].first()
+    single = before[before != "hybrid"]
+    assert len(single) and (after[single.index] == single).all()
+    seller = dict(zip(data.item_ids, items["seller_uid"]))
+    for uid, rows in explored[explored["uid"].isin(marked["uid"])].groupby("uid"):
+        sellers = rows["listing_id"].map(seller)
+        assert sellers.value_counts().max() <= 3 and len(rows) == 10
+        assert sellers[rows["source"] == "explore"].iloc[0] not in set(sellers[rows["source"] != "explore"])

@@ -67,7 +67,12 @@ def load_marts(spark: SparkSession, params: registry.TrainParams, as_of: float, 
             interactions = pd.concat([interactions, events.astype(interactions.dtypes.to_dict())], ignore_index=True)
     listings = spark.table("marts.dim_listings").select(
         F.col("listing_id").cast("long"), "product", "category", "sub_category", "listing_amount",
-        _epoch("listed_at"), _epoch("ends_at"), "is_open", F.col("seller_uid").cast("long")).toPandas()
+        _epoch("listed_at"), _epoch("ends_at"), "is_open", F.col("seller_uid").cast("long"))
+    if spark.catalog.tableExists("marts.fct_user_item_events"):  # how often the app showed each listing
+        shown = spark.table("marts.fct_user_item_events").groupBy(F.col("listing_id").cast("long").alias(
+            "listing_id")).agg(F.sum("impression_count").cast("long").alias("impressions"))
+        listings = listings.join(shown, "listing_id", "left")
+    listings = listings.toPandas()
     users = spark.table("marts.dim_users").select(F.col("uid").cast("long"), "user_name").toPandas()
     interests = spark.table("marts.dim_user_interests").select(
         F.col("uid").cast("long"), "category", "sub_category").toPandas()
@@ -135,7 +140,8 @@ def run_training(spark: SparkSession, settings, run_id: str, n: int, data: Train
     components = registry.build(names, params, spark)
     for model in components:
         model.fit(data)
-    ranker = make_ranker(data, components, weights, params.min_bids_for_als, n, params.candidates, load_rules())
+    ranker = make_ranker(data, components, weights, params.min_bids_for_als, n, params.candidates, load_rules(),
+                         settings.explore_slots)
     similar = similar_for(ranker, components)
     details = listings[["listing_id", *DETAILS]].assign(ends_at=lambda f: pd.to_datetime(f["ends_at"], unit="s", utc=True))
     spark.sql(f"create database if not exists recs location 's3a://{settings.lake_bucket}/warehouse/recs.db'")

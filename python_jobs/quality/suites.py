@@ -83,7 +83,7 @@ def suite_definitions() -> dict[str, list]:
             gxe.ExpectCompoundColumnsToBeUnique(column_list=["uid", "rank"]),
             gxe.ExpectColumnValuesToBeBetween(column="rank", min_value=1, max_value=_p("top_n")),
             gxe.ExpectColumnValuesToBeInSet(column="score_is_finite", value_set=[True]),
-            gxe.ExpectColumnValuesToBeInSet(column="source", value_set=list(MODELS)),
+            gxe.ExpectColumnValuesToBeInSet(column="source", value_set=[*MODELS, "explore"]),
             gxe.ExpectColumnValuesToBeInSet(column="list_source", value_set=[*MODELS, "hybrid"]),
             gxe.ExpectColumnValuesToBeInSet(column="already_bid", value_set=[False]),
             gxe.ExpectColumnValuesToBeInSet(column="is_open", value_set=[True]),
