@@ -106,6 +106,9 @@ def test_the_last_slot_explores_a_listing_few_have_seen_from_a_seller_not_in_the
     marked = explored[explored["source"] == "explore"]
     assert "explore" not in set(plain["source"]) and marked["uid"].nunique() > 0.9 * plain["uid"].nunique()
     assert (marked["rank"] == 10).all() and set(marked["listing_id"]) <= unseen
+    position = {listing: i for i, listing in enumerate(data.item_ids)}
+    user = {uid: i for i, uid in enumerate(data.user_ids)}
+    assert not any(data.seen[user[u], position[l]] for u, l in zip(marked["uid"], marked["listing_id"]))
     # the rest of each list is the list without exploration; a list one model served keeps saying so
     rest = explored[explored["source"] != "explore"].merge(plain, on=["uid", "rank", "listing_id", "source"])
     assert len(rest) == len(explored) - len(marked)

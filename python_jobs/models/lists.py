@@ -94,8 +94,10 @@ def explore(ranker: Ranker, users: np.ndarray, chosen: np.ndarray, scores: np.nd
         part, ranked = users[start:start + EXPLORE_USERS_AT_ONCE], chosen[start:start + EXPLORE_USERS_AT_ONCE]
         fit = pair_scores(explorer, part, np.broadcast_to(pool, (len(part), len(pool))), ranker.open_items)
         fit = fit.astype(np.float64)
-        # never a listing already in the list, the user's own, or one of a seller the list already shows
+        # never a listing already in the list or bid on, the user's own, or one of a seller the list already shows
         in_list = (pool[None, :, None] == ranked[:, None, :]).any(axis=2)
+        if ranker.data.seen is not None:
+            in_list |= ranker.data.seen[part][:, pool].toarray() > 0
         shown_sellers = np.where(ranked >= 0, ranker.seller_of_item[np.maximum(ranked, 0)], -2)
         known = sellers >= 0
         same_seller = known[None, :] & (sellers[None, :, None] == shown_sellers[:, None, :]).any(axis=2)
