@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksu
 AIRFLOW_STAMP := $(VENV)/.airflow-$(shell cat requirements-airflow.lock | cksum | cut -d' ' -f1)
 USERS  ?= 1000
 
-.PHONY: setup demo test test-faults bench bench-models down clean
+.PHONY: setup demo test test-faults bench bench-models soak down clean
 
 setup: $(STAMP) .jars/.fetched .jars/.thrift-auth .tools/.versitygw
 
@@ -59,6 +59,12 @@ bench: setup
 SCALES ?= 1000 100000
 bench-models: setup
 	$(BIN)/python benchmarks/models_bench.py --users $(SCALES)
+
+# `serve` under mixed load for MINUTES on a stack of its own (loopback): reads, events with duplicates and junk, a
+# run swapped in every few minutes, the S3 server stopped in the middle; see docs/operations.md, Soak
+MINUTES ?= 30
+soak: setup
+	$(BIN)/python benchmarks/soak.py --minutes $(MINUTES)
 
 down:
 	@if [ -x $(BIN)/encore-recs ]; then $(BIN)/encore-recs down; else echo "nothing to stop"; fi

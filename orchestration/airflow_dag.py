@@ -98,7 +98,7 @@ def _emr_tasks(run, poll_seconds: int, retry) -> None:
         # the first step creates the run's state as of the logical date (a backfill means its day)
         environment = {**settings.environment, "ENCORE_AS_OF": run_time(encore_run).isoformat()}
         steps = dict(zip([task_id(s) for s in STAGES], stage_steps(encore_run, environment)))
-        return {"job_flow": job_flow(settings, encore_run), "thrift": [thrift_step()],
+        return {"job_flow": job_flow(settings, encore_run), "thrift": [thrift_step(settings)],
                 "history": [history_step(encore_run, environment)],
                 **{f"step_{name}": [step] for name, step in steps.items()}}
 

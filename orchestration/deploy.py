@@ -18,6 +18,7 @@ from pathlib import Path
 
 from orchestration.emr import EmrSettings
 from python_jobs.errors import UserError
+from python_jobs.stack.thrift_auth import provider_jar
 
 ROOT = Path(__file__).resolve().parent.parent
 # what MWAA imports: the DAG and the modules it reads at parse time and in its EMR tasks (standard library only)
@@ -75,6 +76,7 @@ def plan_uploads(settings: EmrSettings, dags_bucket: str, dags_prefix: str, whee
         Upload(artifacts, settings.project_key, project_tarball()),
         Upload(artifacts, settings.constraints_key, (ROOT / "requirements.lock").read_bytes()),
         Upload(artifacts, settings.bootstrap_key, BOOTSTRAP.read_bytes()),
+        Upload(artifacts, settings.thrift_auth_key, provider_jar().read_bytes()),
         *[Upload(dags_bucket, f"{prefix}/{name.removeprefix('orchestration/dags/')}", (ROOT / name).read_bytes())
           for name in DAG_FILES],
         Upload(dags_bucket, "requirements.txt", MWAA_REQUIREMENTS.read_bytes()),

@@ -19,7 +19,8 @@ RELEASE_LABEL = "emr-7.13.0"  # Spark 3.5.6, the line the project pins
 GLUE_CLIENT_FACTORY = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
 THRIFT_PORT = 10001
 # what the steps are told (passed on when the scheduler has them); credentials come from the instance profile
-STEP_VARIABLES = ("ENCORE_LAKE_BUCKET", "ENCORE_PUBLISH_BUCKET", "ENCORE_PG_SECRET_ID", "AWS_REGION", "ENCORE_TOP_N",
+STEP_VARIABLES = ("ENCORE_LAKE_BUCKET", "ENCORE_PUBLISH_BUCKET", "ENCORE_PG_SECRET_ID", "ENCORE_SPARK_THRIFT_SECRET_ID",
+                  "AWS_REGION", "ENCORE_TOP_N",
                   "ENCORE_SEED", "ENCORE_TUNING_GRID", "ENCORE_URL_EXPIRY_SECONDS", "ENCORE_KEEP_RUNS", "ENCORE_SHUFFLE_PARTITIONS")
 # every step's environment on EMR: AWS S3 through the instance profile, YARN, dbt in the step's own SparkSession,
 # the dbt project unpacked by the bootstrap action, ALS checkpoints on the cluster's HDFS
@@ -46,6 +47,7 @@ class EmrSettings:
     bootstrap_key: str = "encore/bootstrap/install_wheel.sh"
     project_key: str = "encore/dist/project.tar.gz"
     constraints_key: str = "encore/dist/requirements.lock"
+    thrift_auth_key: str = "encore/dist/encore-thrift-auth.jar"  # the Thrift server's password check (deploy)
     environment: dict[str, str] = field(default_factory=lambda: dict(STEP_DEFAULTS))  # the steps' ENCORE_*; no secrets
 
     @classmethod
@@ -120,10 +122,32 @@ def _command_runner(name: str, args: list[str], on_failure: str = "CANCEL_AND_WA
             "HadoopJarStep": {"Jar": "command-runner.jar", "Args": args}}
 
 
-def thrift_step() -> dict:
-    """Start the Spark Thrift server on the primary node for the data team's dbt (target `emr`)."""
+# the Thrift step's script: the password check from the artifacts, the credentials from Secrets Manager into the
+# environment (never a command line: `thrift_auth --exports` prints export lines that are evaluated), then the server
+THRIFT_SCRIPT = """set -euo pipefail
+jar=/tmp/encore-thrift-auth.jar
+aws s3 cp --only-show-errors "$1" "$jar"
+export ENCORE_SPARK_THRIFT_SECRET_ID="$2" AWS_REGION="$3"
+eval "$(python3.11 -m python_jobs.stack.thrift_auth --exports)"
+exec sudo --preserve-env=ENCORE_SPARK_THRIFT_USER,ENCORE_SPARK_THRIFT_PASSWORD \\
+  /usr/lib/spark/sbin/start-thriftserver.sh --driver-class-path "$jar" "${@:4}"
+"""
+
+
+def thrift_step(settings: EmrSettings) -> dict:
+    """Start the Spark Thrift server on the primary node for the data team's dbt (target `emr`), asking for the user
+    and password of the secret ENCORE_SPARK_THRIFT_SECRET_ID names (Hive's CUSTOM auth, our password check)."""
+    from python_jobs.stack.thrift_auth import hiveconf
+
+    secret_id = settings.environment.get("ENCORE_SPARK_THRIFT_SECRET_ID")
+    if not secret_id:
+        raise UserError("ENCORE_SPARK_THRIFT_SECRET_ID is not set; create a secret {\"username\", \"password\"} "
+                        "(aws secretsmanager create-secret --name encore/spark-thrift ...) and set its name in the "
+                        "scheduler's environment: the EMR Thrift server asks for it")
     return _command_runner("spark thrift server", [
-        "sudo", "/usr/lib/spark/sbin/start-thriftserver.sh", "--hiveconf", f"hive.server2.thrift.port={THRIFT_PORT}",
+        "bash", "-c", THRIFT_SCRIPT, "thrift-step", f"s3://{settings.artifact_bucket}/{settings.thrift_auth_key}",
+        secret_id, settings.environment.get("AWS_REGION", "us-east-1"),
+        "--hiveconf", f"hive.server2.thrift.port={THRIFT_PORT}", *hiveconf(),
     ], on_failure="CONTINUE")
 
 

@@ -197,6 +197,7 @@ class Settings:
     events_burst_per_key: int = 5000
     events_spool_max_mb: int = 1024
     api_keys_secret_id: str | None = None
+    thrift_secret_id: str | None = None
     max_quality_drop: float = 0.05
     accept_regression: bool = False
     as_of: str | None = None
@@ -293,6 +294,11 @@ class Settings:
             api_keys_secret_id=_matching("ENCORE_API_KEYS_SECRET_ID", env["ENCORE_API_KEYS_SECRET_ID"],
                                          r"[A-Za-z0-9/_+=.@:-]{1,2048}", "a Secrets Manager secret's name or ARN")
             if env.get("ENCORE_API_KEYS_SECRET_ID") else None,
+            # the Thrift server's user and password on EMR: a secret's name, read where the server starts and where
+            # dbt's `emr` target connects (locally they are generated into the state folder)
+            thrift_secret_id=_matching("ENCORE_SPARK_THRIFT_SECRET_ID", env["ENCORE_SPARK_THRIFT_SECRET_ID"],
+                                       r"[A-Za-z0-9/_+=.@:-]{1,2048}", "a Secrets Manager secret's name or ARN")
+            if env.get("ENCORE_SPARK_THRIFT_SECRET_ID") else None,
             # the champion-challenger gate: the largest relative drop of the hybrid's nDCG allowed to publish
             max_quality_drop=_number("ENCORE_MAX_QUALITY_DROP", env.get("ENCORE_MAX_QUALITY_DROP") or "0.05", 0, 1),
             accept_regression=_choice("ENCORE_ACCEPT_REGRESSION", env.get("ENCORE_ACCEPT_REGRESSION") or "false",

@@ -91,6 +91,7 @@ def emr_steps_end(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("ENCORE_EMR_ARTIFACT_BUCKET", "acme-artifacts")
     monkeypatch.setenv("ENCORE_EMR_LOG_BUCKET", "acme-logs")
+    monkeypatch.setenv("ENCORE_SPARK_THRIFT_SECRET_ID", "encore/spark-thrift")
     fail: list[str] = []
     add_steps = models.Cluster.add_steps
 

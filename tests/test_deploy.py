@@ -39,7 +39,8 @@ def _get(s3, bucket: str, key: str) -> bytes:
 
 def test_deploy_uploads_the_wheel_project_and_bootstrap_where_the_cluster_reads_them(deployed, s3, tmp_path):
     settings = EmrSettings(artifact_bucket=ARTIFACTS, log_bucket="acme-logs")
-    for key in (settings.wheel_key, settings.project_key, settings.constraints_key, settings.bootstrap_key):
+    for key in (settings.wheel_key, settings.project_key, settings.constraints_key, settings.bootstrap_key,
+                settings.thrift_auth_key):
         assert f"s3://{ARTIFACTS}/{key}" in deployed
     wheel = zipfile.ZipFile(io.BytesIO(_get(s3, ARTIFACTS, settings.wheel_key)))
     metadata = next(n for n in wheel.namelist() if n.endswith("METADATA"))

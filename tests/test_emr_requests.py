@@ -27,8 +27,12 @@ def test_run_job_flow_validates_against_botocore():
     assert 60 <= request["AutoTerminationPolicy"]["IdleTimeout"] <= 7 * 24 * 3600
 
 
+THRIFT_SETTINGS = EmrSettings.from_env({"ENCORE_EMR_ARTIFACT_BUCKET": "acme-artifacts", "ENCORE_EMR_LOG_BUCKET": "acme-logs",
+                                        "ENCORE_SPARK_THRIFT_SECRET_ID": "encore/spark-thrift"})
+
+
 def test_add_job_flow_steps_validate_and_follow_the_stage_list():
-    steps = [thrift_step(), *stage_steps(RUN_ID)]
+    steps = [thrift_step(THRIFT_SETTINGS), *stage_steps(RUN_ID)]
     _validate("AddJobFlowSteps", {"JobFlowId": "j-123", "Steps": steps})
     stages = steps[1:]
     assert [s["Name"].split()[0] for s in stages] == list(NAMES)
@@ -101,3 +105,59 @@ def test_the_database_password_comes_from_secrets_manager_never_from_the_steps(m
         client.put_secret_value(SecretId="encore/db", SecretString="not json")
         with pytest.raises(UserError, match="is not RDS's JSON"):
             Settings.from_env()
+
+
+def test_the_emr_thrift_server_asks_for_the_secrets_credentials_and_no_step_carries_them():
+    """The Thrift step names the secret, fetches the password check deploy uploaded and starts the server with Hive's
+    CUSTOM auth; the history step (dbt's `emr` target) is told the secret's name too; without a secret, one line."""
+    from orchestration.emr import history_step
+    from python_jobs.stack.thrift_auth import PROVIDER_CLASS
+
+    args = thrift_step(THRIFT_SETTINGS)["HadoopJarStep"]["Args"]
+    assert args[:2] == ["bash", "-c"] and "encore/spark-thrift" in args
+    assert f"s3://acme-artifacts/{THRIFT_SETTINGS.thrift_auth_key}" in args
+    assert "hive.server2.authentication=CUSTOM" in args
+    assert f"hive.server2.custom.authentication.class={PROVIDER_CLASS}" in args
+    assert "THRIFT_PASSWORD=" not in " ".join(args) and "--preserve-env=" in args[2]  # environment, not arguments
+    history = " ".join(history_step(RUN_ID, THRIFT_SETTINGS.environment)["HadoopJarStep"]["Args"])
+    assert "ENCORE_SPARK_THRIFT_SECRET_ID=encore/spark-thrift" in history and "ENCORE_DBT_SPARK_TARGET=emr" in history
+    with pytest.raises(UserError, match="ENCORE_SPARK_THRIFT_SECRET_ID is not set"):
+        thrift_step(EmrSettings(artifact_bucket="acme-artifacts", log_bucket="acme-logs"))
+
+
+def test_the_thrift_credentials_come_from_secrets_manager(monkeypatch, tmp_path):
+    """What the EMR Thrift step evaluates and dbt's `emr` target sends: the secret's user and password (moto stands
+    in for AWS), exported so a shell gets them back exactly; a secret of another shape is one line."""
+    import json
+    import subprocess
+
+    import boto3
+    from moto import mock_aws
+
+    from python_jobs.config import Settings
+    from python_jobs.stack.thrift_auth import emr_exports, thrift_env
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "ENCORE_STATE_DIR": str(tmp_path),
+                        "ENCORE_SPARK_THRIFT_SECRET_ID": "encore/spark-thrift"}.items():
+        monkeypatch.setenv(name, value)
+    password = "it's $HOME; `x` \\ \"q\" 0123456789"
+    with mock_aws():
+        with pytest.raises(UserError, match="ENCORE_SPARK_THRIFT_SECRET_ID='encore/spark-thrift' cannot be read"):
+            thrift_env(Settings.from_env())
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        client.create_secret(Name="encore/spark-thrift", SecretString=json.dumps(
+            {"username": "data-team", "password": password}))
+        assert thrift_env(Settings.from_env()) == {"ENCORE_SPARK_THRIFT_USER": "data-team",
+                                                   "ENCORE_SPARK_THRIFT_PASSWORD": password}
+        exports = emr_exports()
+        client.put_secret_value(SecretId="encore/spark-thrift", SecretString=json.dumps({"username": "data-team"}))
+        with pytest.raises(UserError, match="is not the Thrift server's JSON"):
+            thrift_env(Settings.from_env())
+        client.put_secret_value(SecretId="encore/spark-thrift", SecretString=json.dumps(
+            {"username": "data-team", "password": "short"}))
+        with pytest.raises(UserError, match="16 characters or more"):
+            thrift_env(Settings.from_env())
+    shell = subprocess.run(["bash", "-c", exports + '\nprintf %s "$ENCORE_SPARK_THRIFT_PASSWORD"'],
+                           capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert shell.stdout == password and not (tmp_path / "spark-thrift-password").exists()

@@ -73,6 +73,15 @@ def test_the_serving_api_can_only_read_published_runs_and_its_keys_and_send_even
     assert {r for a, r in granted if a.startswith("firehose:")} == {"arn:aws:firehose:*:*:deliverystream/encore-events"}
 
 
+def test_the_emr_nodes_read_only_the_database_and_thrift_secrets():
+    doc = json.loads((ROOT / "orchestration" / "aws" / "iam" / "emr-instance-profile.json").read_text())
+    secrets = {r for st in doc["Statement"] if "secretsmanager" in str(st["Action"])
+               for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])}
+    # ENCORE_PG_SECRET_ID=encore/db and ENCORE_SPARK_THRIFT_SECRET_ID=encore/spark-thrift; not the API's keys
+    assert secrets == {"arn:aws:secretsmanager:*:*:secret:encore/db-*",
+                       "arn:aws:secretsmanager:*:*:secret:encore/spark-thrift-*"}
+
+
 def test_an_unprivileged_user_cannot_read_the_state_folder(stack, s3):
     """Credentials, landed emails, published JSON and presigned URLs live under the state folder (issue 21)."""
     import os

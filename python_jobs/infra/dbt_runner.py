@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from python_jobs.config import Settings
+from python_jobs.db_secret import thrift_credentials_from_secret
 from python_jobs.errors import UserError
 
 
@@ -26,6 +27,9 @@ def run_dbt(settings: Settings, args: list[str], quiet: bool = False) -> list:
         # and every run alternates pg (stage) and spark (marts)
         target = args[args.index("--target") + 1] if "--target" in args[:-1] else "default"
         os.environ["DBT_TARGET_PATH"] = str(settings.state_dir / "dbt-target" / target)
+    if settings.thrift_secret_id and "emr" in args:  # the EMR Thrift server's credentials for the `emr` target
+        user, password = thrift_credentials_from_secret(settings.thrift_secret_id, settings.region)
+        os.environ.update({"ENCORE_SPARK_THRIFT_USER": user, "ENCORE_SPARK_THRIFT_PASSWORD": password})
     result = dbtRunner().invoke([*(["--quiet"] if quiet else []), *args])
     shown = " ".join(a if not a.startswith("{") else "'...'" for a in args)  # not the JSON of --args / --vars
     if result.exception is not None:

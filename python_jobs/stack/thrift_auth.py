@@ -10,6 +10,7 @@ command line. The class is compiled once with the JDK's javac against the Hive s
 from __future__ import annotations
 
 import hashlib
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -17,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 from python_jobs.config import Settings
+from python_jobs.db_secret import thrift_credentials_from_secret
 from python_jobs.errors import UserError
 from python_jobs.stack.jars import JAR_DIR, spark_home
 from python_jobs.stack.state_folder import secret
@@ -27,9 +29,20 @@ PROVIDER_CLASS = "encore.ThriftPasswordAuthenticator"
 
 
 def thrift_env(settings: Settings) -> dict[str, str]:
-    """The credentials the Thrift server checks and dbt's `spark_cluster` target passes."""
+    """The credentials the Thrift server checks and dbt's `spark_cluster` / `emr` targets pass: from Secrets Manager
+    where ENCORE_SPARK_THRIFT_SECRET_ID names a secret (EMR), else generated once into the state folder."""
+    if settings.thrift_secret_id:
+        user, password = thrift_credentials_from_secret(settings.thrift_secret_id, settings.region)
+        return {"ENCORE_SPARK_THRIFT_USER": user, "ENCORE_SPARK_THRIFT_PASSWORD": password}
     return {"ENCORE_SPARK_THRIFT_USER": THRIFT_USER,
             "ENCORE_SPARK_THRIFT_PASSWORD": secret(settings.state_dir, "spark-thrift-password")}
+
+
+def emr_exports() -> str:
+    """Shell export lines of the credentials (for the EMR Thrift step, which evaluates them before starting the
+    server, so the password reaches its environment and no command line)."""
+    env = thrift_env(Settings.from_env())
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in env.items())
 
 
 def hiveconf() -> list[str]:
@@ -64,5 +77,10 @@ def provider_jar() -> Path:
     return jar
 
 
-if __name__ == "__main__":  # `make setup`
-    print(provider_jar())
+if __name__ == "__main__":  # `make setup`; `--exports` on EMR's primary node (orchestration.emr.thrift_step)
+    import sys
+
+    try:
+        print(emr_exports() if sys.argv[1:] == ["--exports"] else provider_jar())
+    except UserError as exc:
+        sys.exit(f"encore-recs: error: {exc}")
