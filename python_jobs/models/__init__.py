@@ -46,6 +46,7 @@ class TrainParams:
 def build(names, params: TrainParams, spark=None) -> list:
     """Unfitted models, in the order of `names`; ALS on the spark engine needs the SparkSession that fits it."""
     from python_jobs.models.als import ALSModel
+    from python_jobs.models.autoencoder import MultVAE, mult_dae
     from python_jobs.models.content import Content
     from python_jobs.models.ease import EASE
     from python_jobs.models.item_knn import ItemKNN
@@ -59,6 +60,7 @@ def build(names, params: TrainParams, spark=None) -> list:
                                 max_iter=params.max_iter, seed=params.seed, engine=params.engine),
         "taste": Taste, "item_knn": ItemKNN, "user_knn": UserKNN, "ease": EASE, "content": Content,
         "weighted_ratings": WeightedRatings, "popularity": Popularity,
+        "mult_vae": lambda: MultVAE(seed=params.seed), "mult_dae": lambda: mult_dae(params.seed),
     }
     unknown = [n for n in names if n not in MODELS]
     if unknown:
