@@ -43,13 +43,40 @@ def test_autoencoder_learns_the_co_bid_listing_and_its_loss_falls(name):
     assert model.covers(data.user_positions([1, 2])).all()
 
 
-@pytest.mark.parametrize("name", ["mult_vae", "mult_dae"])
-def test_autoencoder_is_reproducible_with_a_seed(name):
+@pytest.mark.parametrize("name", ["mult_vae", "mult_dae", "two_tower"])
+def test_deep_models_are_reproducible_with_a_seed(name):
     data = _market()
     users, items = np.arange(data.n_users), np.arange(data.n_items)
     first, second, other = (build([name], TrainParams(seed=s))[0] for s in (3, 3, 4))
     for model in (first, second, other):
-        model.epochs = 3
+        model.epochs = 2
         model.fit(data)
     assert np.array_equal(first.score(users, items), second.score(users, items))
     assert not np.array_equal(first.score(users, items), other.score(users, items))
+
+
+def test_two_tower_scores_a_new_listing_from_its_features():
+    """Listings 9 (vinyl) and 10 (a lamp) have no bids: only their features can place them."""
+    data = _market()
+    model = build(["two_tower"], TrainParams(seed=7))[0].fit(data)
+    assert model.losses_[-1] < model.losses_[0]
+    new = data.item_positions([9, 10])
+    vinyl_fan, lamp_fan = data.user_positions([1, 2])
+    scores = model.score(np.array([vinyl_fan, lamp_fan]), new)
+    assert scores[0, 0] > scores[0, 1] and scores[1, 1] > scores[1, 0]
+    # and among every listing the vinyl fan has not bid on, the new record comes before every lamp
+    chosen, _ = top_n(model, data, np.array([vinyl_fan]), np.arange(data.n_items), data.n_items)
+    order = list(data.item_ids[chosen[0][chosen[0] >= 0]])
+    assert order.index(9) < min(order.index(i) for i in (5, 6, 7, 8, 10))
+
+
+def test_two_tower_retrieves_a_new_listing_when_als_is_not_fitted():
+    from python_jobs.models.hybrid import Hybrid
+    from python_jobs.models.retrieve import RETRIEVERS
+
+    data = _market()
+    tower = build(["two_tower"], TrainParams(seed=7))[0].fit(data)
+    hybrid = Hybrid([tower], candidates=20)
+    found = hybrid.retrieve(data, data.user_positions([1]), np.arange(data.n_items))
+    from_factors = found.items[found.source == RETRIEVERS.index("factors")]
+    assert data.item_positions([9])[0] in from_factors

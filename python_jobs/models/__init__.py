@@ -52,6 +52,7 @@ def build(names, params: TrainParams, spark=None) -> list:
     from python_jobs.models.item_knn import ItemKNN
     from python_jobs.models.popularity import Popularity
     from python_jobs.models.taste import Taste
+    from python_jobs.models.two_tower import TwoTower
     from python_jobs.models.user_knn import UserKNN
     from python_jobs.models.weighted_ratings import WeightedRatings
 
@@ -61,6 +62,7 @@ def build(names, params: TrainParams, spark=None) -> list:
         "taste": Taste, "item_knn": ItemKNN, "user_knn": UserKNN, "ease": EASE, "content": Content,
         "weighted_ratings": WeightedRatings, "popularity": Popularity,
         "mult_vae": lambda: MultVAE(seed=params.seed), "mult_dae": lambda: mult_dae(params.seed),
+        "two_tower": lambda: TwoTower(seed=params.seed),
     }
     unknown = [n for n in names if n not in MODELS]
     if unknown:
