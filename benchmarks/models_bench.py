@@ -6,7 +6,8 @@ bid count and amount, first and last bid), and run the train stage's own
 evaluation (`python_jobs.models.evaluate.evaluate_models`, the time split at 80%,
 10,000 sampled test users, the blend chosen on validation). Prints per model
 nDCG@10, P@10, coverage, fit and list seconds and nDCG@10 per segment, and
-the share of the truth's nDCG@10 that each reaches.
+the share of the truth's nDCG@10 that each reaches, and nDCG@10 on the test bids on new listings
+(nobody's interaction before the cutoff).
 
 The truth is a reference, not a model: it scores each open listing by the
 probability the generator draws it for the user, (1 - explore) x the user's
@@ -25,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from python_jobs.models.evaluate import evaluate_models, make_part, time_splitter  # noqa: E402
+from python_jobs.models.evaluate import evaluate_models, make_part, new_listing_bids, time_splitter  # noqa: E402
 from python_jobs.ingest.generate import generate  # noqa: E402
 from python_jobs.models.metrics import ranking_metrics  # noqa: E402
 from python_jobs.models import TrainParams  # noqa: E402
@@ -78,15 +79,20 @@ def run(users: int, seed: int, names, spark, engine: str) -> None:
     truth_lists = top_n(Truth(market, data), part.train, part.users, part.items, 10)[0]
     warm = segment > 0
     truth = ranking_metrics(truth_lists[warm], part.relevant[warm], 10, len(part.items))
-    print("| method | nDCG@10 | share of truth | P@10 | coverage | fit s | lists s | nDCG new / light / heavy |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    bid_fresh, fresh = new_listing_bids(part)
+    truth_fresh = ranking_metrics(truth_lists[bid_fresh], fresh, 10, len(part.items))
+    print("| method | nDCG@10 | share of truth | P@10 | coverage | fit s | lists s | nDCG new / light / heavy "
+          "| nDCG new listings |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
     for name, m in evaluation.metrics.items():
         cost = evaluation.seconds[name]
         by = evaluation.segments[name]
         per = " / ".join(f"{by[s]['ndcg']:.3f}" if s in by else "-" for s in ("new", "light", "heavy"))
+        fresh_ndcg = f"{by['new_listings']['ndcg']:.4f}" if "new_listings" in by else "-"
         print(f"| {name} | {m['ndcg']:.4f} | {m['ndcg'] / truth['ndcg']:.0%} | {m['precision']:.4f} | "
-              f"{m['coverage']:.3f} | {cost['fit']:.1f} | {cost['score']:.1f} | {per} |")
-    print(f"| {Truth.name} | {truth['ndcg']:.4f} | 100% | {truth['precision']:.4f} | {truth['coverage']:.3f} | | | |")
+              f"{m['coverage']:.3f} | {cost['fit']:.1f} | {cost['score']:.1f} | {per} | {fresh_ndcg} |")
+    print(f"| {Truth.name} | {truth['ndcg']:.4f} | 100% | {truth['precision']:.4f} | {truth['coverage']:.3f} | | | "
+          f"| {truth_fresh['ndcg']:.4f} |")
     weights = "; ".join(f"{seg}: " + ", ".join(f"{m} {w:g}" for m, w in ws.items() if w)
                         for seg, ws in evaluation.blend["weights"].items())
     print(f"\nBlend chosen on validation: {weights}. Test users: {int(warm.sum()):,} with history, "

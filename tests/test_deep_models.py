@@ -80,3 +80,50 @@ def test_two_tower_retrieves_a_new_listing_when_als_is_not_fitted():
     found = hybrid.retrieve(data, data.user_positions([1]), np.arange(data.n_items))
     from_factors = found.items[found.source == RETRIEVERS.index("factors")]
     assert data.item_positions([9])[0] in from_factors
+
+
+def test_the_new_listings_segment_keeps_only_bids_on_listings_nobody_had_touched():
+    from scipy import sparse
+
+    from python_jobs.models.evaluate import Part, new_listing_bids
+
+    data = _market()  # listings 9 and 10 have no interactions
+    users = data.user_positions([1, 2, 3])
+    bids = {0: [2, 9], 1: [5], 2: [10]}  # user 1 bid on an old and a new listing, user 2 on an old one only
+    rows = [r for r, items in bids.items() for _ in items]
+    cols = data.item_positions([i for items in bids.values() for i in items])
+    relevant = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(3, data.n_items))
+    who, fresh = new_listing_bids(Part(data, users, np.arange(data.n_items), relevant))
+    assert who.tolist() == [True, False, True]
+    assert [data.item_ids[row.indices].tolist() for row in fresh] == [[9], [10]]
+
+
+def test_evaluate_feeds_items_to_the_listing_tower_and_reports_new_listings(tmp_path, monkeypatch, capsys):
+    """Two tastes; each user bids on all ten old listings of theirs, then (the test, by time) on one of listings
+    21-30, which nobody bid on before: only their words and category (`--items`) tell the two-tower whose they
+    are, while popularity puts the other taste's old listings first."""
+    import json
+
+    from python_jobs.cli import main
+
+    monkeypatch.setenv("ENCORE_MODELS", "two_tower,popularity")
+    rng = np.random.default_rng(5)
+    music = lambda user: user % 2 == 1  # noqa: E731
+    rows = []
+    for user in range(1, 81):
+        old = rng.permutation(range(1, 11) if music(user) else range(11, 21))
+        new = rng.choice(range(21, 26) if music(user) else range(26, 31), 1)
+        rows += [f"u{user},i{item},{k * 100 + user}" for k, item in enumerate(old)]
+        rows += [f"u{user},i{item},{1000 + k * 100 + user}" for k, item in enumerate(new)]
+    (tmp_path / "bids.csv").write_text("user,item,when\n" + "\n".join(rows) + "\n")
+    (tmp_path / "items.csv").write_text("item,title,category\n" + "\n".join(
+        f"i{i},{'vinyl record' if i <= 10 or 21 <= i <= 25 else 'desk lamp'} {i},"
+        f"{'music' if i <= 10 or 21 <= i <= 25 else 'home'}" for i in range(1, 31)))
+    out = tmp_path / "m.json"
+    code = main(["evaluate", "--interactions", str(tmp_path / "bids.csv"), "--user-col", "user", "--item-col", "item",
+                 "--time-col", "when", "--test-fraction", "0.1", "--items", str(tmp_path / "items.csv"),
+                 "--text-col", "title", "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    segments = json.loads(out.read_text())["segments"]
+    tower, popular = segments["two_tower"]["new_listings"], segments["popularity"]["new_listings"]
+    assert tower["users"] > 0 and tower["ndcg"] > popular["ndcg"] + 0.2

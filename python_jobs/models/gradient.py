@@ -22,8 +22,9 @@ def glorot(key, shape: tuple[int, int]):
 
 
 def train(loss: Callable, params: dict, batch_of: Callable[[np.ndarray], tuple], rows: int, batch: int,
-          epochs: int, lr: float, seed: int) -> tuple[dict, list[float]]:
-    """Minimise `loss(params, batch_arrays, key, progress)` by Adam over `epochs` passes of `rows` rows.
+          epochs: int, lr: float, seed: int, min_steps: int = 0) -> tuple[dict, list[float]]:
+    """Minimise `loss(params, batch_arrays, key, progress)` by Adam over `epochs` passes of `rows` rows, or
+    more passes on data so small that `epochs` would be fewer than `min_steps` steps (no rows: no step).
 
     batch_of(positions) -> the arrays of one batch; positions are -1 where the batch is padded (the loss masks
     them). progress is the share of training done (0..1), for schedules such as KL annealing. Returns the
@@ -32,6 +33,8 @@ def train(loss: Callable, params: dict, batch_of: Callable[[np.ndarray], tuple],
     import jax.numpy as jnp
 
     steps_per_epoch = max(1, -(-rows // batch))
+    if rows and epochs:
+        epochs = max(epochs, -(-min_steps // steps_per_epoch))
     total = max(1, steps_per_epoch * epochs)
     grad = jax.value_and_grad(loss)
 

@@ -57,6 +57,7 @@ class TwoTower:
     listing_tokens: int = 16  # tokens of a listing's bag
     temperature: float = 0.1
     epochs: int = 10
+    min_steps: int = 300      # small data gets more passes: ten batches learn nothing
     batch: int = 512
     lr: float = 3e-3
     seed: int = 42
@@ -113,7 +114,7 @@ class TwoTower:
 
         epochs = self.epochs if len(pair_item) else 0
         self.params_, self.losses_ = train(loss, params, batch_of, len(pair_item), self.batch, epochs, self.lr,
-                                           self.seed)
+                                           self.seed, self.min_steps)
         self.user_vectors_ = self._vectors("user", np.concatenate([self.params_["items"], self.params_["tokens"]]),
                                            *user_bag)
         self.item_vectors_ = self._vectors("listing", self.params_["tokens"], *item_bag)
