@@ -48,13 +48,14 @@ def _decode(params: dict, first: np.ndarray, variational: bool, key=None, keep=N
 class MultVAE:
     hidden: int = 200
     latent: int = 64
-    epochs: int = 20
+    epochs: int = 10
+    min_steps: int = 300      # small data gets more passes (1,000 users are four batches)
     batch: int = 256
     lr: float = 1e-3
     dropout: float = 0.5
     beta_max: float = 0.2
     l2: float = 1e-4
-    max_items: int = 20000
+    max_items: int = 5000     # as EASE: the two listing-wide layers' cost per step follows batch x listings
     variational: bool = True
     seed: int = 42
     name: str = "mult_vae"
@@ -99,7 +100,7 @@ class MultVAE:
 
         epochs = self.epochs if len(learners) else 0  # no one bid: nothing to learn
         self.params_, self.losses_ = train(loss, params, batch_of, len(learners), self.batch, epochs, self.lr,
-                                           self.seed)
+                                           self.seed, self.min_steps)
         self.data_ = data
         self.fit_seconds_ = round(time.time() - began, 2)
         return self
