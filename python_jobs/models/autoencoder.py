@@ -26,7 +26,7 @@ from python_jobs.models.gradient import glorot, train
 from python_jobs.models.neighbours import normalise_rows
 
 
-def _decode(params: dict, first: np.ndarray, variational: bool, key=None, keep=None):
+def _decode(params: dict, first, variational: bool, key=None):
     """(logits, KL per row) from the first layer's pre-activation x W0: z sampled when a key is given (training
     the VAE), its mean otherwise."""
     import jax
@@ -95,8 +95,8 @@ class MultVAE:
             nll = -jnp.sum(jax.nn.log_softmax(logits) * target, axis=1)
             beta = self.beta_max * progress
             per_row = (nll + beta * kl) * mask
-            weights = sum(jnp.sum(params[w] ** 2) for w in ("w0", "w_mu", "w1", "w2"))
-            return jnp.sum(per_row) / jnp.maximum(jnp.sum(mask), 1.0) + self.l2 * weights
+            squares = sum(jnp.sum(params[w] ** 2) for w in ("w0", "w_mu", "w1", "w2"))
+            return jnp.sum(per_row) / jnp.maximum(jnp.sum(mask), 1.0) + self.l2 * squares
 
         epochs = self.epochs if len(learners) else 0  # no one bid: nothing to learn
         self.params_, self.losses_ = train(loss, params, batch_of, len(learners), self.batch, epochs, self.lr,
