@@ -65,8 +65,8 @@ def marketplace(users: int, seed: int, params: TrainParams):
     return market, interactions, listings, data
 
 
-def run(users: int, seed: int, names, spark, engine: str) -> None:
-    params = TrainParams(seed=42).on_engine(engine)
+def run(users: int, seed: int, names, spark, engine: str, deep_epochs: int = TrainParams.deep_epochs) -> None:
+    params = TrainParams(seed=42, deep_epochs=deep_epochs).on_engine(engine)
     began = time.time()
     market, interactions, listings, data = marketplace(users, seed, params)
     splitter = time_splitter(0.2, listings["listed_at"].to_numpy(float), listings["ends_at"].to_numpy(float))
@@ -112,6 +112,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--engine", choices=("local", "spark"), default="local", help="where ALS is fitted")
+    parser.add_argument("--deep-epochs", type=int, default=TrainParams.deep_epochs,
+                        help="passes of mult_vae, mult_dae and two_tower over the data (fewer: a quicker, rougher fit)")
     args = parser.parse_args()
     names = [n for n in args.models.split(",") if n]
     spark = None
@@ -121,7 +123,7 @@ def main() -> None:
 
         spark = get_spark(Settings.from_env(), catalog=False)
     for users in args.users:
-        run(users, args.seed, names, spark, args.engine)
+        run(users, args.seed, names, spark, args.engine, args.deep_epochs)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ class TrainParams:
     min_bids_for_als: int = 3  # a user with at least this many listings bid on is a heavy user
     candidates: int = CANDIDATES  # listings retrieved per user and ranked (models.retrieve)
     seed: int = 42
+    deep_epochs: int = 10  # passes over the data of mult_vae, mult_dae and two_tower (models.gradient)
     engine: str = "local"  # where ALS is fitted (models.engine): local or spark
 
     def to_dict(self) -> dict:
@@ -61,8 +62,9 @@ def build(names, params: TrainParams, spark=None) -> list:
                                 max_iter=params.max_iter, seed=params.seed, engine=params.engine),
         "taste": Taste, "item_knn": ItemKNN, "user_knn": UserKNN, "ease": EASE, "content": Content,
         "weighted_ratings": WeightedRatings, "popularity": Popularity,
-        "mult_vae": lambda: MultVAE(seed=params.seed), "mult_dae": lambda: mult_dae(params.seed),
-        "two_tower": lambda: TwoTower(seed=params.seed),
+        "mult_vae": lambda: MultVAE(seed=params.seed, epochs=params.deep_epochs),
+        "mult_dae": lambda: mult_dae(params.seed, params.deep_epochs),
+        "two_tower": lambda: TwoTower(seed=params.seed, epochs=params.deep_epochs),
     }
     unknown = [n for n in names if n not in MODELS]
     if unknown:

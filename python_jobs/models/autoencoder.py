@@ -137,6 +137,6 @@ class MultVAE:
         return bidders(self.data_, users)
 
 
-def mult_dae(seed: int) -> MultVAE:
+def mult_dae(seed: int, epochs: int = 10) -> MultVAE:
     """The denoising variant: the same network, z its mean, no KL term."""
-    return MultVAE(variational=False, seed=seed, name="mult_dae")
+    return MultVAE(variational=False, seed=seed, epochs=epochs, name="mult_dae")
