@@ -103,7 +103,8 @@ EVENTS_PER_BATCH = 500  # events per POST /v1/events, as Firehose's PutRecordBat
 
 
 # the recommenders (python_jobs/models), and the ones the daily run fits and blends unless ENCORE_MODELS says
-MODELS = ("als", "taste", "item_knn", "user_knn", "ease", "content", "weighted_ratings", "popularity")
+MODELS = ("als", "taste", "item_knn", "user_knn", "ease", "content", "weighted_ratings", "popularity", "mult_vae",
+          "mult_dae", "two_tower")
 DAILY_MODELS = ("als", "taste", "item_knn", "ease", "content", "popularity")
 
 

@@ -21,7 +21,8 @@ def add_evaluate_parser(sub) -> None:
                          "the test) instead of a random share per user")
     ev.add_argument("--items", type=Path, default=None,
                     help="CSV or Parquet of the items: the item column plus any of the text column, category, "
-                         "sub_category, listing_amount (for content and taste)")
+                         "sub_category, listing_amount, seller (for content, taste and the two-tower's listing "
+                         "tower)")
     ev.add_argument("--text-col", default="product", help="the items file's text column (default product)")
     ev.add_argument("--k", type=int, default=10)
     ev.add_argument("--test-fraction", type=float, default=0.25)
@@ -126,7 +127,8 @@ def load_interactions(args):
 
 
 def load_items(args, item_names):
-    """Per item (in `item_names` order): product text, category, sub_category, listing_amount."""
+    """Per item (in `item_names` order): product text, category, sub_category, listing_amount, and seller when
+    the file has one."""
     import numpy as np
     import pandas as pd
 
@@ -140,6 +142,8 @@ def load_items(args, item_names):
     table = table.drop_duplicates(args.item_col).set_index(args.item_col).reindex(item_names)
     if args.text_col in table.columns:
         items["product"] = table[args.text_col].fillna("").to_numpy(str)
+    if "seller" in table.columns:
+        items["seller"] = table["seller"].fillna("").to_numpy(str)
     for column, default in (("category", "all"), ("sub_category", "")):
         if column in table.columns:
             items[column] = table[column].fillna(default).to_numpy(str)

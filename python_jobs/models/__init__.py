@@ -28,6 +28,7 @@ class TrainParams:
     min_bids_for_als: int = 3  # a user with at least this many listings bid on is a heavy user
     candidates: int = CANDIDATES  # listings retrieved per user and ranked (models.retrieve)
     seed: int = 42
+    deep_epochs: int = 10  # passes over the data of mult_vae, mult_dae and two_tower (models.gradient)
     engine: str = "local"  # where ALS is fitted (models.engine): local or spark
 
     def to_dict(self) -> dict:
@@ -46,11 +47,13 @@ class TrainParams:
 def build(names, params: TrainParams, spark=None) -> list:
     """Unfitted models, in the order of `names`; ALS on the spark engine needs the SparkSession that fits it."""
     from python_jobs.models.als import ALSModel
+    from python_jobs.models.autoencoder import MultVAE, mult_dae
     from python_jobs.models.content import Content
     from python_jobs.models.ease import EASE
     from python_jobs.models.item_knn import ItemKNN
     from python_jobs.models.popularity import Popularity
     from python_jobs.models.taste import Taste
+    from python_jobs.models.two_tower import TwoTower
     from python_jobs.models.user_knn import UserKNN
     from python_jobs.models.weighted_ratings import WeightedRatings
 
@@ -59,6 +62,9 @@ def build(names, params: TrainParams, spark=None) -> list:
                                 max_iter=params.max_iter, seed=params.seed, engine=params.engine),
         "taste": Taste, "item_knn": ItemKNN, "user_knn": UserKNN, "ease": EASE, "content": Content,
         "weighted_ratings": WeightedRatings, "popularity": Popularity,
+        "mult_vae": lambda: MultVAE(seed=params.seed, epochs=params.deep_epochs),
+        "mult_dae": lambda: mult_dae(params.seed, params.deep_epochs),
+        "two_tower": lambda: TwoTower(seed=params.seed, epochs=params.deep_epochs),
     }
     unknown = [n for n in names if n not in MODELS]
     if unknown:

@@ -15,7 +15,10 @@ uid, listing_id, strength, first_bid_at, last_bid_at (epoch seconds):
   a seeded random `fraction` of their interactions is held out.
 
 Headline metrics are over test users with training history (`light` and
-`heavy`); `segments` adds `new` users, whose first bid came after the cutoff.
+`heavy`); `segments` adds `new` users, whose first bid came after the cutoff,
+and `new_listings`: each model's lists judged on the test bids on listings
+nobody had interacted with before the cutoff only (for the users who made
+such bids), which models that learn from bids alone cannot find.
 """
 
 from __future__ import annotations
@@ -135,6 +138,15 @@ class Evaluation:
                 "champion": self.champion, "candidates": self.candidates}
 
 
+def new_listing_bids(part: Part) -> tuple[np.ndarray, sparse.csr_matrix]:
+    """(which of the part's users bid on a listing nobody had interacted with in its training data, their
+    relevant rows with only those listings): the `new_listings` segment."""
+    fresh = (part.relevant @ sparse.diags((part.train.bidder_counts == 0).astype(np.float32))).tocsr()
+    fresh.eliminate_zeros()
+    rows = np.diff(fresh.indptr) > 0
+    return rows, fresh[rows]
+
+
 def _lists(model, part: Part, k: int) -> np.ndarray:
     return top_n(model, part.train, part.users, part.items, k)[0]
 
@@ -216,6 +228,7 @@ def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, 
     stats = ItemStats(test_part.train.binary, base.sub_of_item)
     segment = segments(test_part.train, test_part.users, params.min_bids_for_als)
     warm = segment > 0
+    bid_fresh, fresh = new_listing_bids(test_part)
     cutoffs = sorted({c for c in (1, 2, 3, 5, 10, 20, k) if c <= k})
     metrics, per_segment, curves, seconds = {}, {}, {}, {}
     for model in [*components, hybrid]:
@@ -232,6 +245,9 @@ def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, 
             seg: ranking_metrics_at(lists[segment == s], test_part.relevant[segment == s], [k],
                                     len(test_part.items), stats)[k]
             for s, seg in enumerate(SEGMENTS) if (segment == s).any()}
+        if bid_fresh.any():
+            per_segment[model.name]["new_listings"] = ranking_metrics_at(
+                lists[bid_fresh], fresh, [k], len(test_part.items), stats)[k]
         log(f"{model.name:>16}: nDCG@{k} {at[k]['ndcg']:.4f} (fit {seconds[model.name]['fit']:.1f}s, "
             f"lists {seconds[model.name]['score']:.1f}s)")
     candidates = candidate_recall(hybrid, test_part)

@@ -112,11 +112,15 @@ class Hybrid:
                         np.float32)
 
     def retrieve(self, data: TrainingSet, users: np.ndarray, items: np.ndarray) -> Candidates:
-        """Each user's candidates among `items`; ALS's factors are a retriever when ALS is a fitted component,
+        """Each user's candidates among `items`; the `factors` retriever searches ALS's factors when ALS is a
+        fitted component, else the two-tower's vectors when it is (which reach listings nobody has bid on yet),
         and the co-bid neighbour lists are built once per training set and listings."""
         als = next((m for m in self.components if m.name == "als" and hasattr(m, "user_factors_")), None)
+        tower = next((m for m in self.components if hasattr(m, "item_vectors_")), None)
+        factors = (als.user_factors_, als.item_factors_) if als is not None else (
+            (tower.user_vectors_, tower.item_vectors_) if tower is not None else None)
         return retrieve(data, users, items, max(1, self.candidates), neighbours=self.neighbours(data, items),
-                        factors=(als.user_factors_, als.item_factors_) if als is not None else None)
+                        factors=factors)
 
     def neighbours(self, data: TrainingSet, items: np.ndarray):
         """The co-bid neighbour lists among `items`, built once per training set and listings (and kept with

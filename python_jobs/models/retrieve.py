@@ -8,7 +8,8 @@ candidates of the day (the open listings), best first:
   best by projected bidders (bidders over the share of the auction gone by);
 - `neighbours`: listings co-bid with what the user acted on most recently (sparse co-occurrence, the top
   `NEIGHBOURS` per listing; never a dense listings x listings matrix);
-- `factors`: the nearest listings to the user's ALS factors, exact, in blocks of users (when ALS is fitted);
+- `factors`: the nearest listings to the user's ALS factors, exact, in blocks of users (when ALS is fitted; else
+  the two-tower's user and listing vectors when it is, whose listing side needs no bids);
 - `rising`: the open listings gaining bidders fastest, the same for everyone;
 - `popular`: the most bid-on open listings, so a user with nothing still has a list.
 
@@ -99,7 +100,7 @@ def neighbour_matrix(data: TrainingSet, items: np.ndarray, k: int = NEIGHBOURS) 
         co = (by_item[start:start + step] @ against).tocoo()
         keep = (co.data > 0) & (co.row + start != items[co.col])  # never a listing's own column
         block = sparse.csr_matrix((co.data[keep], (co.row[keep], co.col[keep])), shape=co.shape)
-        top, values = _row_top(block, k)
+        top, values = row_top(block, k)
         found = top >= 0
         rows.append(np.repeat(np.arange(start, start + block.shape[0]), k)[found.ravel()])
         cols.append(items[top[found]])
@@ -110,7 +111,7 @@ def neighbour_matrix(data: TrainingSet, items: np.ndarray, k: int = NEIGHBOURS) 
                              shape=(data.n_items, data.n_items), dtype=np.float32)
 
 
-def _row_top(matrix: sparse.csr_matrix, q: int) -> tuple[np.ndarray, np.ndarray]:
+def row_top(matrix: sparse.csr_matrix, q: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row of a sparse matrix, (columns, values) of its q largest entries, best first, -1 / 0 padded."""
     coo = matrix.tocoo()
     order = np.lexsort((coo.col, -coo.data, coo.row))
@@ -127,12 +128,12 @@ def _row_top(matrix: sparse.csr_matrix, q: int) -> tuple[np.ndarray, np.ndarray]
 
 def by_neighbours(data: TrainingSet, users: np.ndarray, neighbours: sparse.csr_matrix, q: int) -> np.ndarray:
     """The neighbours of each user's RECENT most recent listings, summed and weighted by how recent each is."""
-    top, weights = _row_top(data.recency[users], RECENT)
+    top, weights = row_top(data.recency[users], RECENT)
     rows = np.repeat(np.arange(len(users)), RECENT)
     found = top.ravel() >= 0
     latest = sparse.csr_matrix((weights.ravel()[found], (rows[found], top.ravel()[found])),
                                shape=(len(users), data.n_items))
-    return _row_top(latest @ neighbours, q)[0]
+    return row_top(latest @ neighbours, q)[0]
 
 
 def by_factors(user_factors: np.ndarray, item_factors: np.ndarray, users: np.ndarray, items: np.ndarray,
@@ -153,8 +154,9 @@ def by_factors(user_factors: np.ndarray, item_factors: np.ndarray, users: np.nda
 def retrieve(data: TrainingSet, users: np.ndarray, items: np.ndarray, size: int,
              factors: tuple[np.ndarray, np.ndarray] | None = None,
              neighbours: sparse.csr_matrix | None = None) -> Candidates:
-    """Per user, at most `size` candidates among `items` the user has not bid on. factors: ALS's (user, item)
-    factors when fitted on `data`; neighbours: `neighbour_matrix(data, items)` when already built."""
+    """Per user, at most `size` candidates among `items` the user has not bid on. factors: ALS's (or the
+    two-tower's) (user, item) vectors when fitted on `data`; neighbours: `neighbour_matrix(data, items)` when
+    already built."""
     users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
     q = quotas(size)
     if neighbours is None:
