@@ -45,3 +45,15 @@ def test_iceberg_tables_merge_and_snapshot_beside_parquet_ones(spark, settings, 
     # three Iceberg commits, each under a metastore lock, none left behind
     assert _metastore_rows(settings, "select nl_next from next_lock_id")[0][0] >= locks_before + 3
     assert _metastore_rows(settings, "select count(*) from hive_locks")[0][0] == 0
+
+
+def test_events_start_afresh_twice_though_a_dropped_parquet_table_keeps_its_folder(spark, settings, s3):
+    """Under SparkSessionCatalog a managed Parquet table's drop leaves its folder (Iceberg's Hive catalog drops the
+    entry only): the events stage, emptying bronze when its checkpoint is gone, clears the folder before it
+    creates the table again (it stopped with LOCATION_ALREADY_EXISTS)."""
+    from python_jobs.events.ingest import BRONZE, ingest
+
+    for attempt in range(2):
+        ingest(spark, s3, settings.lake_bucket, f"20261206T000000Z-0000{attempt}", False, True)
+        spark.sql(f"insert into {BRONZE} select * from {BRONZE} limit 0")
+    assert spark.catalog.tableExists(BRONZE)
