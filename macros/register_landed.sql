@@ -7,6 +7,9 @@
   {% for model, location in tables.items() %}
     {% do adapter.execute("drop table if exists staging." ~ model, fetch=False) %}
     {% do adapter.execute("create table staging." ~ model ~ " using parquet location '" ~ location ~ "'", fetch=False) %}
+    {#- the drop went through Iceberg's SparkSessionCatalog, which leaves Spark's cached relation of the table (the
+        previous landing) in a long-lived session: without this, a second run in the same process reads the first's -#}
+    {% do adapter.execute("refresh table staging." ~ model, fetch=False) %}
     {% do log("staging." ~ model ~ " -> " ~ location) %}
   {% endfor %}
 {% endmacro %}

@@ -14,6 +14,7 @@ from orchestration.stages import STAGES
 from python_jobs.config import check_bucket
 from python_jobs.errors import UserError
 from python_jobs.runs.run_ids import check_run_id
+from python_jobs.stack.spark import iceberg_conf
 
 RELEASE_LABEL = "emr-7.13.0"  # Spark 3.5.6, the line the project pins
 GLUE_CLIENT_FACTORY = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
@@ -106,8 +107,12 @@ def job_flow(settings: EmrSettings, run_id: str) -> dict:
              "Properties": {"hive.metastore.client.factory.class": GLUE_CLIENT_FACTORY}},
             {"Classification": "spark-env", "Configurations": [
                 {"Classification": "export", "Properties": {"PYSPARK_PYTHON": "/usr/bin/python3.11"}}]},
+            # EMR's own Iceberg (1.10.0 on 7.13) on every node, in spark_catalog over Glue for the steps and the
+            # Thrift server alike
+            {"Classification": "iceberg-defaults", "Properties": {"iceberg.enabled": "true"}},
             {"Classification": "spark-defaults",
-             "Properties": {"spark.sql.catalogImplementation": "hive", "spark.pyspark.python": "/usr/bin/python3.11"}},
+             "Properties": {"spark.sql.catalogImplementation": "hive", "spark.pyspark.python": "/usr/bin/python3.11",
+                            **iceberg_conf("glue")}},
         ],
         "AutoTerminationPolicy": {"IdleTimeout": settings.idle_timeout_seconds},
         "ServiceRole": settings.service_role,

@@ -123,6 +123,7 @@ def marts(ctx: StageContext) -> int:
     from python_jobs.ingest.extract import landed_tables
 
     from python_jobs.infra.s3 import s3_client
+    from python_jobs.runs.snapshots import current_snapshots
     from python_jobs.runs.table_folders import clear_orphans
 
     settings = ctx.settings
@@ -135,12 +136,34 @@ def marts(ctx: StageContext) -> int:
     tables = json.dumps({"tables": landed_tables(settings, ctx.run_id), "lake_bucket": settings.lake_bucket})
     run_dbt(settings, ["run-operation", "register_landed", "--args", tables, "--target", target], quiet=True)
     as_of = {"as_of": ctx.state.as_of.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
+    refresh = _full_refresh_reason(ctx)
+    if refresh:
+        ctx.log(f"[{ctx.run_id}]   incremental marts rebuilt in full: {refresh}")
     results = run_dbt(settings, ["build", "--target", target, "--select", "path:models/events", "path:models/marts",
                                  "path:seeds/experiments.csv", "path:models/experiments",
-                                 "path:tests/dbt/experiments", "--vars", json.dumps(as_of)], quiet=True)
+                                 "path:tests/dbt/experiments", "--vars", json.dumps(as_of),
+                                 *(["--full-refresh"] if refresh else [])], quiet=True)
+    ctx.summary["snapshots"] = current_snapshots(ctx.spark, "marts")
     # a row per experiment and variant: into the summary, so the history and the morning report carry them
     ctx.summary["experiment_results"] = [row.asDict() for row in ctx.spark.table("marts.exp_results").collect()]
     return len(results)
+
+
+INCREMENTAL_MARTS = ("fct_user_item_interactions",)
+
+
+def _full_refresh_reason(ctx: StageContext) -> str | None:
+    """Why the incremental marts cannot merge today's change, if they cannot: a backfill's as-of lies before rows
+    they already hold, and a lake built before Iceberg holds them as Parquet (MERGE needs Iceberg)."""
+    from python_jobs.runs.snapshots import provider
+
+    if ctx.summary.get("backfill"):
+        return "a backfill is built as of its own day"
+    for name in INCREMENTAL_MARTS:
+        table = f"marts.{name}"
+        if ctx.spark.catalog.tableExists(table) and provider(ctx.spark, table) != "iceberg":
+            return f"{table} is not an Iceberg table yet"
+    return None
 
 
 def _gate_parameters(ctx: StageContext) -> dict:
@@ -302,6 +325,8 @@ def publish(ctx: StageContext) -> dict:
     summary["experiments"] = servable_experiments(ctx)
     extra = {"experiments": summary["experiments"]["published"],"metrics": summary["evaluation"]["metrics"], "model_params": summary["evaluation"]["params"],
              "checkpoints": summary["checkpoints"], "quality_gate": summary.get("quality_gate"),
+             # the Iceberg snapshot of every mart the run read (the marts stage recorded them)
+             "snapshots": summary.get("snapshots", {}),
              # the morning report across runs (rewritten after every run; the link lasts as long as the others)
              "report_index_url": s3_client(settings).generate_presigned_url(
                  "get_object", Params={"Bucket": settings.publish_bucket, "Key": INDEX_KEY},

@@ -24,6 +24,10 @@ def test_run_job_flow_validates_against_botocore():
     assert request["ReleaseLabel"] == "emr-7.13.0" and request["Applications"] == [{"Name": "Spark"}]
     classifications = {c["Classification"]: c for c in request["Configurations"]}
     assert "AWSGlueDataCatalogHiveClientFactory" in str(classifications["spark-hive-site"])
+    assert classifications["iceberg-defaults"]["Properties"] == {"iceberg.enabled": "true"}
+    spark_defaults = classifications["spark-defaults"]["Properties"]
+    assert spark_defaults["spark.sql.catalog.spark_catalog"] == "org.apache.iceberg.spark.SparkSessionCatalog"
+    assert spark_defaults["spark.sql.catalog.spark_catalog.type"] == "glue"
     assert 60 <= request["AutoTerminationPolicy"]["IdleTimeout"] <= 7 * 24 * 3600
 
 

@@ -84,12 +84,9 @@ def split_lines(lines: DataFrame) -> tuple[DataFrame, DataFrame]:
     return split(check_lines(lines))
 
 
-def ensure_tables(spark: SparkSession, fresh_start: bool) -> None:
-    """The two tables; emptied when the checkpoint is gone (a new lake, or `generate` replaced the events), so
-    bronze always holds exactly what the checkpoint says was read."""
+def ensure_tables(spark: SparkSession) -> None:
+    """The two tables, created when missing."""
     for table, schema in ((BRONZE, BRONZE_SCHEMA), (QUARANTINE, QUARANTINE_SCHEMA)):
-        if fresh_start:
-            spark.sql(f"drop table if exists {table}")
         if not spark.catalog.tableExists(table):
             spark.createDataFrame([], schema + ", ingest_batch string").write.format("parquet") \
                 .partitionBy("ingest_batch").saveAsTable(table)
@@ -119,8 +116,14 @@ def ingest(spark: SparkSession, client, lake_bucket: str, run_id: str, has_objec
     from python_jobs.runs.table_folders import clear_orphans
 
     spark.sql(f"create database if not exists events location 's3a://{lake_bucket}/warehouse/events.db'")
+    if fresh_start:
+        # emptied when the checkpoint is gone (a new lake, or `generate` replaced the events), so bronze always
+        # holds exactly what the checkpoint says was read; Iceberg's SparkSessionCatalog drops a Parquet table's
+        # entry but leaves its folder, which clear_orphans then deletes
+        for table in (BRONZE, QUARANTINE):
+            spark.sql(f"drop table if exists {table}")
     clear_orphans(spark, client, "events")
-    ensure_tables(spark, fresh_start)
+    ensure_tables(spark)
     counts = empty_counts()
     if not has_objects:  # the file source needs its folder to exist; nothing has landed yet
         return counts

@@ -30,6 +30,8 @@ def clear_orphans(spark, client, database: str) -> list[str]:
     bucket, prefix = s3_location(spark.catalog.getDatabase(database).locationUri, f"database {database}")
     known = set()
     for table in spark.catalog.listTables(database):
+        if table.isTemporary:  # an incremental dbt model's `__dbt_tmp` view of this session: no folder
+            continue
         rows = spark.sql(f"describe formatted {database}.{table.name}").collect()
         location = next((r.data_type for r in rows if r.col_name == "Location"), None)
         if location:

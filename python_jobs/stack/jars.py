@@ -3,6 +3,8 @@
 - the S3A connector and its AWS SDK, pinned to the Hadoop that the pinned
   PySpark bundles (hadoop-client 3.3.4 in PySpark 3.5.x);
 - the PostgreSQL JDBC driver, for the Hive metastore database;
+- Apache Iceberg's Spark runtime, the line EMR 7.13 ships (1.10.0 for Spark 3.5 / Scala 2.12): the marts and
+  the run's tables are Iceberg tables in the same metastore;
 - the Hive standalone metastore distribution, only for its Postgres schema
   scripts (python_jobs.stack.metastore loads them).
 """
@@ -20,6 +22,7 @@ JARS = (
     ("org.apache.hadoop", "hadoop-aws", "3.3.4"),
     ("com.amazonaws", "aws-java-sdk-bundle", "1.12.262"),
     ("org.postgresql", "postgresql", "42.7.4"),
+    ("org.apache.iceberg", "iceberg-spark-runtime-3.5_2.12", "1.10.0"),
 )
 JAR_DIR = PROJECT_DIR / ".jars"
 

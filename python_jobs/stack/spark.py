@@ -6,6 +6,11 @@ process: stage jobs, spark-submit, the Thrift server, dbt. The same settings
 are written to `spark-defaults.conf` under the state folder so that a bare
 `dbt --target spark`, `spark-submit` and the Thrift server pick them up
 through SPARK_CONF_DIR.
+
+Tables are Apache Iceberg (1.10, EMR 7.13's line): Spark's own `spark_catalog`
+is Iceberg's `SparkSessionCatalog`, which keeps Iceberg tables in the same
+catalog (`type=hive` over our metastore here, `type=glue` on EMR) and hands
+every other table (the landed Parquet of `staging.*`) to Spark's Hive catalog.
 """
 
 from __future__ import annotations
@@ -35,6 +40,16 @@ def _shared_conf(settings: Settings) -> dict[str, str]:
     }
 
 
+def iceberg_conf(catalog_type: str) -> dict[str, str]:
+    """Iceberg in `spark_catalog` over the given catalog (`hive` locally, `glue` on EMR): one name for every table,
+    so dbt's `marts.x`, the stage jobs and the Thrift server see the same tables wherever they run."""
+    return {
+        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+        "spark.sql.catalog.spark_catalog": "org.apache.iceberg.spark.SparkSessionCatalog",
+        "spark.sql.catalog.spark_catalog.type": catalog_type,
+    }
+
+
 def spark_secret(settings: Settings) -> str:
     """Spark's shared secret of the local cluster and sessions: generated once into the state folder (0600)."""
     return secret(settings.state_dir, "spark-secret")
@@ -47,7 +62,8 @@ def managed_by_cluster(settings: Settings) -> bool:
 
 def spark_conf(settings: Settings) -> dict[str, str]:
     if managed_by_cluster(settings):
-        return {**_shared_conf(settings), "spark.master": "yarn", "spark.sql.catalogImplementation": "hive"}
+        return {**_shared_conf(settings), "spark.master": "yarn", "spark.sql.catalogImplementation": "hive",
+                **iceberg_conf("glue")}
     meta = connection_params(settings)
     jars, jdbc = ensure_jars(), jdbc_driver()
     conf = {
@@ -58,6 +74,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.extraClassPath": ":".join(str(p) for p in jars),
         "spark.executor.extraClassPath": ":".join(str(p) for p in jars if p != jdbc),
         "spark.sql.catalogImplementation": "hive",
+        **iceberg_conf("hive"),
         # the shared catalog: a Hive 2.3 metastore in PostgreSQL, schema loaded by python_jobs.stack.metastore
         "spark.hadoop.javax.jdo.option.ConnectionURL": jdbc_url(settings),
         "spark.hadoop.javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
