@@ -261,6 +261,7 @@ def cmd_serve(args) -> None:
     from python_jobs.serving.fresh import FreshEvents
     from python_jobs.serving.keys import key_store
     from python_jobs.serving.limits import TokenBuckets
+    from python_jobs.models.rules import RULES, WatchedRules, load_rules
     from python_jobs.serving.loader import RunHolder
 
     if not 1 <= args.port <= 65535:
@@ -274,6 +275,9 @@ def cmd_serve(args) -> None:
     if not keys.count():
         print(f"encore-recs serve: no API keys yet ({keys.backend}): every /v1 call is refused until one is "
               "created: encore-recs keys create --scope read,events", file=sys.stderr)
+    rules_file = args.rules or RULES
+    if rules_file.exists():
+        load_rules(rules_file)  # a wrong file is one line now, not an error log at every request
     holder = RunHolder(settings)
     holder.check()
     fresh = FreshEvents()
@@ -294,7 +298,8 @@ def cmd_serve(args) -> None:
     # Kubernetes and ECS send: it takes Ctrl-C's path.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        uvicorn.run(build_app(holder, collector, fresh, keys=keys, buckets=buckets), host=args.host, port=args.port,
+        uvicorn.run(build_app(holder, collector, fresh, keys=keys, buckets=buckets, rules=WatchedRules(rules_file)),
+                    host=args.host, port=args.port,
                     log_level="warning", access_log=False)
     finally:
         stop.set()
@@ -447,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--poll-seconds", type=float, default=30.0, help="how often to look for a newer run")
+    serve.add_argument("--rules", type=Path, default=None, help=(
+        "the list rules applied at every request, read again when the file changes (default: the dbt seed "
+        "seeds/list_rules.csv; without the file, the rules each run was published with)"))
     serve.set_defaults(fn=cmd_serve)
     keys = sub.add_parser("keys", help="the API's keys: create (printed once), list, revoke")
     actions = keys.add_subparsers(dest="action", required=True)

@@ -318,12 +318,14 @@ def publish(ctx: StageContext) -> dict:
     from python_jobs.publish.publish import publish as write_and_publish
     from python_jobs.infra.s3 import s3_client
     from python_jobs.models.train import RUN_TABLES
+    from python_jobs.models.rules import load_rules
     from python_jobs.quality.validate import manifest_frame
 
     settings, spark, summary = ctx.settings, ctx.spark, ctx.summary
     quality_gate.enforce(settings, ctx.run_id, summary)  # a refused regression publishes nothing
     summary["experiments"] = servable_experiments(ctx)
-    extra = {"experiments": summary["experiments"]["published"],"metrics": summary["evaluation"]["metrics"], "model_params": summary["evaluation"]["params"],
+    extra = {"experiments": summary["experiments"]["published"], "rules": load_rules().to_dict(),
+             "metrics": summary["evaluation"]["metrics"], "model_params": summary["evaluation"]["params"],
              "checkpoints": summary["checkpoints"], "quality_gate": summary.get("quality_gate"),
              # the Iceberg snapshot of every mart the run read (the marts stage recorded them)
              "snapshots": summary.get("snapshots", {}),

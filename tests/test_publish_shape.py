@@ -60,7 +60,8 @@ def test_both_publish_engines_write_the_same_lists(stack, spark, s3):
         m: parsed(lists) for m, lists in spark_run.models.items()}
     assert local_run.listings == spark_run.listings and local_run.listings[701] == {
         "product": "product", "category": "music", "sub_category": "vinyl", "listing_amount": 10.0,
-        "ends_at": "2026-12-05T10:00:00Z"}
+        "ends_at": "2026-12-05T10:00:00Z", "seller_uid": 5001}
+    assert local_run.listings[702]["seller_uid"] == 5002 and local_run.listings[703].get("seller_uid") is None
     assert parsed(local_run.models["popularity"])[7]["recommendations"][0] == {
         "rank": 1, "listing_id": 701, "score": 1.0, "source": "popularity"}
     assert parsed(local_run.users)[7]["recommendations"][0] == {

@@ -120,3 +120,67 @@ def test_the_last_slot_explores_a_listing_few_have_seen_from_a_seller_not_in_the
         sellers = rows["listing_id"].map(seller)
         assert sellers.value_counts().max() <= 3 and len(rows) == 10
         assert sellers[rows["source"] == "explore"].iloc[0] not in set(sellers[rows["source"] != "explore"])
+
+
+def test_serve_applies_the_rules_file_at_every_request_and_reloads_it(tmp_path, settings):
+    """A seller suspended in the file is out of the next answer without a run; the user's own listing and the cap
+    per seller hold for the published items and for those today's events bring in; a broken file keeps the last."""
+    import json
+    import os
+    import sys
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+
+    from python_jobs.events.collector import Collector
+    from python_jobs.events.spool import Spool
+    from python_jobs.models.rules import WatchedRules
+    from python_jobs.serving.app import build_app
+    from python_jobs.serving.fresh import FreshEvents
+    from python_jobs.serving.loader import RunHolder, ServedRun
+
+    sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+    from api_keys import keyed
+
+    ends = "2099-01-01T00:00:00Z"
+    # listing -> (seller, price): 1 is user 5's own, 2 a seller to be suspended, 3-5 one seller, 7 too dear
+    sold = {1: (5, 10.0), 2: (77, 10.0), 3: (88, 10.0), 4: (88, 10.0), 5: (88, 10.0), 6: (99, 10.0), 7: (66, 9000.0),
+            8: (5, 10.0), 9: (88, 10.0)}
+    listings = {i: {"product": f"p{i}", "category": "music", "sub_category": "vinyl", "listing_amount": price,
+                    "ends_at": ends, "seller_uid": seller} for i, (seller, price) in sold.items()}
+    items = [{"rank": r, "listing_id": i, **{k: v for k, v in listings[i].items() if k != "seller_uid"},
+              "score": 1.0 / r, "source": "als"} for r, i in enumerate(range(1, 8), start=1)]
+    line = json.dumps({"uid": 5, "user_name": "five", "source": "als", "recommendations": items}).encode()
+    similar = {6: json.dumps({"listing_id": 6, "similar": [{"rank": 1, "similar_listing_id": 8, "score": 0.9},
+                                                         {"rank": 2, "similar_listing_id": 9, "score": 0.8}]}).encode()}
+    holder = RunHolder(settings)
+    holder.current = ServedRun("20300101T000010Z-rules0", "2030-01-01T00:00:10Z", {}, {}, {5: line}, {"five": 5},
+                               similar, listings=listings)
+    path = tmp_path / "list_rules.csv"
+    path.write_text("rule,value\nmax_per_seller,2\nmax_listing_amount,5000\nsuspended_seller,77\n")
+    fresh = FreshEvents()
+    collector = Collector(Spool(tmp_path / "spool", 10**6, 900), sink=None, on_event=fresh.add)
+    store, header = keyed(tmp_path)
+    client = TestClient(build_app(holder, collector, fresh, keys=store, rules=WatchedRules(path)), headers=header)
+
+    def shown() -> list[int]:
+        body = client.get("/v1/users/5/recommendations?n=10").json()
+        assert all("seller_uid" not in item for item in body["recommendations"])
+        return [item["listing_id"] for item in body["recommendations"]]
+
+    assert shown() == [3, 4, 6]  # not its own (1), not suspended (2), seller 88 twice only (5), not too dear (7)
+    path.write_text("rule,value\nmax_per_seller,2\nmax_listing_amount,5000\n")
+    os.utime(path, ns=(10**18, 10**18))  # a changed file, even within the file system's time resolution
+    assert shown() == [2, 3, 4, 6]  # the suspension lifted, at the next request
+    path.write_text("rule,value\nmax_per_seller,two\n")
+    os.utime(path, ns=(2 * 10**18, 2 * 10**18))
+    assert shown() == [2, 3, 4, 6]  # a file that does not parse: the last good rules stay
+    path.write_text("rule,value\nmax_per_seller,1\n")
+    os.utime(path, ns=(3 * 10**18, 3 * 10**18))
+    event = {"event_id": "rules-1", "type": "like", "uid": 5, "listing_id": 6,
+             "at": datetime.now(timezone.utc).isoformat()}
+    assert client.post("/v1/events", json={"events": [event]}).json()["accepted"] == 1
+    # 6's neighbours: 8 is user 5's own, 9 is seller 88's, who now has one slot: 9 leads (fresh) and 3, 4 go
+    assert shown() == [9, 2, 6, 7]
+    collector.spool.close()

@@ -38,6 +38,34 @@ class ListRules:
         the cap per seller drop a few); a list the rules leave shorter is published shorter."""
         return 2 * n
 
+    def allows(self, uid: int, seller: int | None, amount: float | None) -> bool:
+        """Whether one listing (its seller's uid and price, None unknown) may be shown to user `uid`; the cap per
+        seller is the list's (`within_cap`)."""
+        if seller is not None and (seller == uid or seller in self.suspended_sellers):
+            return False
+        return amount is None or self.min_listing_amount <= amount <= self.max_listing_amount
+
+    def within_cap(self, sellers: list) -> list[bool]:
+        """Per position of a ranked list (its sellers, None unknown), whether the cap per seller keeps it."""
+        seen: dict = {}
+        keep = []
+        for seller in sellers:
+            seen[seller] = seen.get(seller, 0) + 1
+            keep.append(seller is None or not self.max_per_seller or seen[seller] <= self.max_per_seller)
+        return keep
+
+    def to_dict(self) -> dict:
+        """The rules as the manifest carries them (serve applies them at request time)."""
+        return {"max_per_seller": self.max_per_seller, "min_listing_amount": self.min_listing_amount,
+                "max_listing_amount": None if self.max_listing_amount == float("inf") else self.max_listing_amount,
+                "suspended_sellers": sorted(self.suspended_sellers)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ListRules":
+        top = values.get("max_listing_amount")
+        return cls(int(values.get("max_per_seller") or 0), float(values.get("min_listing_amount") or 0.0),
+                   float("inf") if top is None else float(top), frozenset(values.get("suspended_sellers") or ()))
+
     def gate_parameters(self) -> dict:
         return {"max_per_seller": self.max_per_seller or 10**9, "min_listing_amount": self.min_listing_amount,
                 "max_listing_amount": min(self.max_listing_amount, 1e18),
@@ -106,3 +134,29 @@ def apply_to_ranked(chosen: np.ndarray, scores: np.ndarray, sources, user_uids: 
     if np.ndim(sources):
         sources = np.take_along_axis(np.asarray(sources), order, axis=1)
     return chosen, scores, sources
+
+
+class WatchedRules:
+    """The rules file serve applies at request time, read again whenever it changes: a seller suspended in the
+    file is out of every list at the next request, without a run. A file that stops parsing is logged and the
+    last good rules stay; with no file, the rules the served run was published with apply."""
+
+    def __init__(self, path: Path = RULES) -> None:
+        self.path, self._stamp, self._rules, self.error = path, None, None, None
+
+    def current(self, published: ListRules) -> ListRules:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return self._rules or published
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self._rules, self.error = load_rules(self.path), None
+            except UserError as exc:
+                import logging
+
+                self.error = str(exc)
+                logging.getLogger("encore.serve").error("rules not reloaded, the last good ones apply: %s", exc)
+        return self._rules or published

@@ -119,8 +119,9 @@ MODEL_LIST_SCHEMA = "uid int, rank int, listing_id int, score double, source str
 LIST_SCHEMA = ("uid int, rank int, listing_id int, score double, source string, list_source string, user_name string, "
                "product string, category string, sub_category string, listing_amount double, ends_at timestamp")
 SIMILAR_SCHEMA = "listing_id int, rank int, similar_listing_id int, score double"
+# seller_uid: serve applies the rules at request time (never a user's own listing, the cap per seller)
 DETAILS_SCHEMA = ("listing_id int, product string, category string, sub_category string, listing_amount double, "
-                  "ends_at timestamp")
+                  "ends_at timestamp, seller_uid int")
 RUN_TABLES = {"recommendations": LIST_SCHEMA, "model_recommendations": MODEL_LIST_SCHEMA,
               "similar_listings": SIMILAR_SCHEMA, "listing_details": DETAILS_SCHEMA}
 
@@ -158,8 +159,9 @@ def run_training(spark: SparkSession, settings, run_id: str, n: int, data: Train
                     similar.astype({"listing_id": "int32", "rank": "int32", "similar_listing_id": "int32",
                                     "score": "float64"}), SIMILAR_SCHEMA, engine)
     listed = np.union1d(written["listed"], pd.concat([similar["listing_id"], similar["similar_listing_id"]]))
-    run_tables.save(spark, settings, "listing_details", run_id,
-                    details[details["listing_id"].isin(listed)].astype({"listing_id": "int32"}),
+    sellers = listings["seller_uid"] if "seller_uid" in listings else pd.Series(np.nan, index=listings.index)
+    listed_details = details.assign(seller_uid=pd.array(sellers, "Int32"))[details["listing_id"].isin(listed)]
+    run_tables.save(spark, settings, "listing_details", run_id, listed_details.astype({"listing_id": "int32"}),
                     DETAILS_SCHEMA, engine)
     return {"recommendations": written["recommendations"], "model_recommendations": written["model_recommendations"],
             "similar_listings": len(similar), "params": params.to_dict(),

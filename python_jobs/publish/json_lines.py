@@ -56,7 +56,7 @@ def _column_text(column: pd.Series) -> pa.Array:
         seconds = pa.array(column.dt.tz_localize(None) if column.dt.tz else column).cast(pa.timestamp("s"), safe=False)
         text = _concat('"', pc.strftime(seconds, "%Y-%m-%dT%H:%M:%SZ").cast(TEXT), '"')
     elif pd.api.types.is_integer_dtype(column):
-        text = _ints(column.to_numpy())
+        text = _ints(column.fillna(0).to_numpy(np.int64))
     else:
         text = _json(None if gone else value for value, gone in zip(column.tolist(), missing))
     return pc.if_else(pa.array(missing), pa.scalar(None, TEXT), text)
@@ -114,10 +114,10 @@ def listing_lines(listings: pd.DataFrame, details: pd.Series) -> list[str]:
     return _concat('{"listing_id":', _ints(ids), _lookup(_with_comma(details), ids, ""), "}").to_pylist()
 
 
-def listing_fragments(listings: pd.DataFrame) -> pd.Series:
-    """listing_id -> the '"product":...,"ends_at":...' part of an item, for every listing."""
+def listing_fragments(listings: pd.DataFrame, names: tuple[str, ...] = DETAILS) -> pd.Series:
+    """listing_id -> the '"product":...,"ends_at":...' part of an item (the `names` fields), for every listing."""
     fields = [pc.fill_null(_concat(f',"{name}":', _column_text(listings[name])), pa.scalar("", TEXT))
-              for name in DETAILS]
+              for name in names]
     texts = pc.utf8_slice_codeunits(_concat(*fields), 1)  # without the first field's comma
     return pd.Series(texts.to_pylist(), index=listings["listing_id"].to_numpy(), dtype=object)
 

@@ -24,29 +24,24 @@ def columns(schema: str) -> list[tuple[str, str]]:
     return [tuple(part.split()) for part in schema.split(",")]
 
 
-def _ensure_table(spark, table: str, schema: str) -> None:
+def _ensure_table(spark, settings, table: str, schema: str) -> None:
+    from python_jobs.infra.s3 import s3_client
+    from python_jobs.runs.table_folders import drop_with_folder
+
     name = f"recs.{table}"
     wanted = sorted([c for c, _ in columns(schema)] + ["run_id"])
     if spark.catalog.tableExists(name):
         if sorted(spark.table(name).columns) == wanted:
             return
-        spark.sql(f"drop table {name}")
+        drop_with_folder(spark, s3_client(settings), name)
     empty = spark.createDataFrame([], schema + ", run_id string")
     empty.write.format("parquet").partitionBy("run_id").saveAsTable(name)
-
-
-def _location(spark, table: str) -> tuple[str, str]:
-    """(bucket, key prefix) of the table's folder, whichever S3 scheme the catalog holds (s3a here, s3 on EMR)."""
-    from python_jobs.runs.table_folders import s3_location
-
-    rows = spark.sql(f"describe formatted recs.{table}").collect()
-    return s3_location(next(r.data_type for r in rows if r.col_name == "Location"), f"recs.{table}")
 
 
 def save(spark, settings, table: str, run_id: str, frame, schema: str, engine: str) -> None:
     """Write `frame` (columns as in the Spark DDL `schema`) as this run's partition of `recs.<table>`: a pandas
     frame on either engine, or a Spark DataFrame (rows that never were in this process) on `spark`."""
-    _ensure_table(spark, table, schema)
+    _ensure_table(spark, settings, table, schema)
     if engine == "spark":
         from pyspark.sql import functions as F
 
@@ -59,8 +54,9 @@ def save(spark, settings, table: str, run_id: str, frame, schema: str, engine: s
     import pyarrow.parquet as pq
 
     from python_jobs.infra.s3 import delete_prefix, s3_client
+    from python_jobs.runs.table_folders import table_location
 
-    bucket, prefix = _location(spark, table)
+    bucket, prefix = table_location(spark, f"recs.{table}")
     folder = f"{prefix}/run_id={run_id}/"
     client = s3_client(settings)
     delete_prefix(client, bucket, folder)
@@ -86,8 +82,9 @@ def read(spark, settings, table: str, run_id: str, columns: list[str], engine: s
     import pyarrow.parquet as pq
 
     from python_jobs.infra.s3 import s3_client
+    from python_jobs.runs.table_folders import table_location
 
-    bucket, prefix = _location(spark, table)
+    bucket, prefix = table_location(spark, f"recs.{table}")
     client = s3_client(settings)
     parts = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/run_id={run_id}/"):

@@ -21,6 +21,22 @@ def s3_location(uri: str, what: str) -> tuple[str, str]:
     return bucket, prefix
 
 
+def table_location(spark, name: str) -> tuple[str, str]:
+    """(bucket, key prefix) of table `name`'s folder, whichever S3 scheme the catalog holds (s3a here, s3 on EMR)."""
+    rows = spark.sql(f"describe formatted {name}").collect()
+    return s3_location(next(r.data_type for r in rows if r.col_name == "Location"), name)
+
+
+def drop_with_folder(spark, client, name: str) -> None:
+    """Drop table `name` and delete its folder: under Iceberg's SparkSessionCatalog a dropped managed Parquet table
+    keeps its folder, and creating the table again would stop with LOCATION_ALREADY_EXISTS."""
+    from python_jobs.infra.s3 import delete_prefix
+
+    bucket, prefix = table_location(spark, name)
+    spark.sql(f"drop table {name}")
+    delete_prefix(client, bucket, f"{prefix}/")
+
+
 def clear_orphans(spark, client, database: str) -> list[str]:
     """Delete the folders under `database`'s location that no table of it uses; the folders deleted."""
     from python_jobs.infra.s3 import delete_prefix

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from python_jobs.config import EVENTS_PER_BATCH, MODELS
 from python_jobs.events.schema import parse_time
 from python_jobs.events.spool import SpoolFull
+from python_jobs.models.rules import ListRules, WatchedRules
 from python_jobs.publish.experiments import assign
 from python_jobs.serving.fresh import FreshEvents, rerank, still_open
 from python_jobs.serving.keys import ApiKey, KeyStore
@@ -156,26 +157,30 @@ Served = Annotated[ServedRun, Depends(served)]
 
 
 
-def served_list(run: ServedRun, uid: int, n: int, model: str | None, events: list, now: datetime) -> dict:
+def served_list(run: ServedRun, uid: int, n: int, model: str | None, events: list, now: datetime,
+                rules: ListRules | None = None) -> dict:
     """The list the app shows `uid`: `model`'s, or without one the list of the user's variant in a running
     experiment (`variant` says which; a variant whose model has no list for the user shows the hybrid), else the
-    hybrid; re-ranked by the user's `events` since the run. LookupError when there is none."""
+    hybrid; re-ranked by the user's `events` since the run, under `rules` (default: the run's). LookupError when
+    there is none."""
+    rules = rules if rules is not None else ListRules.from_dict(run.rules)
     if model is not None:
-        return {**model_list(run, uid, n, model, events, now), "variant": None}
+        return {**model_list(run, uid, n, model, events, now, rules), "variant": None}
     assigned = assign(run.experiments, uid, now)
     variant = f"{assigned['experiment']}/{assigned['variant']}" if assigned else None
     serves = assigned["serves"] if assigned else "hybrid"
     if serves != "hybrid" and uid not in run.models.get(serves, {}):
         serves = "hybrid"
-    return {**model_list(run, uid, n, serves, events, now), "variant": variant}
+    return {**model_list(run, uid, n, serves, events, now, rules), "variant": variant}
 
 
-def model_list(run: ServedRun, uid: int, n: int, model: str, events: list, now: datetime) -> dict:
-    """`model`'s list for `uid` (the hybrid's re-ranked by the user's events since the run); LookupError if none."""
+def model_list(run: ServedRun, uid: int, n: int, model: str, events: list, now: datetime, rules: ListRules) -> dict:
+    """`model`'s list for `uid` (the hybrid's re-ranked by the user's events since the run), under `rules`;
+    LookupError if none."""
     line = run.users.get(uid)
     events = events if model == "hybrid" else []
     if line is None and events:  # new since the run: a list from today's events alone
-        items = rerank(run, [], events, n, now)
+        items = rerank(run, [], events, n, now, rules, uid)
         if items:
             return {"uid": uid, "user_name": "", "source": "fresh", "model": model, "run_id": run.run_id,
                     "recommendations": items}
@@ -192,16 +197,18 @@ def model_list(run: ServedRun, uid: int, n: int, model: str, events: list, now: 
         listed = json.loads(model_line)  # ids and scores; the details are the run's listings file
         items = [{"rank": i["rank"], "listing_id": i["listing_id"], **run.listings.get(i["listing_id"], {}),
                   "score": i["score"], "source": i["source"]} for i in listed["recommendations"]]
+        items = [{k: v for k, v in item.items() if k != "seller_uid"} for item in items]
         row = {**row, "source": model, "recommendations": items}
-    items = rerank(run, row["recommendations"], events, n, now)
+    items = rerank(run, row["recommendations"], events, n, now, rules, uid)
     return {**row, "model": model, "run_id": run.run_id, "recommendations": items}
 
 
 def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = None, clock=None, *, keys: KeyStore,
-              buckets: TokenBuckets | None = None) -> FastAPI:
+              buckets: TokenBuckets | None = None, rules: WatchedRules | None = None) -> FastAPI:
     """collector: the events API's `events.collector.Collector` (POST /v1/events answers 503 without one);
     fresh: the users' events since the run; clock: now, for the end of auctions (tests move it); keys: who may
-    call /v1; buckets: each key's events a second (`serve` always sets them; None: no per-key limit)."""
+    call /v1; buckets: each key's events a second (`serve` always sets them; None: no per-key limit); rules: the
+    rules file applied at request time (None: the rules each run was published with)."""
     app = FastAPI(title="Encore recommendations", version="1",
                   description="Recommendations of the latest published and validated run, re-ranked by the app's "
                               "events since it; the app's events in.")
@@ -213,7 +220,9 @@ def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = Non
 
     def user_list(run: ServedRun, uid: int, n: int, model: str | None) -> dict:
         try:
-            return served_list(run, uid, n, model, fresh.of(uid), clock())
+            published = ListRules.from_dict(run.rules)
+            in_force = rules.current(published) if rules is not None else published
+            return served_list(run, uid, n, model, fresh.of(uid), clock(), in_force)
         except LookupError as exc:
             raise HTTPException(404, str(exc.args[0])) from None
 

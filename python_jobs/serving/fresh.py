@@ -7,7 +7,8 @@ counts most, an impression nothing) and by how similar each neighbour is;
 the best of them take the top of the list (`source: fresh`), the published
 list follows. A user the run does not know gets a list from their events
 alone. No listing whose auction has ended is ever returned: every item's end
-time is checked against the clock at each request.
+time is checked against the clock at each request; the marketplace's rules
+(`models.rules`) are applied again to every list as it is answered.
 """
 
 from __future__ import annotations
@@ -74,21 +75,34 @@ def fresh_scores(run, events: list[tuple[int, str, float]]) -> dict[int, float]:
     return scores
 
 
-def rerank(run, items: list[dict], events: list[tuple[int, str, float]], n: int, now: datetime | None = None
-           ) -> list[dict]:
+def rerank(run, items: list[dict], events: list[tuple[int, str, float]], n: int, now: datetime | None = None,
+           rules=None, uid: int | None = None) -> list[dict]:
     """The list to return: fresh items first (at most half the list, at least one), then the published items,
-    never an ended auction, ranks renumbered."""
+    never an ended auction, ranks renumbered. `rules` (`models.rules.ListRules`, for user `uid`): never the user's
+    own listing, a suspended seller's or one outside the price band, at most the cap of one seller."""
     now = now or datetime.now(timezone.utc)
-    published = [item for item in items if still_open(item.get("ends_at"), now)]
+
+    def seller(listing: int):
+        return run.listings.get(listing, {}).get("seller_uid")
+
+    def shown(listing: int, details: dict) -> bool:
+        return still_open(details.get("ends_at"), now) and (
+            rules is None or rules.allows(uid, seller(listing), details.get("listing_amount")))
+
+    published = [item for item in items if shown(item["listing_id"], item)]
     scores = fresh_scores(run, events) if events else {}
     fresh = []
     for listing, score in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])):
         details = run.listings.get(listing)
-        if details is None or not still_open(details.get("ends_at"), now):
+        if details is None or not shown(listing, details):
             continue
-        fresh.append({"listing_id": listing, **details, "score": round(score, 6), "source": "fresh"})
+        fresh.append({"listing_id": listing, **{k: v for k, v in details.items() if k != "seller_uid"},
+                      "score": round(score, 6), "source": "fresh"})
     room = n if not published else max(1, n // 2)
     fresh = fresh[:room]
     moved = {item["listing_id"] for item in fresh}
     chosen = fresh + [item for item in published if item["listing_id"] not in moved]
+    if rules is not None:
+        keep = rules.within_cap([seller(item["listing_id"]) for item in chosen])
+        chosen = [item for item, kept in zip(chosen, keep) if kept]
     return [{**item, "rank": rank} for rank, item in enumerate(chosen[:n], start=1)]

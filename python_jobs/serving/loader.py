@@ -36,6 +36,7 @@ class ServedRun:
     models: dict[str, dict[int, bytes]] = field(default_factory=dict)  # model -> uid -> that model's list
     listings: dict[int, dict] = field(default_factory=dict)  # listing_id -> details, for the model lists' ids
     experiments: list[dict] = field(default_factory=list)  # the definitions the run was published with
+    rules: dict = field(default_factory=dict)  # the list rules the run was published with (`ListRules.to_dict`)
 
 
 def _lines(body: bytes) -> list[bytes]:
@@ -79,7 +80,7 @@ def load_run(client, bucket: str, manifest_key: str) -> ServedRun:
         raise RunRejected(f"{len(users)} distinct users loaded, the manifest counts {expected}")
     return ServedRun(manifest["run_id"], manifest["published_at"], manifest.get("metrics", {}),
                      manifest.get("model_params", {}), users, by_name, similar, len(manifest["files"]), models,
-                     listings, manifest.get("experiments", []))
+                     listings, manifest.get("experiments", []), manifest.get("rules", {}))
 
 
 class RunHolder:

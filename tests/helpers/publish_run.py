@@ -29,7 +29,10 @@ def synthetic_lists(spark, users: int, n: int, first_end=None):
     own = recs.select("uid", "rank", "listing_id", "score", "source")
     model_recs = (own.where(F.col("uid") % 2 == 0).withColumn("model", F.lit("als"))  # ALS: bidders only
                   .unionByName(own.withColumn("model", F.lit("popularity")).withColumn("source", F.lit("popularity"))))
-    listings = recs.select("listing_id", "product", "category", "sub_category", "listing_amount", "ends_at").distinct()
+    # the rank-r listing's seller is uid 5000 + r, but the third's is unknown (a listing whose seller left)
+    seller = F.when(F.col("rank") != 3, F.col("rank") + 5000).cast("int").alias("seller_uid")
+    listings = recs.select("listing_id", "product", "category", "sub_category", "listing_amount", "ends_at",
+                           seller).distinct()
     return recs, similar, model_recs, listings
 
 
