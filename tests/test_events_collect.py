@@ -87,6 +87,22 @@ def test_a_batch_is_spooled_once_and_resends_are_acknowledged_not_repeated(tmp_p
     assert reopened.accept([event(2)])["duplicates"] == 1
 
 
+def test_the_ids_remembered_are_bounded_to_the_latest(tmp_path, monkeypatch):
+    """A long-serving process keeps only the latest REMEMBER ids: memory stays flat, recent resends are still
+    caught, and an id older than the window is spooled again (the staging model keeps one row per id)."""
+    from python_jobs.events import collector as module
+
+    monkeypatch.setattr(module, "REMEMBER", 5)
+    spool = Spool(tmp_path / "spool", max_bytes=10**6, max_seconds=900)
+    collector = Collector(spool, sink=None, clock=Clock())
+    for i in range(1, 13):
+        assert collector.accept([event(i)])["accepted"] == 1
+    assert len(collector._seen) == len(collector._order) == 5
+    assert collector.accept([event(12), event(8)])["duplicates"] == 2
+    assert collector.accept([event(1)])["accepted"] == 1
+    spool.close()
+
+
 def test_one_process_owns_a_spool(tmp_path):
     from python_jobs.errors import UserError
 

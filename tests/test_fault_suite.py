@@ -48,8 +48,16 @@ class Stack:
         self.count = 0
 
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "python_jobs.cli", *args], capture_output=True, text=True,
-                              timeout=timeout, env=self.env)
+        """A command to its end; past `timeout`, it and every process it started (Spark's JVM, dbt) are killed,
+        so a run that hangs cannot hold the run lock over the kinds after it."""
+        proc = subprocess.Popen([sys.executable, "-m", "python_jobs.cli", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=self.env, start_new_session=True)
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            raise
+        return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
     def ok(self, *args: str) -> subprocess.CompletedProcess:
         result = self.cli(*args)

@@ -4,7 +4,9 @@ background.
 `accept` returns only after the accepted events are fsynced in the spool; a
 resent `event_id` is acknowledged again but not spooled again (the ids of
 the last `REMEMBER` events, and of everything still in the spool after a
-restart; beyond that the events staging model keeps one row per id).
+restart; beyond that the events staging model keeps one row per id). The
+window is bounded so that a process serving for weeks holds at most that
+many ids (about 13 MB), not every id it ever saw.
 """
 
 from __future__ import annotations
@@ -12,20 +14,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import OrderedDict
+from collections import deque
 from datetime import datetime, timezone
 
 from python_jobs.events.schema import check
 from python_jobs.events.spool import Spool
 
 log = logging.getLogger("encore.events")
-REMEMBER = 1_000_000
+REMEMBER = 100_000  # half an hour of events at 50 a second; a client retries within seconds
 
 
 class Collector:
     def __init__(self, spool: Spool, sink, on_event=None, clock=lambda: datetime.now(timezone.utc)) -> None:
         self.spool, self.sink, self.clock, self.on_event = spool, sink, clock, on_event
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: set[str] = set()
+        self._order: deque[str] = deque()
         self._lock = threading.Lock()
         self.delivered_objects = 0
         self.last_error: str | None = None
@@ -37,9 +40,12 @@ class Collector:
                     pass
 
     def _remember(self, event_id: str) -> None:
-        self._seen[event_id] = None
-        if len(self._seen) > REMEMBER:
-            self._seen.popitem(last=False)
+        if event_id in self._seen:
+            return
+        self._seen.add(event_id)
+        self._order.append(event_id)
+        if len(self._order) > REMEMBER:
+            self._seen.discard(self._order.popleft())
 
     def accept(self, events: list) -> dict:
         """{accepted, duplicates, rejected: [{index, event_id?, reason}]} for one batch. Raises the spool's
