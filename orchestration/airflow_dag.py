@@ -90,7 +90,7 @@ def _emr_tasks(run, poll_seconds: int, retry) -> None:
 
     @task(multiple_outputs=True)
     def plan(encore_run: str) -> dict:
-        from orchestration.emr import EmrSettings, history_step, job_flow, stage_steps, thrift_step
+        from orchestration.emr import EmrSettings, history_step, job_flow, maintain_step, stage_steps, thrift_step
 
         from python_jobs.runs.run_ids import run_time
 
@@ -99,7 +99,7 @@ def _emr_tasks(run, poll_seconds: int, retry) -> None:
         environment = {**settings.environment, "ENCORE_AS_OF": run_time(encore_run).isoformat()}
         steps = dict(zip([task_id(s) for s in STAGES], stage_steps(encore_run, environment)))
         return {"job_flow": job_flow(settings, encore_run), "thrift": [thrift_step(settings)],
-                "history": [history_step(encore_run, environment)],
+                "history": [history_step(encore_run, environment), maintain_step(encore_run, environment)],
                 **{f"step_{name}": [step] for name, step in steps.items()}}
 
     planned = plan(run)
@@ -112,8 +112,9 @@ def _emr_tasks(run, poll_seconds: int, retry) -> None:
                             doc_md=stage.title, **retry(stage))
         for stage in STAGES
     ]
-    # the run's history, the run_history marts and the morning report, whatever the stages did: a teardown of
-    # the cluster (it runs once the stages are done, succeeded or not), before the one that terminates it
+    # the run's history, the run_history marts and the morning report, whatever the stages did, then the lake's
+    # Iceberg upkeep: a teardown of the cluster (it runs once the stages are done, succeeded or not), before the
+    # one that terminates it
     history = EmrAddStepsOperator(task_id="history", job_flow_id=create.output, steps=planned["history"],
                                   wait_for_completion=True, waiter_delay=poll_seconds,
                                   waiter_max_attempts=3600 // poll_seconds)
@@ -162,5 +163,16 @@ def _local_tasks(run, retry) -> None:
 
         history_job.after_run(Settings.from_env(), encore_run)
 
+    @task(trigger_rule="all_done")
+    def maintain() -> None:
+        """The lake's Iceberg upkeep after the day's run: untagged snapshots expired, small files compacted,
+        orphan files removed weekly (`encore-recs maintain`)."""
+        from python_jobs.config import Settings
+        from python_jobs.runs.maintenance import maintain as upkeep
+        from python_jobs.stack.spark import get_spark
+
+        settings = Settings.from_env()
+        upkeep(get_spark(settings), settings.state_dir / "maintenance.json")
+
     started = begin(run)
-    chain(started, *[stage_task(stage)(started) for stage in STAGES], history(started))
+    chain(started, *[stage_task(stage)(started) for stage in STAGES], history(started), maintain())

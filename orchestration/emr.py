@@ -165,6 +165,16 @@ def history_step(run_id: str, environment: Mapping[str, str] | None = None) -> d
                                                  "encore-recs", "history", "--run-id", run_id], on_failure="CONTINUE")
 
 
+def maintain_step(run_id: str, environment: Mapping[str, str] | None = None) -> dict:
+    """After the history: Iceberg upkeep of the lake's tables (`encore-recs maintain`: expire untagged snapshots,
+    compact small files, weekly orphan removal), on the primary node against Glue; a failure leaves the day's run
+    as it was."""
+    check_run_id(run_id)
+    env = dict(STEP_DEFAULTS if environment is None else environment)
+    return _command_runner(f"maintain {run_id}", ["env", *[f"{key}={value}" for key, value in env.items()],
+                                                  "encore-recs", "maintain"], on_failure="CONTINUE")
+
+
 def stage_steps(run_id: str, environment: Mapping[str, str] | None = None) -> list[dict]:
     """AddJobFlowSteps: every stage of `orchestration.stages`, in order, as its own step with this run's id.
 

@@ -244,6 +244,29 @@ def cmd_history(args) -> None:
     print(f"history: {done.get('history_rows', 0)} rows recorded, {done.get('history_nodes', 0)} dbt nodes built")
 
 
+def cmd_maintain(args) -> None:
+    """Iceberg upkeep of the lake's tables: expire old untagged snapshots, compact small files, weekly remove
+    orphan files; what each cost, per table, printed and kept in the state folder."""
+    from python_jobs.runs.maintenance import maintain
+    from python_jobs.stack import services
+    from python_jobs.stack.spark import get_spark
+
+    if not 1 <= args.expire_days <= 3650:
+        raise UserError(f"--expire-days {args.expire_days} is out of range; use 1 to 3650")
+    if not 1 <= args.retain_last <= 1000:
+        raise UserError(f"--retain-last {args.retain_last} is out of range; use 1 to 1000")
+    settings = _settings()
+    services.ready(settings)
+    report = maintain(get_spark(settings), settings.state_dir / "maintenance.json", expire_days=args.expire_days,
+                      retain_last=args.retain_last, orphans=True if args.orphans else None)
+    for table, steps in report["tables"].items():
+        print(f"{table}: " + "; ".join(
+            f"{step} {cost['seconds']:.1f}s " + ", ".join(f"{k} {v}" for k, v in cost.items() if k not in ("seconds", "rows"))
+            for step, cost in steps.items()))
+    print(f"maintain: {len(report['tables'])} tables in {report['seconds']:.1f}s; orphan files "
+          f"{'removed' if report['orphans_ran'] else 'not due (weekly; --orphans forces)'}")
+
+
 def cmd_serve(args) -> None:
     """The API and web page over the latest published run (polled; swapped only when checked), and the app's
     events in (spooled, then landed on S3 in the background)."""
@@ -443,6 +466,13 @@ def build_parser() -> argparse.ArgumentParser:
                                              "(and their tests) and the morning report")
     history.add_argument("--run-id", default=None, help=f"the run to record; without it, only rebuild. {RUN_ID_FORMAT}")
     history.set_defaults(fn=cmd_history)
+    maintain = sub.add_parser("maintain", help="Iceberg upkeep: expire old snapshots (never a published run's "
+                                               "tag), compact small files, weekly remove orphan files")
+    maintain.add_argument("--expire-days", type=int, default=7, help="expire untagged snapshots older than this")
+    maintain.add_argument("--retain-last", type=int, default=3, help="keep at least this many snapshots a table")
+    maintain.add_argument("--orphans", action="store_true", help="remove orphan files now, not only when a week "
+                                                                 "has passed since the last removal")
+    maintain.set_defaults(fn=cmd_maintain)
     step = sub.add_parser("step", help="one stage as its own job: " + ", ".join(NAMES))
     step.add_argument("stage", choices=NAMES)
     step.add_argument("--run-id", required=True, help=RUN_ID_FORMAT)

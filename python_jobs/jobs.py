@@ -79,8 +79,9 @@ def stage_pg(ctx: StageContext) -> dict:
     from python_jobs.ingest.reconcile import reconcile
 
     settings = ctx.settings
+    # the history's tests read seeds too (the rules): they run with the history, after publish
     results = run_dbt(settings, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging",
-                                 "path:tests/dbt/staging"], quiet=True)
+                                 "path:tests/dbt/staging", "--exclude", "path:tests/dbt/history"], quiet=True)
     freshness = run_dbt(settings, ["source", "freshness", "--target", "pg", "--select", "source:raw"], quiet=True)
     ctx.summary["freshness"] = {r.node.name: str(r.status) for r in freshness}
     ctx.summary["reconciliation"] = reconcile(postgres.pg_dsn(settings))
@@ -140,8 +141,9 @@ def marts(ctx: StageContext) -> int:
     if refresh:
         ctx.log(f"[{ctx.run_id}]   incremental marts rebuilt in full: {refresh}")
     results = run_dbt(settings, ["build", "--target", target, "--select", "path:models/events", "path:models/marts",
-                                 "path:seeds/experiments.csv", "path:models/experiments",
-                                 "path:tests/dbt/experiments", "--vars", json.dumps(as_of),
+                                 "path:seeds/experiments.csv", "path:seeds/list_rules.csv", "path:models/experiments",
+                                 "path:tests/dbt/experiments", "--exclude", "path:tests/dbt/history",
+                                 "--vars", json.dumps(as_of),
                                  *(["--full-refresh"] if refresh else [])], quiet=True)
     ctx.summary["snapshots"] = current_snapshots(ctx.spark, "marts")
     # a row per experiment and variant: into the summary, so the history and the morning report carry them
@@ -320,6 +322,7 @@ def publish(ctx: StageContext) -> dict:
     from python_jobs.models.train import RUN_TABLES
     from python_jobs.models.rules import load_rules
     from python_jobs.quality.validate import manifest_frame
+    from python_jobs.runs.maintenance import tag_snapshots
 
     settings, spark, summary = ctx.settings, ctx.spark, ctx.summary
     quality_gate.enforce(settings, ctx.run_id, summary)  # a refused regression publishes nothing
@@ -346,6 +349,8 @@ def publish(ctx: StageContext) -> dict:
         check=lambda m: _checkpoints(ctx, "manifest", manifest_frame(m), prefix), model_recs=model_recs,
         listings=listings, engine=engine, as_of=ctx.state.as_of, take_latest=settings.take_latest,
     )
+    # the snapshots this run read, tagged: time travel to them outlives snapshot expiry (runs/maintenance.py)
+    summary["tagged"] = tag_snapshots(spark, ctx.run_id, summary.get("snapshots", {}))
     summary["manifest_key"] = f"s3://{settings.publish_bucket}/runs/{ctx.run_id}/manifest.json"
     summary["manifest_url"] = url
     summary["published_files"] = len(manifest["files"])

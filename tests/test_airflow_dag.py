@@ -71,8 +71,9 @@ def test_the_dag_parses_with_both_backends_without_io(airflow, monkeypatch):
     assert set(chain) | {("create_cluster", "stage"), ("publish", "history"), ("history", "terminate_cluster"),
                          ("create_cluster", "terminate_cluster")} <= _edges(emr)
     assert emr.get_task("terminate_cluster").is_teardown and emr.get_task("history").is_teardown
-    assert set(local.task_ids) == {"run_id", "begin", *STAGE_TASKS, "history"}
-    assert set(chain) | {("begin", "stage"), ("publish", "history")} <= _edges(local)
+    assert set(local.task_ids) == {"run_id", "begin", *STAGE_TASKS, "history", "maintain"}
+    assert set(chain) | {("begin", "stage"), ("publish", "history"), ("history", "maintain")} <= _edges(local)
+    assert local.get_task("maintain").trigger_rule == "all_done"
     assert local.get_task("history").trigger_rule == "all_done"  # the day is recorded whatever the stages did
     for dag in (emr, local):
         assert dag.schedule == "@daily" if isinstance(dag.schedule, str) else dag.timetable.summary == "@daily"
@@ -140,8 +141,10 @@ def test_a_daily_run_on_emr_creates_runs_every_stage_and_terminates(airflow, mon
     assert {"Key": "run_id", "Value": run_id} in cluster["Tags"]
     names = [s["Name"] for s in steps]
     assert "spark thrift server" in names  # beside the stages, in any order
-    assert names[-1] == f"history {run_id}"  # the run recorded in the history after the stages, before teardown
-    stage_steps = [s for s in steps if s["Name"] not in ("spark thrift server", f"history {run_id}")]
+    # the run recorded in the history after the stages, then the lake's upkeep, before teardown
+    assert names[-2:] == [f"history {run_id}", f"maintain {run_id}"]
+    stage_steps = [s for s in steps if s["Name"] not in ("spark thrift server", f"history {run_id}",
+                                                         f"maintain {run_id}")]
     assert [s["Name"] for s in stage_steps] == [f"{name} {run_id}" for name in NAMES]
     for step in stage_steps:
         assert step["Config"]["Args"][-2:] == ["--run-id", run_id]
@@ -171,7 +174,7 @@ def test_a_failed_step_stops_the_day_and_still_terminates_the_cluster(airflow, m
     submitted = [s["Name"].split()[0] for s in steps]
     assert submitted.count("train") == 2  # retried once (ENCORE_DAG_RETRIES=1), then the day fails
     assert "validate-outputs" not in submitted and "publish" not in submitted
-    assert submitted[-1] == "history" and states["history"] == "success"  # the failed day is in the history too
+    assert submitted[-2:] == ["history", "maintain"] and states["history"] == "success"  # the failed day too
     assert states["train"] == "failed"
     assert states["validate_outputs"] == states["publish"] == "upstream_failed"
 

@@ -6,7 +6,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from orchestration.emr import EmrSettings, job_flow, stage_steps, thrift_step
+from orchestration.emr import EmrSettings, history_step, job_flow, maintain_step, stage_steps, thrift_step
 from orchestration.stages import NAMES
 from python_jobs.errors import UserError
 
@@ -46,6 +46,10 @@ def test_add_job_flow_steps_validate_and_follow_the_stage_list():
     assert all(s["ActionOnFailure"] == "CANCEL_AND_WAIT" for s in stages)
     submitted = [s for s in stages if s["HadoopJarStep"]["Args"][0] == "spark-submit"]
     assert {s["Name"].split()[0] for s in submitted} == {"events", "marts", "validate-inputs", "train", "validate-outputs", "publish"}
+    after = [history_step(RUN_ID), maintain_step(RUN_ID)]  # whatever the stages did: CONTINUE, never cancel
+    _validate("AddJobFlowSteps", {"JobFlowId": "j-123", "Steps": after})
+    assert [s["ActionOnFailure"] for s in after] == ["CONTINUE", "CONTINUE"]
+    assert after[1]["HadoopJarStep"]["Args"][-2:] == ["encore-recs", "maintain"]
 
 
 def test_a_bad_run_id_never_reaches_a_request():
@@ -116,7 +120,6 @@ def test_the_database_password_comes_from_secrets_manager_never_from_the_steps(m
 def test_the_emr_thrift_server_asks_for_the_secrets_credentials_and_no_step_carries_them():
     """The Thrift step names the secret, fetches the password check deploy uploaded and starts the server with Hive's
     CUSTOM auth; the history step (dbt's `emr` target) is told the secret's name too; without a secret, one line."""
-    from orchestration.emr import history_step
     from python_jobs.stack.thrift_auth import PROVIDER_CLASS
 
     args = thrift_step(THRIFT_SETTINGS)["HadoopJarStep"]["Args"]

@@ -74,6 +74,24 @@ def test_dbt_test_fails_when_a_regression_beyond_the_threshold_is_planted(three_
         build_marts(gated, "spark")
 
 
+def test_dbt_test_fails_when_the_served_lists_break_a_rule_made_since(three_runs, gated, spark):
+    """The latest published run's lists pass the rules check; a seller of one of them suspended since (a row in
+    the Spark copy of the rules seed) fails it, and lifting the suspension passes it again."""
+    from python_jobs.history.history_job import build_marts
+
+    latest = three_runs[-1]["run_id"]
+    seller = spark.sql(f"select d.seller_uid from recs.recommendations r join recs.listing_details d "
+                       f"on d.run_id = r.run_id and d.listing_id = r.listing_id where r.run_id = '{latest}' "
+                       "and d.seller_uid is not null limit 1").first().seller_uid
+    spark.sql(f"insert into staging.list_rules values ('suspended_seller', {seller}, 'planted by a test')")
+    try:
+        with pytest.raises(UserError, match="assert_published_lists_obey_the_rules: fail"):
+            build_marts(gated, "spark")
+    finally:
+        spark.sql("delete from staging.list_rules where why = 'planted by a test'")
+    build_marts(gated, "spark")
+
+
 def test_a_run_made_worse_is_refused_and_published_only_when_accepted(three_runs, gated, spark, monkeypatch):
     from orchestration.local_runner import run_pipeline
     from python_jobs.publish.publish import read_latest
