@@ -136,6 +136,8 @@ def marts(ctx: StageContext) -> int:
         ctx.log(f"[{ctx.run_id}]   cleared table folders no table uses (left by a crash): {', '.join(cleared)}")
     tables = json.dumps({"tables": landed_tables(settings, ctx.run_id), "lake_bucket": settings.lake_bucket})
     run_dbt(settings, ["run-operation", "register_landed", "--args", tables, "--target", target], quiet=True)
+    if ctx.summary.get("backfill") and _read_as_of(ctx):
+        return 0
     as_of = {"as_of": ctx.state.as_of.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
     refresh = _full_refresh_reason(ctx)
     if refresh:
@@ -152,6 +154,31 @@ def marts(ctx: StageContext) -> int:
 
 
 INCREMENTAL_MARTS = ("fct_user_item_interactions",)
+# the marts the later stages read (fct_user_item_events only where the events stage has built it)
+READ_MARTS = ("fct_user_item_interactions", "dim_listings", "dim_users", "dim_user_interests")
+
+
+def _read_as_of(ctx: StageContext) -> bool:
+    """A backfill reads the marts as they stood at its as-of time (Iceberg time travel: what that day's run saw,
+    not today's staging rebuilt as of then), when every mart it reads has a snapshot from then: the summary's
+    `snapshots` pin them for the later stages. False (rebuild as of the day) when one has none."""
+    from python_jobs.runs.snapshots import pinned_table, snapshots_as_of
+
+    spark = ctx.spark
+    wanted = [f"marts.{name}" for name in READ_MARTS]
+    wanted += [t for t in ("marts.fct_user_item_events", "marts.exp_results") if spark.catalog.tableExists(t)]
+    found, how, missing = snapshots_as_of(spark, wanted, ctx.state.as_of)
+    if [t for t in missing if t.split(".")[1] in READ_MARTS]:
+        ctx.log(f"[{ctx.run_id}]   no snapshot of {', '.join(missing)} as of {ctx.state.as_of.isoformat()}: "
+                "the marts are rebuilt as of the backfill's day")
+        return False
+    ctx.summary["snapshots"] = found
+    ctx.summary["time_travel"] = how
+    results = pinned_table(spark, "marts.exp_results", found).collect() if "marts.exp_results" in found else []
+    ctx.summary["experiment_results"] = [row.asDict() for row in results]
+    ctx.log(f"[{ctx.run_id}]   the marts as of {ctx.state.as_of.isoformat()} by time travel, not rebuilt: "
+            + ", ".join(f"{t} ({how[t]})" for t in sorted(found)))
+    return True
 
 
 def _full_refresh_reason(ctx: StageContext) -> str | None:
@@ -236,7 +263,7 @@ def _checkpoints(ctx: StageContext, gate: str, frames: dict, parameters: dict) -
 def validate_inputs(ctx: StageContext) -> dict:
     from python_jobs.quality.validate import input_frames
 
-    frames = input_frames(ctx.spark, ctx.summary["reconciliation"])
+    frames = input_frames(ctx.spark, ctx.summary["reconciliation"], ctx.summary.get("snapshots"))
     return _checkpoints(ctx, "input", frames, _gate_parameters(ctx))
 
 
@@ -254,7 +281,8 @@ def train(ctx: StageContext) -> dict:
     settings, spark, as_of = ctx.settings, ctx.spark, ctx.state.as_of
     base = TrainParams(seed=settings.seed, **settings.model)
     began = time.time()
-    data, interactions, listings, users = load_marts(spark, base, as_of.timestamp(), settings.use_events)
+    data, interactions, listings, users = load_marts(spark, base, as_of.timestamp(), settings.use_events,
+                                                     ctx.summary.get("snapshots"))
     size = {"interactions": len(interactions), "event_rows": int((~interactions["is_bid"]).sum()),
             "users": int(interactions["uid"].nunique()),
             "listings": int(interactions["listing_id"].nunique())}
@@ -306,7 +334,7 @@ def validate_outputs(ctx: StageContext) -> dict:
     from python_jobs.models.rules import load_rules
     from python_jobs.quality.validate import output_frames
 
-    return _checkpoints(ctx, "output", output_frames(ctx.spark, ctx.run_id),
+    return _checkpoints(ctx, "output", output_frames(ctx.spark, ctx.run_id, ctx.summary.get("snapshots")),
                         {**_gate_parameters(ctx), **load_rules().gate_parameters()})
 
 

@@ -5,6 +5,7 @@ mart then holds exactly the rows a full refresh over the same data builds."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 
 import psycopg2
@@ -68,9 +69,11 @@ def two_days(stack, spark):
     write_raw(dsn, generate(USERS, seed=29, as_of=day_two))
     first = _build(stack)
     day_one = _rows(spark)
+    between = datetime.now(timezone.utc)
+    time.sleep(1.1)  # snapshots are stamped to the millisecond; `between` lies strictly before the second build
     late, moved = _second_day(dsn, day_two)
     second = _build(stack)
-    return first, second, day_one, _rows(spark), late, moved
+    return first, second, day_one, _rows(spark), late, moved, between
 
 
 def test_each_run_records_the_snapshot_of_every_mart_it_read(two_days, spark):
@@ -87,10 +90,49 @@ def test_each_run_records_the_snapshot_of_every_mart_it_read(two_days, spark):
     assert spark.sql(f"select count(*) from marts.fct_user_item_interactions version as of {before}").collect()[0][0] > 0
 
 
+def test_a_backfill_reads_the_marts_as_they_stood_by_time_travel(two_days, stack, spark):
+    """A backfill as of a moment between the two days' builds runs no dbt: it pins the first day's snapshots, and
+    training, the input gate and the output gate read the first day's rows through them."""
+    import dataclasses
+
+    from orchestration.local_runner import prepare
+    from orchestration.stages import STAGES
+    from python_jobs import jobs
+    from python_jobs.models import TrainParams
+    from python_jobs.models.train import load_marts
+    from python_jobs.quality.validate import input_frames
+    from python_jobs.runs.snapshots import current_snapshots, pinned_table
+
+    first, _, day_one, incremental, _, _, between = two_days
+    before = current_snapshots(spark, "marts")
+    settings = dataclasses.replace(stack, as_of=between.isoformat())
+    state, _ = prepare(settings, None, None)
+    lines: list[str] = []
+    ctx = jobs.StageContext(settings, state, lines.append)
+    for stage in STAGES:  # staged and landed as any run is, then the marts stage
+        if stage.name in ("stage", "extract", "events"):
+            jobs.run_stage(ctx, stage.name, stage.title)
+    assert jobs.marts(ctx) == 0, lines[-2:]  # nothing built
+    assert current_snapshots(spark, "marts") == before
+    pinned = ctx.summary["snapshots"]
+    for name in ("fct_user_item_interactions", "dim_listings", "dim_users", "dim_user_interests"):
+        assert pinned.get(f"marts.{name}") == first["snapshots"].get(f"marts.{name}"), name  # none: empty
+        assert ctx.summary["time_travel"][f"marts.{name}"] in ("current then", "a view: read as it is")
+    as_read = [tuple(r) for r in pinned_table(spark, MART, pinned).orderBy("uid", "listing_id").collect()]
+    assert as_read == day_one != incremental
+    params = TrainParams(seed=1)
+    then = load_marts(spark, params, between.timestamp(), use_events=False, pinned=pinned)[1]
+    now = load_marts(spark, params, between.timestamp(), use_events=False)[1]
+    assert then["strength"].sum() < now["strength"].sum()  # the second day's bids are not in what it read
+    frames = input_frames(spark, [], pinned)
+    assert frames["inputs__fct_user_item_interactions"].agg({"bid_count": "sum"}).first()[0] == sum(
+        r[4] for r in day_one)
+
+
 def test_second_day_merges_and_equals_a_full_refresh(two_days, stack, spark):
     from python_jobs.infra.dbt_runner import run_dbt
 
-    _, second, day_one, incremental, late, moved = two_days
+    _, second, day_one, incremental, late, moved, _ = two_days
     executed = (stack.state_dir / "dbt-target" / "spark" / "run" / "encore" / "models" / "marts"
                 / "fct_user_item_interactions.sql").read_text().lower()
     assert f"merge into {MART}" in executed  # the second day merged; it did not rebuild

@@ -25,6 +25,7 @@ from python_jobs.models.data import TrainingSet, build
 from python_jobs.models.lists import Ranker, block_lists, make_ranker
 from python_jobs.models.rules import load_rules
 from python_jobs.models.retrieve import CANDIDATES
+from python_jobs.runs.snapshots import pinned_table
 
 SIMILAR_FROM = ("item_knn", "als", "content")
 
@@ -42,39 +43,43 @@ def _epoch(column: str):
     return F.col(column).cast("double").alias(column)
 
 
-def event_rows(spark: SparkSession, as_of: float) -> pd.DataFrame:
+def event_rows(spark: SparkSession, as_of: float, pinned: dict | None = None) -> pd.DataFrame:
     """The app's events as interaction rows (strength from the mart's weights, times as the bids' columns,
     is_bid False), up to `as_of`; none when the mart is absent (a catalog from before the events stage)."""
     if not spark.catalog.tableExists("marts.fct_user_item_events"):
         return pd.DataFrame(columns=["uid", "listing_id", "strength", "first_bid_at", "last_bid_at", "is_bid"])
-    events = spark.table("marts.fct_user_item_events").where(
+    events = pinned_table(spark, "marts.fct_user_item_events", pinned).where(
         (F.col("event_strength") > 0) & (F.col("first_event_at").cast("double") <= as_of))
     return events.select(F.col("uid").cast("long"), F.col("listing_id").cast("long"),
                          F.col("event_strength").alias("strength"), _epoch("first_event_at").alias("first_bid_at"),
                          _epoch("last_event_at").alias("last_bid_at"), F.lit(False).alias("is_bid")).toPandas()
 
 
-def load_marts(spark: SparkSession, params: registry.TrainParams, as_of: float, use_events: bool = True):
-    """(TrainingSet as of `as_of`, interactions, listings, users) from the marts, in this process. The
-    interactions are the bids (is_bid) and, with `use_events`, a row per user, listing and day of the app's
-    events."""
-    weighted = interaction_strength(spark.table("marts.fct_user_item_interactions"), params)
+def load_marts(spark: SparkSession, params: registry.TrainParams, as_of: float, use_events: bool = True,
+               pinned: dict | None = None):
+    """(TrainingSet as of `as_of`, interactions, listings, users) from the marts at the run's `pinned` snapshots
+    (`runs.snapshots`; None: as they are), in this process. The interactions are the bids (is_bid) and, with
+    `use_events`, a row per user, listing and day of the app's events."""
+    def mart(name: str):
+        return pinned_table(spark, f"marts.{name}", pinned)
+
+    weighted = interaction_strength(mart("fct_user_item_interactions"), params)
     interactions = weighted.select(F.col("uid").cast("long"), F.col("listing_id").cast("long"), "strength",
                                    _epoch("first_bid_at"), _epoch("last_bid_at"), F.lit(True).alias("is_bid")).toPandas()
     if use_events:
-        events = event_rows(spark, as_of)
+        events = event_rows(spark, as_of, pinned)
         if len(events):
             interactions = pd.concat([interactions, events.astype(interactions.dtypes.to_dict())], ignore_index=True)
-    listings = spark.table("marts.dim_listings").select(
+    listings = mart("dim_listings").select(
         F.col("listing_id").cast("long"), "product", "category", "sub_category", "listing_amount",
         _epoch("listed_at"), _epoch("ends_at"), "is_open", F.col("seller_uid").cast("long"))
     if spark.catalog.tableExists("marts.fct_user_item_events"):  # how often the app showed each listing
-        shown = spark.table("marts.fct_user_item_events").groupBy(F.col("listing_id").cast("long").alias(
+        shown = mart("fct_user_item_events").groupBy(F.col("listing_id").cast("long").alias(
             "listing_id")).agg(F.sum("impression_count").cast("long").alias("impressions"))
         listings = listings.join(shown, "listing_id", "left")
     listings = listings.toPandas()
-    users = spark.table("marts.dim_users").select(F.col("uid").cast("long"), "user_name").toPandas()
-    interests = spark.table("marts.dim_user_interests").select(
+    users = mart("dim_users").select(F.col("uid").cast("long"), "user_name").toPandas()
+    interests = mart("dim_user_interests").select(
         F.col("uid").cast("long"), "category", "sub_category").toPandas()
     return build(interactions, users, listings, interests, as_of, params.half_life_days), interactions, listings, users
 

@@ -17,6 +17,7 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from python_jobs.errors import GateFailed
+from python_jobs.runs.snapshots import pinned_table
 
 
 @dataclass
@@ -87,28 +88,31 @@ def raise_on_failure(gate: str, results: list[CheckResult], docs: str) -> None:
 # --- the frames each gate checks -------------------------------------------------
 
 
-def input_frames(spark, reconciliation: list[dict]) -> dict:
+def input_frames(spark, reconciliation: list[dict], pinned: dict | None = None) -> dict:
+    """The input gate's frames: the reconciliation and the marts at the run's `pinned` snapshots."""
     columns = ["source_table", "raw", "clean", "rejected", "balanced", "reject_rate"]
     recon = pd.DataFrame([(r["table"], r["raw"], r["clean"], r["rejected"], r["raw"] == r["clean"] + r["rejected"],
                            (r["rejected"] / r["raw"]) if r["raw"] else 0.0) for r in reconciliation], columns=columns)
-    interactions = spark.table("marts.fct_user_item_interactions").withColumn(
+    interactions = pinned_table(spark, "marts.fct_user_item_interactions", pinned).withColumn(
         "last_bid_at_epoch", F.col("last_bid_at").cast("double")
     )
-    listings = spark.table("marts.dim_listings").withColumn("is_open_int", F.col("is_open").cast("int"))
+    listings = pinned_table(spark, "marts.dim_listings", pinned).withColumn("is_open_int", F.col("is_open").cast("int"))
     bids = spark.table("staging.stg_raw__bids").withColumn("bid_at_epoch", F.col("bid_at").cast("double"))
     return {
         "inputs__reconciliation": recon,
         "inputs__stg_raw__bids": bids,
         "inputs__fct_user_item_interactions": interactions,
         "inputs__dim_listings": listings,
-        "inputs__dim_users": spark.table("marts.dim_users"),
+        "inputs__dim_users": pinned_table(spark, "marts.dim_users", pinned),
     }
 
 
-def output_frames(spark, run_id: str) -> dict[str, DataFrame]:
+def output_frames(spark, run_id: str, pinned: dict | None = None) -> dict[str, DataFrame]:
+    """The output gate's frames: the run's lists and similar listings beside the marts it read (`pinned`)."""
     recs = spark.table("recs.recommendations").where(F.col("run_id") == run_id)
-    seen = spark.table("marts.fct_user_item_interactions").select("uid", "listing_id", F.lit(True).alias("bid"))
-    listings = spark.table("marts.dim_listings").select("listing_id", "is_open", "seller_uid")
+    seen = pinned_table(spark, "marts.fct_user_item_interactions", pinned).select(
+        "uid", "listing_id", F.lit(True).alias("bid"))
+    listings = pinned_table(spark, "marts.dim_listings", pinned).select("listing_id", "is_open", "seller_uid")
     per_seller = Window.partitionBy("uid", "seller_uid")
     checked = (
         recs.join(seen, ["uid", "listing_id"], "left")
@@ -125,7 +129,7 @@ def output_frames(spark, run_id: str) -> dict[str, DataFrame]:
             (~F.isnan("score") & F.col("score").isNotNull() & (F.abs("score") < float("inf"))).alias("score_is_finite"),
         )
     )
-    users = spark.table("marts.dim_users").select("uid")
+    users = pinned_table(spark, "marts.dim_users", pinned).select("uid")
     coverage = users.join(recs.groupBy("uid").agg(F.count("*").alias("list_size")), "uid", "left").fillna(
         0, subset=["list_size"]
     )
