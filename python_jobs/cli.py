@@ -260,9 +260,14 @@ def cmd_maintain(args) -> None:
     report = maintain(get_spark(settings), settings.state_dir / "maintenance.json", expire_days=args.expire_days,
                       retain_last=args.retain_last, orphans=True if args.orphans else None)
     for table, steps in report["tables"].items():
-        print(f"{table}: " + "; ".join(
-            f"{step} {cost['seconds']:.1f}s " + ", ".join(f"{k} {v}" for k, v in cost.items() if k not in ("seconds", "rows"))
-            for step, cost in steps.items()))
+        expire, compact = steps["expire"], steps["compact"]
+        line = (f"{table}: expire {expire['seconds']:.1f}s ({expire.get('deleted_manifest_lists_count', 0)} "
+                f"snapshots, {expire.get('deleted_data_files_count', 0)} data files); compact "
+                f"{compact['seconds']:.1f}s ({compact.get('rewritten_data_files_count', 0)} files into "
+                f"{compact.get('added_data_files_count', 0)})")
+        if "orphans" in steps:
+            line += f"; orphans {steps['orphans']['seconds']:.1f}s ({steps['orphans']['rows']} files removed)"
+        print(line)
     print(f"maintain: {len(report['tables'])} tables in {report['seconds']:.1f}s; orphan files "
           f"{'removed' if report['orphans_ran'] else 'not due (weekly; --orphans forces)'}")
 
