@@ -46,9 +46,10 @@ demo: setup
 test: setup $(AIRFLOW_STAMP) /usr/bin/chromium
 	$(BIN)/pytest
 
-# every kind of the fault-injection suite (make test runs the fast kinds); see docs/operations.md, Faults
+# the long tests: every kind of the fault-injection suite (make test runs one, a run killed and resumed) and the
+# soak's accounting on 45 s of load; see docs/operations.md, Faults
 test-faults: setup
-	$(BIN)/pytest tests/test_fault_suite.py --all-faults
+	$(BIN)/pytest tests/test_fault_suite.py tests/test_soak.py --all-faults
 
 # the pipeline at USERS (default 1000; e.g. make bench USERS="1000 100000"), per stage, and the pipeline's ALS
 # on each engine beside the library implicit called directly

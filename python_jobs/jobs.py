@@ -124,6 +124,7 @@ def marts(ctx: StageContext) -> int:
     from python_jobs.ingest.extract import landed_tables
 
     from python_jobs.infra.s3 import s3_client
+    from python_jobs.runs.settled_bids import record_settled_bids
     from python_jobs.runs.snapshots import current_snapshots
     from python_jobs.runs.table_folders import clear_orphans
 
@@ -147,6 +148,7 @@ def marts(ctx: StageContext) -> int:
                                  "path:tests/dbt/experiments", "--exclude", "path:tests/dbt/history",
                                  "--vars", json.dumps(as_of),
                                  *(["--full-refresh"] if refresh else [])], quiet=True)
+    record_settled_bids(ctx.spark)
     ctx.summary["snapshots"] = current_snapshots(ctx.spark, "marts")
     # a row per experiment and variant: into the summary, so the history and the morning report carry them
     ctx.summary["experiment_results"] = [row.asDict() for row in ctx.spark.table("marts.exp_results").collect()]
@@ -183,7 +185,9 @@ def _read_as_of(ctx: StageContext) -> bool:
 
 def _full_refresh_reason(ctx: StageContext) -> str | None:
     """Why the incremental marts cannot merge today's change, if they cannot: a backfill's as-of lies before rows
-    they already hold, and a lake built before Iceberg holds them as Parquet (MERGE needs Iceberg)."""
+    they already hold, a lake built before Iceberg holds them as Parquet (MERGE needs Iceberg), and bids older
+    than the lookback window changed since the last build (a merge recomputes only the window)."""
+    from python_jobs.runs.settled_bids import settled_bids_changed
     from python_jobs.runs.snapshots import provider
 
     if ctx.summary.get("backfill"):
@@ -192,7 +196,7 @@ def _full_refresh_reason(ctx: StageContext) -> str | None:
         table = f"marts.{name}"
         if ctx.spark.catalog.tableExists(table) and provider(ctx.spark, table) != "iceberg":
             return f"{table} is not an Iceberg table yet"
-    return None
+    return settled_bids_changed(ctx.spark)
 
 
 def _gate_parameters(ctx: StageContext) -> dict:

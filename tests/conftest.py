@@ -96,13 +96,15 @@ def chromium():
 
 def pytest_addoption(parser):
     parser.addoption("--all-faults", action="store_true",
-                     help="run every kind of the fault-injection suite, not only the fast ones (make test-faults)")
+                     help="run the long tests too: every kind of the fault-injection suite and the soak's "
+                          "accounting (make test-faults)")
 
 
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--all-faults"):
         return
-    skip = pytest.mark.skip(reason="a slow kind of fault: run with --all-faults (make test-faults)")
+    skip = pytest.mark.skip(reason="a long test (a kind of fault, the soak's accounting): run with --all-faults "
+                                   "(make test-faults)")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)

@@ -18,14 +18,14 @@ MART = "marts.fct_user_item_interactions"
 FIRST_STAGES = ("stage", "extract", "events", "marts")
 
 
-def _build(settings) -> dict:
+def _build(settings, log=lambda line: None) -> dict:
     """The run's stages up to the marts, in this process (the run's own state, as `encore-recs run` keeps it)."""
     from orchestration.local_runner import prepare
     from orchestration.stages import STAGES
     from python_jobs.jobs import StageContext, run_stage
 
     state, _ = prepare(settings, None, None)
-    ctx = StageContext(settings, state, lambda line: None)
+    ctx = StageContext(settings, state, log)
     for stage in STAGES:
         if stage.name in FIRST_STAGES:
             run_stage(ctx, stage.name, stage.title)
@@ -155,3 +155,24 @@ def test_the_marts_are_iceberg_and_kept_their_history(two_days, spark):
     # added a snapshot to the same table
     assert spark.sql("select count(*) from marts.dim_users.snapshots").collect()[0][0] >= 2
 
+
+
+def test_a_bid_corrected_before_the_window_rebuilds_the_mart_in_full(two_days, stack, spark):
+    """A merge recomputes only the lookback window; a bid changed before it (a corrected or replaced source) is
+    seen by the fingerprint the mart carries, and the next build is a full one that counts the correction."""
+    from python_jobs.runs.settled_bids import record_settled_bids, settled_bids_changed
+
+    record_settled_bids(spark)  # the fingerprint of the bids as now landed (the full refresh above set none)
+    assert settled_bids_changed(spark) is None
+    with psycopg2.connect(postgres.pg_dsn(stack)) as conn, conn.cursor() as cur:
+        cur.execute("select bid_id, uid, listing_id from raw.bids order by bid_at, bid_id limit 1")
+        bid_id, uid, listing = cur.fetchone()
+        cur.execute("update raw.bids set bid_amount = bid_amount + 0.5 where bid_id = %s", (bid_id,))
+    before = spark.sql(f"select total_bid_amount from {MART} where uid = {uid} and listing_id = {listing}").first()[0]
+    lines: list[str] = []
+    _build(stack, lines.append)
+    assert any("rebuilt in full: the bids up to" in line and "changed since the last build" in line
+               for line in lines), lines
+    after = spark.sql(f"select total_bid_amount from {MART} where uid = {uid} and listing_id = {listing}").first()[0]
+    assert after == pytest.approx(before + 0.5)
+    assert settled_bids_changed(spark) is None  # the rebuild recorded the new fingerprint

@@ -6,10 +6,13 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from benchmark_script import BENCHMARKS, load  # noqa: E402
 
 
+@pytest.mark.slow  # four and a half minutes: with the long tests (make test-faults), as `make soak` is its own
 def test_every_acknowledged_event_lands_and_is_ingested_once_and_nothing_answers_5xx(stack, no_events_left):
     module = load("soak")
     env = {**os.environ, "PYTHONPATH": str(BENCHMARKS.parent)}
