@@ -72,6 +72,12 @@ class StageContext:
 # --- the jobs ----------------------------------------------------------------
 
 
+# the staging build: seeds, staging models and their tests; the history's tests read a seed too (the rules) but
+# run with the history, after publish (dbt selects a test when any of its parents is)
+STAGING_SELECTION = ["--select", "path:seeds", "path:models/staging", "path:tests/dbt/staging",
+                     "--exclude", "path:tests/dbt/history"]
+
+
 def stage_pg(ctx: StageContext) -> dict:
     """dbt staging on Postgres, source freshness, and the raw = clean + rejected accounting."""
     from python_jobs.stack import postgres
@@ -79,9 +85,7 @@ def stage_pg(ctx: StageContext) -> dict:
     from python_jobs.ingest.reconcile import reconcile
 
     settings = ctx.settings
-    # the history's tests read seeds too (the rules): they run with the history, after publish
-    results = run_dbt(settings, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging",
-                                 "path:tests/dbt/staging", "--exclude", "path:tests/dbt/history"], quiet=True)
+    results = run_dbt(settings, ["build", "--target", "pg", *STAGING_SELECTION], quiet=True)
     freshness = run_dbt(settings, ["source", "freshness", "--target", "pg", "--select", "source:raw"], quiet=True)
     ctx.summary["freshness"] = {r.node.name: str(r.status) for r in freshness}
     ctx.summary["reconciliation"] = reconcile(postgres.pg_dsn(settings))

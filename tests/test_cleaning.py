@@ -7,6 +7,7 @@ import pytest
 
 from python_jobs.stack import postgres
 from python_jobs.infra.dbt_runner import run_dbt
+from python_jobs.jobs import STAGING_SELECTION
 from python_jobs.ingest.generate import generate, write_raw
 from python_jobs.ingest.reconcile import reconcile
 
@@ -52,7 +53,7 @@ def cleaned(stack):
             "insert into raw.user_interests values (999999, 'home', 'lamps', now()), (1, 'weapons', 'swords', now()),"
             " (1, ' HOME', 'lamps', now()), (1, 'home', ' Lamps', now())"
         )
-    run_dbt(stack, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging", "path:tests/dbt/staging"])
+    run_dbt(stack, ["build", "--target", "pg", *STAGING_SELECTION])
     return dsn, bid_rows
 
 

@@ -9,6 +9,7 @@ import psycopg2
 
 from python_jobs.stack import postgres
 from python_jobs.infra.dbt_runner import run_dbt
+from python_jobs.jobs import STAGING_SELECTION
 from python_jobs.ingest.faults import inject
 from python_jobs.ingest.generate import generate, write_raw
 from python_jobs.ingest.reconcile import reconcile
@@ -17,8 +18,7 @@ from python_jobs.events.landing import PREFIX
 
 def _clean(stack) -> None:
     """The staging models over the raw tables: clean rows and rejected ones with their reason."""
-    run_dbt(stack, ["build", "--target", "pg", "--select", "path:seeds", "path:models/staging",
-                    "path:tests/dbt/staging"])
+    run_dbt(stack, ["build", "--target", "pg", *STAGING_SELECTION])
 
 
 def test_dirty_rate_faults_reconcile_exactly(stack):
