@@ -23,6 +23,7 @@
                           ctr_high double, btr double, ctr_diff double, ctr_diff_low double, ctr_diff_high double,
                           ctr_significant boolean, btr_diff double, btr_significant boolean,
                           sample_ratio_mismatch boolean",
+      "run_snapshots": "run_id string, table_name string, snapshot_id bigint, tag string, found_by string",
   } %}
   {% do adapter.execute("create database if not exists history location 's3a://" ~ lake_bucket ~ "/warehouse/history.db'", fetch=False) %}
   {% for table, columns in history_tables.items() %}

@@ -52,6 +52,11 @@ def test_three_runs_give_three_rows_per_stage_and_dbt_test_passes(three_runs, ga
     metrics = spark.sql(f"select count(*) as n from run_history.run_history_metrics where run_id = '{ids[0]}' "
                         "and model = 'hybrid' and segment = 'all' and metric = 'ndcg'").first().n
     assert metrics == 1
+    # what each run read: its marts' snapshots, tagged run-<id> as the runs published
+    snapshots = spark.sql(f"select run_id, table_name, snapshot_id, tag from run_history.run_history_snapshots "
+                          f"where run_id in ({listed})").collect()
+    assert {r.run_id for r in snapshots} == set(ids) and all(r.tag == f"run-{r.run_id}" for r in snapshots)
+    assert {r.table_name for r in snapshots} >= {"marts.fct_user_item_interactions", "marts.dim_listings"}
     build_marts(gated, "spark")  # the marts' tests and the gate's test pass on these runs (raises otherwise)
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from python_jobs.config import Settings
 
 PREFIX = "history/"
-TABLES = ("runs", "run_stages", "run_rejects", "run_checkpoints", "run_metrics", "run_experiments")
+TABLES = ("runs", "run_stages", "run_rejects", "run_checkpoints", "run_metrics", "run_experiments", "run_snapshots")
 
 
 def rows(summary: dict) -> dict[str, list[dict]]:
@@ -64,8 +64,14 @@ def rows(summary: dict) -> dict[str, list[dict]]:
         metrics += [{"run_id": run_id, "model": model, "segment": segment, "metric": m, "value": float(v)}
                     for segment, values in segments.items() for m, v in values.items() if isinstance(v, (int, float))]
     experiments = [{"run_id": run_id, **row} for row in summary.get("experiment_results", [])]
+    # the Iceberg snapshot of each mart the run read, its tag once published, and how a backfill found it
+    tagged, travelled = summary.get("tagged") or {}, summary.get("time_travel") or {}
+    snapshots = [{"run_id": run_id, "table_name": table, "snapshot_id": int(snapshot),
+                  "tag": tagged.get(table) if str(tagged.get(table, "")).startswith("run-") else None,
+                  "found_by": travelled.get(table, "built by the run")}
+                 for table, snapshot in sorted((summary.get("snapshots") or {}).items())]
     return {"runs": [run], "run_stages": stages, "run_rejects": rejects, "run_checkpoints": checkpoints,
-            "run_metrics": metrics, "run_experiments": experiments}
+            "run_metrics": metrics, "run_experiments": experiments, "run_snapshots": snapshots}
 
 
 def record(settings: Settings, summary: dict) -> int:
