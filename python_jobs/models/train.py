@@ -164,8 +164,7 @@ def run_training(spark: SparkSession, settings, run_id: str, n: int, data: Train
                     similar.astype({"listing_id": "int32", "rank": "int32", "similar_listing_id": "int32",
                                     "score": "float64"}), SIMILAR_SCHEMA, engine)
     listed = np.union1d(written["listed"], pd.concat([similar["listing_id"], similar["similar_listing_id"]]))
-    sellers = listings["seller_uid"] if "seller_uid" in listings else pd.Series(np.nan, index=listings.index)
-    listed_details = details.assign(seller_uid=pd.array(sellers, "Int32"))[details["listing_id"].isin(listed)]
+    listed_details = details.assign(seller_uid=pd.array(listings["seller_uid"], "Int32"))[details["listing_id"].isin(listed)]
     run_tables.save(spark, settings, "listing_details", run_id, listed_details.astype({"listing_id": "int32"}),
                     DETAILS_SCHEMA, engine)
     return {"recommendations": written["recommendations"], "model_recommendations": written["model_recommendations"],

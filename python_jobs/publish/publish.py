@@ -76,8 +76,8 @@ def shape_listings(listings):
     """One row per listing the run lists anywhere (served, a model's own, similar), with its details: the
     model lists carry ids only, and serve needs every listing's end time to drop ended auctions."""
     ends_at = F.date_format("ends_at", "yyyy-MM-dd'T'HH:mm:ss'Z'").alias("ends_at")
-    seller = ["seller_uid"] if "seller_uid" in listings.columns else []  # serve's rules need a listing's seller
-    return listings.select("listing_id", "product", "category", "sub_category", "listing_amount", ends_at, *seller)
+    # serve's rules need each listing's seller (never shown in an answer)
+    return listings.select("listing_id", "product", "category", "sub_category", "listing_amount", ends_at, "seller_uid")
 
 
 def write_files(settings: Settings, run_id: str, recs, similar, model_recs=None,
@@ -156,10 +156,10 @@ def write_files_local(settings: Settings, run_id: str, recs, similar, model_recs
             by_bucket(f"model_lists/model={model}", model_uids, model_lines)
             expected["model_lists"] += len(model_lines)
     if listings is not None:
-        unique, fields = listings.drop_duplicates("listing_id"), DETAILS
-        if "seller_uid" in unique:  # read back from Parquet, a seller column with gaps is floats
-            unique, fields = unique.assign(seller_uid=pd.array(unique["seller_uid"], "Int64")), (*DETAILS, "seller_uid")
-        objects[f"{prefix}listings/part-00000.json"] = listing_lines(listings, listing_fragments(unique, fields))
+        unique = listings.drop_duplicates("listing_id")  # read back from Parquet, sellers with gaps are floats
+        unique = unique.assign(seller_uid=pd.array(unique["seller_uid"], "Int64"))
+        objects[f"{prefix}listings/part-00000.json"] = listing_lines(
+            listings, listing_fragments(unique, (*DETAILS, "seller_uid")))
         expected["listings"] = len(objects[f"{prefix}listings/part-00000.json"])
     objects = {key: lines for key, lines in objects.items() if lines}
     client = s3_client(settings)

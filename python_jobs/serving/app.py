@@ -163,7 +163,7 @@ def served_list(run: ServedRun, uid: int, n: int, model: str | None, events: lis
     experiment (`variant` says which; a variant whose model has no list for the user shows the hybrid), else the
     hybrid; re-ranked by the user's `events` since the run, under `rules` (default: the run's). LookupError when
     there is none."""
-    rules = rules if rules is not None else ListRules.from_dict(run.rules)
+    rules = rules if rules is not None else run.rules
     if model is not None:
         return {**model_list(run, uid, n, model, events, now, rules), "variant": None}
     assigned = assign(run.experiments, uid, now)
@@ -220,8 +220,7 @@ def build_app(holder: RunHolder, collector=None, fresh: FreshEvents | None = Non
 
     def user_list(run: ServedRun, uid: int, n: int, model: str | None) -> dict:
         try:
-            published = ListRules.from_dict(run.rules)
-            in_force = rules.current(published) if rules is not None else published
+            in_force = rules.current(run.rules) if rules is not None else run.rules
             return served_list(run, uid, n, model, fresh.of(uid), clock(), in_force)
         except LookupError as exc:
             raise HTTPException(404, str(exc.args[0])) from None

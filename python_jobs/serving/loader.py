@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 
 from python_jobs.config import Settings
+from python_jobs.models.rules import ListRules
 
 log = logging.getLogger("encore.serve")
 
@@ -36,7 +37,7 @@ class ServedRun:
     models: dict[str, dict[int, bytes]] = field(default_factory=dict)  # model -> uid -> that model's list
     listings: dict[int, dict] = field(default_factory=dict)  # listing_id -> details, for the model lists' ids
     experiments: list[dict] = field(default_factory=list)  # the definitions the run was published with
-    rules: dict = field(default_factory=dict)  # the list rules the run was published with (`ListRules.to_dict`)
+    rules: ListRules = field(default_factory=ListRules)  # the list rules the run was published with
 
 
 def _lines(body: bytes) -> list[bytes]:
@@ -80,7 +81,7 @@ def load_run(client, bucket: str, manifest_key: str) -> ServedRun:
         raise RunRejected(f"{len(users)} distinct users loaded, the manifest counts {expected}")
     return ServedRun(manifest["run_id"], manifest["published_at"], manifest.get("metrics", {}),
                      manifest.get("model_params", {}), users, by_name, similar, len(manifest["files"]), models,
-                     listings, manifest.get("experiments", []), manifest.get("rules", {}))
+                     listings, manifest.get("experiments", []), ListRules.from_dict(manifest.get("rules", {})))
 
 
 class RunHolder:
