@@ -76,8 +76,8 @@ def stage_table(summary: dict, wall: float) -> list[str]:
         rate = f"{rows / step['seconds']:,.0f}" if rows and step["seconds"] else ""
         memory = step.get("peak_memory", {})
         rss = f"{memory.get('python_mb', 0):,.0f} / {memory.get('jvm_mb', 0):,.0f}" if memory else ""
-        lines.append(f"| {step['stage']} | {step['seconds']:.1f} | {rows or '':,} | {rate} | "
-                     f"{step.get('spark_jobs', '')} | {rss} |".replace("| , |", "|  |"))
+        lines.append(f"| {step['stage']} | {step['seconds']:.1f} | {f'{rows:,}' if rows else ''} | {rate} | "
+                     f"{step.get('spark_jobs', '')} | {rss} |")
     history = summary.get("history") or {}
     if history.get("seconds") is not None:
         lines.append(f"| history (after publish: run_history marts, morning report) | {history['seconds']:.1f} | "
@@ -86,11 +86,8 @@ def stage_table(summary: dict, wall: float) -> list[str]:
     return lines
 
 
-def pipeline(users: int, cluster: bool, state: Path) -> dict:
-    env = _env(state)
-    _cli(env, "down")
-    _cli(env, "up", *(["--cluster"] if cluster else []))
-    _cli(env, "generate", "--users", str(users))
+def _timed_run(env, state: Path) -> tuple[dict, float, dict, str]:
+    """One `encore-recs run`: its summary, wall seconds, the stack's peak memory and its run id."""
     sampler = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "peak_rss.py")], stdout=subprocess.PIPE,
                                text=True)
     began = time.time()
@@ -99,17 +96,45 @@ def pipeline(users: int, cluster: bool, state: Path) -> dict:
     sampler.send_signal(signal.SIGTERM)
     peaks = json.loads(sampler.communicate()[0] or "{}")
     run_id = next(line.split()[0].strip("[]") for line in out.splitlines() if line.startswith("[2"))
-    summary = json.loads((state / "runs" / run_id / "summary.json").read_text())
-    print(f"\n## encore-recs run, {users:,} users, {'local cluster' if cluster else 'in process'}: "
-          f"{wall:.1f} s wall (run {run_id})\n")
+    return json.loads((state / "runs" / run_id / "summary.json").read_text()), wall, peaks, run_id
+
+
+def _print_run(title: str, summary: dict, wall: float, peaks: dict, run_id: str) -> None:
+    print(f"\n## {title}: {wall:.1f} s wall (run {run_id})\n")
     print("\n".join(stage_table(summary, wall)))
     engines = summary.get("engine", {})
     print("\nEngines: " + "; ".join(f"{step} {engines[step]} ({engines.get(step + '_reason', '')})"
                                      for step in ("als", "ranking", "tables", "gates", "publish") if step in engines))
     print("\nPeak resident memory, MB: " + ", ".join(f"{kind} {mb:,}" for kind, mb in peaks.items()))
+
+
+def pipeline(users: int, cluster: bool, state: Path, rerun: bool = True, bids_only: bool = True,
+             fresh: bool = True) -> dict:
+    """The first run on a generated marketplace (its 14 days of app events included), then, with `rerun`, the
+    next day's run with nothing new (the daily re-run: incremental marts, events already ingested), then with
+    `bids_only` the first run re-trained without the events. Not `fresh`: the state's marketplace as it is (the
+    last `generate` on it, e.g. the in-process run's before the same scale on the cluster)."""
+    env = _env(state)
+    where = "local cluster" if cluster else "in process"
+    _cli(env, "down")
+    _cli(env, "up", *(["--cluster"] if cluster else []))
+    if fresh:
+        began = time.time()
+        made = _cli(env, "generate", "--users", str(users)).strip().splitlines()
+        print(f"\ngenerate --users {users:,}: {time.time() - began:.1f} s ({made[-1] if made else ''})")
+    summary, wall, peaks, run_id = _timed_run(env, state)
+    _print_run(f"encore-recs run, {users:,} users, {where}, first run", summary, wall, peaks, run_id)
     tuning = summary.get("evaluation", {}).get("tuning_source")
     metrics = summary.get("evaluation", {}).get("metrics", {})
     print(f"Tuning: {tuning}. nDCG@10: " + ", ".join(f"{m} {v['ndcg']:.4f}" for m, v in metrics.items()))
+    candidates = summary.get("candidates")
+    if candidates:
+        print(f"Candidates: {json.dumps(candidates)}")
+    if rerun:
+        _print_run(f"encore-recs run, {users:,} users, {where}, daily re-run with nothing new",
+                   *_timed_run(env, state))
+    if not bids_only:
+        return summary
     _cli({**env, "ENCORE_USE_EVENTS": "false"}, "run", "--run-id", run_id, "--from", "train")
     bids_only = json.loads((state / "runs" / run_id / "summary.json").read_text())["evaluation"]["metrics"]
     print("Replay nDCG@10, with the app's events / bids only: " + ", ".join(
@@ -266,6 +291,10 @@ def main() -> None:
     parser.add_argument("--cluster", action="store_true", help="run the stages on the local Spark cluster")
     parser.add_argument("--no-als", action="store_true", help="skip the ALS side-by-side comparison")
     parser.add_argument("--no-ranking", action="store_true", help="skip the ranking engines side by side")
+    parser.add_argument("--no-rerun", action="store_true", help="skip the daily re-run with nothing new")
+    parser.add_argument("--no-bids-only", action="store_true", help="skip re-training the first run without events")
+    parser.add_argument("--no-generate", action="store_true",
+                        help="run on the state's marketplace as the last generate left it (one scale only)")
     parser.add_argument("--ranking-only", nargs="+", choices=("local", "spark"), metavar="ENGINE",
                         help="only rank a generated marketplace's users on these engines (no pipeline, no stack)")
     args = parser.parse_args()
@@ -276,7 +305,8 @@ def main() -> None:
     state = Path(os.environ.get("ENCORE_STATE_DIR", "/tmp/encore-bench-state"))
     try:
         for users in args.users:
-            summary = pipeline(users, args.cluster, state)
+            summary = pipeline(users, args.cluster, state, not args.no_rerun, not args.no_bids_only,
+                               not args.no_generate)
             if not args.no_ranking:
                 pipeline_ranking(state, summary)
             if not args.no_als:

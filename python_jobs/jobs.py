@@ -143,14 +143,14 @@ def marts(ctx: StageContext) -> int:
     run_dbt(settings, ["run-operation", "register_landed", "--args", tables, "--target", target], quiet=True)
     if ctx.summary.get("backfill") and _read_as_of(ctx):
         return 0
-    as_of = {"as_of": ctx.state.as_of.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
+    # an env var, not --vars: dbt parses the whole project again whenever the vars differ from its last parse's
+    os.environ["ENCORE_DBT_AS_OF"] = ctx.state.as_of.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     refresh = _full_refresh_reason(ctx)
     if refresh:
         ctx.log(f"[{ctx.run_id}]   incremental marts rebuilt in full: {refresh}")
     results = run_dbt(settings, ["build", "--target", target, "--select", "path:models/events", "path:models/marts",
                                  "path:seeds/experiments.csv", "path:seeds/list_rules.csv", "path:models/experiments",
                                  "path:tests/dbt/experiments", "--exclude", "path:tests/dbt/history",
-                                 "--vars", json.dumps(as_of),
                                  *(["--full-refresh"] if refresh else [])], quiet=True)
     record_settled_bids(ctx.spark)
     ctx.summary["snapshots"] = current_snapshots(ctx.spark, "marts")

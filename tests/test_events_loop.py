@@ -98,3 +98,35 @@ def test_the_users_published_list_follows_their_events(loop):
     uid, liked = loop["uid"], set(loop["listings"])
     before, after = _lists(first)[uid], _lists(second)[uid]
     assert len(set(after) & liked) > len(set(before) & liked), (before, after, sorted(liked))
+
+
+def test_the_events_key_test_fails_on_a_planted_bad_or_repeated_event(loop, stack, spark):
+    """The one pass over stg_events__app_events (primary_key with `valid`) stops a dbt build on an event of an
+    unknown type, one without a user, and an event_id twice; the view keeps one copy of a resent event."""
+    from python_jobs.errors import UserError
+    from python_jobs.infra.dbt_runner import run_dbt
+
+    bronze = "events.bronze_app_events"
+    now = "timestamp '2026-12-01 10:00:00'"
+
+    def plant(*rows: str) -> None:
+        spark.sql(f"insert into {bronze} partition (ingest_batch = 'planted') values " + ", ".join(rows))
+
+    def check() -> None:
+        run_dbt(stack, ["test", "--target", "spark", "--select", "stg_events__app_events"], quiet=True)
+
+    first = loop["events"][0]
+    try:
+        # a resend of an ingested event (another copy of its id) is deduplicated by the view: still passes
+        plant(f"('{first['event_id']}', 'view', {first['uid']}, {first['listing_id']}, {now}, {now}, null, null, 'planted.gz')")
+        check()
+        for bad in (f"('planted-1', 'bogus', 1, 1, {now}, {now}, null, null, 'planted.gz')",
+                    f"('planted-2', 'view', null, 1, {now}, {now}, null, null, 'planted.gz')"):
+            plant(bad)
+            with pytest.raises(UserError, match="primary_key_stg_events__app_events_event_id"):
+                check()
+            spark.sql(f"alter table {bronze} drop partition (ingest_batch = 'planted')")
+            plant(f"('{first['event_id']}', 'view', {first['uid']}, {first['listing_id']}, {now}, {now}, null, null, 'planted.gz')")
+    finally:
+        spark.sql(f"alter table {bronze} drop if exists partition (ingest_batch = 'planted')")
+    check()

@@ -72,8 +72,13 @@ def two_days(stack, spark):
     between = datetime.now(timezone.utc)
     time.sleep(1.1)  # snapshots are stamped to the millisecond; `between` lies strictly before the second build
     late, moved = _second_day(dsn, day_two)
+    log = stack.state_dir / "dbt-logs" / "dbt.log"
+    before = log.stat().st_size
     second = _build(stack)
-    return first, second, day_one, _rows(spark), late, moved, between
+    with log.open(errors="replace") as lines:
+        lines.seek(before)
+        full_parses = [line for line in lines if "Unable to do partial parsing" in line]
+    return first, second, day_one, _rows(spark), late, moved, between, full_parses
 
 
 def test_each_run_records_the_snapshot_of_every_mart_it_read(two_days, spark):
@@ -103,7 +108,7 @@ def test_a_backfill_reads_the_marts_as_they_stood_by_time_travel(two_days, stack
     from python_jobs.quality.validate import input_frames
     from python_jobs.runs.snapshots import current_snapshots, pinned_table
 
-    first, _, day_one, incremental, _, _, between = two_days
+    first, _, day_one, incremental, _, _, between, _ = two_days
     before = current_snapshots(spark, "marts")
     settings = dataclasses.replace(stack, as_of=between.isoformat())
     state, _ = prepare(settings, None, None)
@@ -132,7 +137,7 @@ def test_a_backfill_reads_the_marts_as_they_stood_by_time_travel(two_days, stack
 def test_second_day_merges_and_equals_a_full_refresh(two_days, stack, spark):
     from python_jobs.infra.dbt_runner import run_dbt
 
-    _, second, day_one, incremental, late, moved, _ = two_days
+    _, second, day_one, incremental, late, moved, *_ = two_days
     executed = (stack.state_dir / "dbt-target" / "spark" / "run" / "encore" / "models" / "marts"
                 / "fct_user_item_interactions.sql").read_text().lower()
     assert f"merge into {MART}" in executed  # the second day merged; it did not rebuild
@@ -145,6 +150,13 @@ def test_second_day_merges_and_equals_a_full_refresh(two_days, stack, spark):
     run_dbt(stack, ["run", "--target", "spark", "--select", "fct_user_item_interactions", "--full-refresh",
                     "--vars", json.dumps({"as_of": as_of})], quiet=True)
     assert _rows(spark) == incremental
+
+
+def test_a_days_dbt_calls_never_parse_the_whole_project_again(two_days):
+    """The run's as-of reaches dbt as an env var, not --vars: dbt parses the whole project again (1-2 s a call)
+    whenever the vars differ from its last parse's, and each day's as-of differs (issue 28). The second day's
+    stage (Postgres target, a folder of its own) and marts (register_landed, then the build) parse nothing whole."""
+    assert two_days[-1] == []
 
 
 def test_the_marts_are_iceberg_and_kept_their_history(two_days, spark):

@@ -189,12 +189,15 @@ def champion_params(config: dict, today: registry.TrainParams) -> registry.Train
 
 
 def score_champion(config: dict, part: Part, params: registry.TrainParams, names, components, k: int, warm,
-                   spark=None) -> dict:
+                   spark=None, today: tuple[dict, float] | None = None) -> dict:
     """The champion's configuration (the last published run's model parameters, models and blend weights) scored
     on today's test part: fitted again on today's training part unless its parameters and models are today's,
-    whose fitted components it then shares."""
+    whose fitted components it then shares. today: (today's blend weights, today's hybrid nDCG@k on this part),
+    which is the champion's score when its weights are today's too (a day whose data did not move the blend)."""
     champion = champion_params(config, params)
     same = champion == params and list(config["models"]) == list(names)
+    if same and today is not None and config["weights"] == today[0]:
+        return {"run_id": config["run_id"], "ndcg": today[1], "params": champion.to_dict(), "refitted": False}
     models = components if same else registry.build(config["models"], champion, spark)
     if not same:
         for model in models:
@@ -255,7 +258,8 @@ def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, 
         f"({candidates['seconds']:.1f}s)")
     scored = None
     if champion is not None:
-        scored = score_champion(champion, test_part, params, names, components, k, warm, spark)
+        scored = score_champion(champion, test_part, params, names, components, k, warm, spark,
+                                (blend["weights"], metrics["hybrid"]["ndcg"]))
         log(f"champion (run {scored['run_id']}) on the same replay: nDCG@{k} {scored['ndcg']:.4f}"
             + (" (refitted with its parameters)" if scored["refitted"] else ""))
     return Evaluation(k, params, metrics, per_segment, tuning, curves, blend, seconds, scored, candidates)
