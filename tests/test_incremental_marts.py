@@ -134,6 +134,16 @@ def test_a_backfill_reads_the_marts_as_they_stood_by_time_travel(two_days, stack
         r[4] for r in day_one)
 
 
+def test_the_merge_marks_replaced_rows_deleted_instead_of_rewriting_the_table(two_days, spark):
+    """Merge-on-read (issue 28): the second day's merge (a late bid on a pair already built) committed position
+    deletes beside the changed pairs; copy-on-write rewrote every data file holding a changed pair (at 100,000
+    users the merge took 25 s against 5 s for a full build)."""
+    properties = {r.key: r.value for r in spark.sql(f"show tblproperties {MART}").collect()}
+    assert properties.get("write.merge.mode") == "merge-on-read", properties
+    summaries = [r.summary for r in spark.sql(f"select summary from {MART}.snapshots").collect()]
+    assert any(int(summary.get("added-position-delete-files", 0)) > 0 for summary in summaries), summaries
+
+
 def test_second_day_merges_and_equals_a_full_refresh(two_days, stack, spark):
     from python_jobs.infra.dbt_runner import run_dbt
 

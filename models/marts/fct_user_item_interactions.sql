@@ -3,11 +3,17 @@
 -- listing) pairs that changed (a pair the mart does not hold yet, a bid inside the lookback window, where late bids
 -- of earlier days land, or a listing whose category changed) and merges them; pairs whose bids or listing are gone
 -- (a regenerated marketplace) are deleted after the merge. `--full-refresh` rebuilds every pair.
+-- Merge-on-read: a merge writes the changed pairs and marks the rows they replace as deleted, instead of
+-- rewriting every data file that holds one of them (copy-on-write rewrote nearly the whole table each day, as a
+-- day's changed pairs are spread over all of it); `encore-recs maintain` compacts the deletes away.
 {{ config(
     materialized='incremental',
     incremental_strategy='merge',
     unique_key=['uid', 'listing_id'],
     on_schema_change='fail',
+    tblproperties=merge_on_read(),
+    pre_hook=["{% if is_incremental() %}alter table {{ this }} set tblproperties ("
+              ~ merge_on_read_sql() ~ "){% endif %}"],
     post_hook=["{% if is_incremental() %}{{ interactions_delete_vanished() }}{% endif %}"],
 ) }}
 
