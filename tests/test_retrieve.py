@@ -153,3 +153,24 @@ def test_the_factors_retriever_finds_each_users_largest_dot_products():
     found = by_factors(users_f, items_f, np.array([0, 1]), np.array([0, 1, 2]), 2)  # item 3 is not open today
     assert found.tolist() == [[0, 2], [1, 2]]
     assert by_factors(users_f, items_f, np.array([0]), np.array([2]), 3).tolist() == [[2, -1, -1]]
+
+
+def test_row_top_is_each_rows_largest_entries_best_first_ties_by_column():
+    from scipy import sparse
+
+    from python_jobs.models.retrieve import row_top
+
+    rng = np.random.default_rng(4)
+    dense = rng.integers(0, 4, (30, 25)).astype(np.float32) * (rng.random((30, 25)) < 0.4)  # many ties
+    matrix = sparse.csr_matrix(dense)
+    reversed_rows = matrix.copy()  # the same entries, each row's columns in descending order
+    for r in range(matrix.shape[0]):
+        span = slice(matrix.indptr[r], matrix.indptr[r + 1])
+        reversed_rows.indices[span], reversed_rows.data[span] = matrix.indices[span][::-1], matrix.data[span][::-1]
+    reversed_rows.has_sorted_indices = False
+    for given in (matrix, reversed_rows):
+        cols, values = row_top(given, 6)
+        for r in range(dense.shape[0]):
+            nonzero = [c for c in np.lexsort((np.arange(25), -dense[r])) if dense[r, c] != 0][:6]
+            assert cols[r].tolist() == nonzero + [-1] * (6 - len(nonzero)), r
+            assert values[r].tolist() == [float(dense[r, c]) for c in nonzero] + [0.0] * (6 - len(nonzero))

