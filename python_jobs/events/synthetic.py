@@ -145,7 +145,6 @@ def land(client, bucket: str, events: pd.DataFrame, tag: str) -> int:
     let go of the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    frame = events.assign(at=_iso(events["at"]), received_at=_iso(events["received_at"]))
     hours = (events["received_at"] // 3600).astype("int64")
 
     def put(key: str, body: bytes) -> None:
@@ -154,10 +153,12 @@ def land(client, bucket: str, events: pd.DataFrame, tag: str) -> int:
     written = 0
     with ThreadPoolExecutor(max_workers=4) as pool:
         pending: list = []
-        for hour, rows in frame.groupby(hours.to_numpy(), sort=True):
-            first = datetime.fromtimestamp(float(events["received_at"][rows.index].min()), timezone.utc)
+        for hour, rows in events.groupby(hours.to_numpy(), sort=True):
+            # formatted an hour at a time: the text of every event at once was 6 GB more at 1M users
+            first = datetime.fromtimestamp(float(rows["received_at"].min()), timezone.utc)
+            text = rows.assign(at=_iso(rows["at"]), received_at=_iso(rows["received_at"]))
             pending.append(pool.submit(put, object_key(PREFIX, first, f"{tag}-{hour}"),
-                                       rows.to_json(orient="records", lines=True).encode()))
+                                       text.to_json(orient="records", lines=True).encode()))
             while len(pending) > 8:  # a bounded queue: hours of lines are not all held at once
                 pending.pop(0).result()  # an upload's error stops the landing here
                 written += 1
