@@ -33,7 +33,7 @@ from python_jobs.stack.processes import command_line, port_open, running_pid, st
 PARTS = ("master", "worker", "thrift")
 WORKER_CORES, WORKER_MEMORY = 4, "10g"
 THRIFT_CORES, THRIFT_EXECUTOR_MEMORY, THRIFT_DRIVER_MEMORY = 1, "2g", "1g"
-JOB_CORES, JOB_EXECUTOR_MEMORY, JOB_DRIVER_MEMORY = 2, "4g", "2g"
+JOB_CORES, JOB_EXECUTOR_MEMORY = 2, "4g"
 THRIFT_START_SECONDS = 240
 
 
@@ -92,7 +92,8 @@ def submit_command(settings: Settings, stage: str, run_id: str) -> list[str]:
         str(spark_home() / "bin" / "spark-submit"), "--master", master_url(settings),
         "--name", f"encore-{stage}-{run_id}",
         "--conf", f"spark.cores.max={JOB_CORES}", "--conf", f"spark.executor.memory={JOB_EXECUTOR_MEMORY}",
-        "--driver-memory", JOB_DRIVER_MEMORY,
+        # the driver (here, in client mode) reads the marts train fits on: ENCORE_SPARK_DRIVER_MEMORY, as in process
+        "--driver-memory", settings.driver_memory,
         str(Path(__file__).parent.parent / "stage_job.py"), stage, "--run-id", run_id,
     ]
 

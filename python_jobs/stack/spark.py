@@ -100,6 +100,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # pandas <-> Spark through Arrow: the in-process models hand their data and lists over this way
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.driver.memory": settings.driver_memory,
+        # train reads the marts into this process (models.engine chose it because they fit the driver): Spark's
+        # 1 GiB default cap on collected results stopped the 1M-user run reading its 25 million event rows
+        "spark.driver.maxResultSize": settings.driver_memory,
         "spark.hadoop.fs.s3a.fast.upload": "true",
         "spark.hadoop.fs.s3a.committer.magic.enabled": "false",
         # keep directory markers: deleting them after every commit is slow (and logs failures) on a posix-backed store
