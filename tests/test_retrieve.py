@@ -158,7 +158,7 @@ def test_the_factors_retriever_finds_each_users_largest_dot_products():
 def test_row_top_is_each_rows_largest_entries_best_first_ties_by_column():
     from scipy import sparse
 
-    from python_jobs.models.retrieve import row_top
+    from python_jobs.models.neighbours import row_top
 
     rng = np.random.default_rng(4)
     dense = rng.integers(0, 4, (30, 25)).astype(np.float32) * (rng.random((30, 25)) < 0.4)  # many ties
