@@ -94,7 +94,7 @@ def neighbour_matrix(data: TrainingSet, items: np.ndarray, k: int = NEIGHBOURS) 
     built in blocks of listings against the day's listings only, so it never holds more than a block's
     co-occurrences at once."""
     by_item = data.binary.T.tocsr()
-    against = data.binary[:, items].tocsc()
+    against = data.binary[:, items].tocsr()  # CSR: a CSC operand is converted to CSR again at every block
     rows, cols, vals = [], [], []
     step = max(1, SCORE_CELLS // max(1, len(items)))
     for start in range(0, data.n_items, step):
