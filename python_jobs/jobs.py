@@ -140,18 +140,20 @@ def marts(ctx: StageContext) -> int:
     if cleared:
         ctx.log(f"[{ctx.run_id}]   cleared table folders no table uses (left by a crash): {', '.join(cleared)}")
     tables = json.dumps({"tables": landed_tables(settings, ctx.run_id), "lake_bucket": settings.lake_bucket})
-    run_dbt(settings, ["run-operation", "register_landed", "--args", tables, "--target", target], quiet=True)
+    # an env var, not --vars: dbt parses the whole project again whenever the vars differ from its last parse's;
+    # the same for both calls, so the second parses nothing again
+    as_of = {"ENCORE_DBT_AS_OF": ctx.state.as_of.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
+    run_dbt(settings, ["run-operation", "register_landed", "--args", tables, "--target", target], quiet=True,
+            env=as_of)
     if ctx.summary.get("backfill") and _read_as_of(ctx):
         return 0
-    # an env var, not --vars: dbt parses the whole project again whenever the vars differ from its last parse's
-    os.environ["ENCORE_DBT_AS_OF"] = ctx.state.as_of.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     refresh = _full_refresh_reason(ctx)
     if refresh:
         ctx.log(f"[{ctx.run_id}]   incremental marts rebuilt in full: {refresh}")
     results = run_dbt(settings, ["build", "--target", target, "--select", "path:models/events", "path:models/marts",
                                  "path:seeds/experiments.csv", "path:seeds/list_rules.csv", "path:models/experiments",
                                  "path:tests/dbt/experiments", "--exclude", "path:tests/dbt/history",
-                                 *(["--full-refresh"] if refresh else [])], quiet=True)
+                                 *(["--full-refresh"] if refresh else [])], quiet=True, env=as_of)
     record_settled_bids(ctx.spark)
     ctx.summary["snapshots"] = current_snapshots(ctx.spark, "marts")
     # a row per experiment and variant: into the summary, so the history and the morning report carry them

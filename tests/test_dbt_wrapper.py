@@ -46,3 +46,32 @@ def test_a_failing_dbt_command_is_one_user_error(stack):
     with pytest.raises(UserError, match="^dbt compile --target pg --select nothing_here failed|^dbt compile"):
         run_dbt(stack, ["compile", "--target", "pg", "--select", "nothing_here", "--fail-fast", "--no-partial-parse",
                         "--vars", "{not yaml"])
+
+
+def test_env_for_one_dbt_call_is_gone_after_it_even_when_it_fails(monkeypatch):
+    """The marts' as-of and the history gate's setting reach dbt as env vars for their call only: left set, the
+    gate's 5% leaked into every later run of the process (and its subprocesses), and a backfill's as-of into a
+    later build of the marts."""
+    import os
+
+    from python_jobs.config import Settings
+    from python_jobs.infra import dbt_runner
+
+    seen = []
+
+    def invoke(settings, args, quiet):
+        seen.append((os.environ.get("ENCORE_DBT_AS_OF"), os.environ.get("ENCORE_MAX_QUALITY_DROP")))
+        if args == ["fail"]:
+            raise RuntimeError("dbt failed")
+        return []
+
+    monkeypatch.setattr(dbt_runner, "_invoke", invoke)
+    monkeypatch.delenv("ENCORE_DBT_AS_OF", raising=False)
+    monkeypatch.setenv("ENCORE_MAX_QUALITY_DROP", "1")
+    settings = Settings.from_env()
+    dbt_runner.run_dbt(settings, ["ok"], env={"ENCORE_DBT_AS_OF": "2026-12-01 00:00:00",
+                                               "ENCORE_MAX_QUALITY_DROP": "0.05"})
+    with pytest.raises(RuntimeError):
+        dbt_runner.run_dbt(settings, ["fail"], env={"ENCORE_DBT_AS_OF": "2026-12-02 00:00:00"})
+    assert seen == [("2026-12-01 00:00:00", "0.05"), ("2026-12-02 00:00:00", "1")]
+    assert "ENCORE_DBT_AS_OF" not in os.environ and os.environ["ENCORE_MAX_QUALITY_DROP"] == "1"

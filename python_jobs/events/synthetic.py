@@ -126,6 +126,8 @@ def _open_by_popularity(listed: np.ndarray, ends: np.ndarray, weight: np.ndarray
         todo = todo[~ok]
     for row in todo:  # rare: a time when little of what ends later is listed yet
         open_now = np.flatnonzero((listed <= at[row]) & (ends > at[row]) & (weight > 0))
+        if not len(open_now):
+            continue
         chosen[row] = open_now[np.searchsorted(np.cumsum(weight[open_now]), rng.random() * weight[open_now].sum(),
                                                side="right").clip(max=len(open_now) - 1)]
     return chosen

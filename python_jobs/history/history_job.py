@@ -8,7 +8,6 @@ runs `encore-recs history --run-id ID`. A failure here is a warning: the run's o
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 
@@ -26,11 +25,11 @@ def build_marts(settings: Settings, target: str) -> int:
         get_spark(settings)  # dbt's session method takes this process's session: ours, with the shared catalog
     # the gate's setting as the env var its test reads, not --vars: dbt parses the whole project again (about 2 s
     # a call) whenever the vars differ from its last parse's, and the marts stage passes none
-    os.environ["ENCORE_MAX_QUALITY_DROP"] = str(settings.max_quality_drop)
+    gate = {"ENCORE_MAX_QUALITY_DROP": str(settings.max_quality_drop)}
     run_dbt(settings, ["run-operation", "register_history", "--args",
-                       json.dumps({"lake_bucket": settings.lake_bucket}), "--target", target], quiet=True)
+                       json.dumps({"lake_bucket": settings.lake_bucket}), "--target", target], quiet=True, env=gate)
     return len(run_dbt(settings, ["build", "--target", target, "--select", "path:models/history",
-                                  "path:tests/dbt/history"], quiet=True))
+                                  "path:tests/dbt/history"], quiet=True, env=gate))
 
 
 def after_run(settings: Settings, run_id: str | None, log: Callable[[str], None] = print,

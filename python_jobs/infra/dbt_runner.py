@@ -14,8 +14,23 @@ from python_jobs.db_secret import thrift_credentials_from_secret
 from python_jobs.errors import UserError
 
 
-def run_dbt(settings: Settings, args: list[str], quiet: bool = False) -> list:
-    """Invoke dbt with `args` (quiet: errors only); raise UserError naming the failures."""
+def run_dbt(settings: Settings, args: list[str], quiet: bool = False, env: dict[str, str] | None = None) -> list:
+    """Invoke dbt with `args` (quiet: errors only); raise UserError naming the failures. env: variables the
+    project's env_var() reads, set for this call only (unlike --vars, a changed one re-parses only the files
+    that read it, not the whole project)."""
+    saved = {name: os.environ.get(name) for name in env or {}}
+    os.environ.update(env or {})
+    try:
+        return _invoke(settings, args, quiet)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _invoke(settings: Settings, args: list[str], quiet: bool) -> list:
     from dbt.cli.main import dbtRunner
 
     # directories through dbt's own environment variables: every subcommand reads them, not every one takes the flags

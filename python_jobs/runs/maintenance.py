@@ -86,7 +86,10 @@ def maintain(spark, state_file, databases: tuple[str, ...] = ("marts", "run_hist
         for step, procedure, arguments in (
             ("expire", "expire_snapshots", {"table": f"'{table}'", "older_than": _stamp(now - timedelta(days=expire_days)),
                                             "retain_last": retain_last}),
-            ("compact", "rewrite_data_files", {"table": f"'{table}'"}),
+            # a file with any delete file against it is rewritten too: the merge-on-read marts leave a day's
+            # position deletes, which every read applies until then
+            ("compact", "rewrite_data_files", {"table": f"'{table}'",
+                                               "options": "map('delete-file-threshold', '1')"}),
             # files younger than that by the real clock are never candidates (Iceberg refuses under a day)
             *([("orphans", "remove_orphan_files", {"table": f"'{table}'", "older_than": _stamp(
                 min(now, datetime.now(timezone.utc)) - ORPHANS_OLDER_THAN)})] if due else []),

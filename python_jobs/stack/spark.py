@@ -101,8 +101,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.driver.memory": settings.driver_memory,
         # train reads the marts into this process (models.engine chose it because they fit the driver): Spark's
-        # 1 GiB default cap on collected results stopped the 1M-user run reading its 25 million event rows
-        "spark.driver.maxResultSize": settings.driver_memory,
+        # 1 GiB default cap on collected results stopped the 1M-user run reading its 25 million event rows; half
+        # the heap leaves room for the rows as Arrow turns them into frames
+        "spark.driver.maxResultSize": _half(settings.driver_memory),
         "spark.hadoop.fs.s3a.fast.upload": "true",
         "spark.hadoop.fs.s3a.committer.magic.enabled": "false",
         # keep directory markers: deleting them after every commit is slow (and logs failures) on a posix-backed store
@@ -127,6 +128,15 @@ def spark_conf(settings: Settings) -> dict[str, str]:
             }
         )
     return conf
+
+
+def _half(memory: str) -> str:
+    """Half of a JVM memory size ('4g', '4096', '512m'; no suffix is MiB as spark.driver.memory reads it), in
+    MiB: spark.driver.maxResultSize reads a bare number as bytes, and a cap below the heap fails a collect too
+    large with one clear error instead of the driver running out of memory."""
+    units = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
+    number, unit = (memory[:-1], memory[-1].lower()) if memory[-1].isalpha() else (memory, "m")
+    return f"{max(1, int(float(number) * units[unit] / 2))}m"
 
 
 def write_spark_defaults(settings: Settings, conf: dict[str, str] | None = None) -> Path:
