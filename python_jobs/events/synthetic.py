@@ -152,19 +152,16 @@ def land(client, bucket: str, events: pd.DataFrame, tag: str) -> int:
     def put(key: str, body: bytes) -> None:
         client.put_object(Bucket=bucket, Key=key, Body=gzip.compress(body, mtime=0), ContentEncoding="gzip")
 
-    written = 0
     with ThreadPoolExecutor(max_workers=4) as pool:
-        pending: list = []
+        puts: list = []
         for hour, rows in events.groupby(hours.to_numpy(), sort=True):
             # formatted an hour at a time: the text of every event at once was 6 GB more at 1M users
             first = datetime.fromtimestamp(float(rows["received_at"].min()), timezone.utc)
             text = rows.assign(at=_iso(rows["at"]), received_at=_iso(rows["received_at"]))
-            pending.append(pool.submit(put, object_key(PREFIX, first, f"{tag}-{hour}"),
-                                       text.to_json(orient="records", lines=True).encode()))
-            while len(pending) > 8:  # a bounded queue: hours of lines are not all held at once
-                pending.pop(0).result()  # an upload's error stops the landing here
-                written += 1
-        for done in pending:
+            puts.append(pool.submit(put, object_key(PREFIX, first, f"{tag}-{hour}"),
+                                    text.to_json(orient="records", lines=True).encode()))
+            if len(puts) > 8:  # a bounded queue: hours of lines are not all held at once
+                puts[-9].result()  # an upload's error stops the landing here
+        for done in puts:
             done.result()
-            written += 1
-    return written
+    return len(puts)

@@ -28,8 +28,7 @@ from python_jobs.models.base import SCORE_CELLS
 from python_jobs.models.content import Content
 from python_jobs.models.data import TrainingSet
 from python_jobs.models.gradient import glorot, train
-from python_jobs.models.neighbours import normalise_rows
-from python_jobs.models.neighbours import row_top
+from python_jobs.models.neighbours import normalise_rows, row_top
 
 SELLER_COLUMNS = ("seller_uid", "seller")
 
