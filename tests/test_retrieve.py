@@ -174,3 +174,43 @@ def test_row_top_is_each_rows_largest_entries_best_first_ties_by_column():
             nonzero = [c for c in np.lexsort((np.arange(25), -dense[r])) if dense[r, c] != 0][:6]
             assert cols[r].tolist() == nonzero + [-1] * (6 - len(nonzero)), r
             assert values[r].tolist() == [float(dense[r, c]) for c in nonzero] + [0.0] * (6 - len(nonzero))
+
+
+def test_top_k_products_keeps_each_rows_largest_positive_products_ties_by_column_never_the_excluded():
+    """The compiled row-at-a-time product against the dense product sorted by hand: values, ties, exclusions and
+    rows with fewer than k positive entries (including none)."""
+    from scipy import sparse
+
+    from python_jobs.models.neighbours import top_k_products
+
+    rng = np.random.default_rng(5)
+    for trial in range(20):
+        n, inner, width, k = 1 + trial, 3 + 2 * trial, 2 + trial, 1 + trial % 7
+        left = sparse.random(n, inner, density=0.3, random_state=trial, format="csr", dtype=np.float32)
+        right = sparse.random(inner, width, density=0.3, random_state=99 - trial, format="csr", dtype=np.float32)
+        left.data, right.data = np.ceil(left.data * 2), np.ceil(right.data * 2) - 1  # small integers: ties, zeros
+        exclude = rng.integers(-1, width, n)
+        cols, values = top_k_products(left, right, k, exclude)
+        product = (left @ right).toarray()
+        for r in range(n):
+            wanted = [c for c in np.lexsort((np.arange(width), -product[r]))
+                      if product[r, c] > 0 and c != exclude[r]][:k]
+            assert cols[r].tolist() == wanted + [-1] * (k - len(wanted)), (trial, r)
+            assert values[r].tolist() == [float(product[r, c]) for c in wanted] + [0.0] * (k - len(wanted))
+
+
+def test_product_at_reads_the_product_at_each_rows_candidates():
+    from scipy import sparse
+
+    from python_jobs.models.neighbours import product_at
+
+    rng = np.random.default_rng(6)
+    # more rows than the kernel's chunks, so that one scratch row serves many users in turn
+    left = sparse.random(300, 9, density=0.4, random_state=1, format="csr", dtype=np.float32)
+    right = sparse.random(9, 15, density=0.3, random_state=2, format="csr", dtype=np.float32)
+    cands = rng.integers(-1, 15, (300, 7))
+    got = product_at(left, right, cands)
+    product = (left @ right).toarray()
+    wanted = np.where(cands >= 0, np.take_along_axis(product, np.maximum(cands, 0), axis=1), 0.0)
+    assert np.allclose(got, wanted, atol=1e-6)
+    assert product_at(left, right, cands[:, :0]).shape == (300, 0)

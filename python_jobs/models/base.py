@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from python_jobs.models.data import TrainingSet, values_at
+from python_jobs.models.data import TrainingSet
 
 # score cells held at once while ranking (users x candidates), about 64 MB of float32
 SCORE_CELLS = 16_000_000
@@ -81,12 +81,6 @@ def pair_scores(model: Model, users: np.ndarray, cands: np.ndarray, items: np.nd
         block = np.asarray(model.score(users, union), np.float32)
         out = np.take_along_axis(block, inverse.reshape(safe.shape), axis=1)
     return np.where(cands >= 0, out, 0.0).astype(np.float32)
-
-
-def sparse_pairs(matrix, cands: np.ndarray) -> np.ndarray:
-    """float32 [U, C]: the entries of a sparse [U, n_items] matrix at each row's candidate columns."""
-    rows = np.repeat(np.arange(cands.shape[0]), cands.shape[1])
-    return values_at(matrix, rows, cands.ravel()).reshape(cands.shape).astype(np.float32)
 
 
 def for_candidates(model, fitted, items: np.ndarray, make):

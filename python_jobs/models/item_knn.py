@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from python_jobs.models.base import bidders, for_candidates, sparse_pairs
+from python_jobs.models.base import bidders, for_candidates
 from python_jobs.models.data import TrainingSet
-from python_jobs.models.neighbours import normalise_rows, top_k_cosine
+from python_jobs.models.neighbours import normalise_rows, product_at, top_k_cosine
 
 
 @dataclass
@@ -35,7 +35,7 @@ class ItemKNN:
 
     def score_pairs(self, users: np.ndarray, cands: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Sparse all the way: a user's history times the top-k neighbour lists, read at the candidates."""
-        return sparse_pairs(self.data_.strength[users] @ self.similarity_, cands)
+        return product_at(self.data_.strength[users], self.similarity_, cands)
 
     def covers(self, users: np.ndarray) -> np.ndarray:
         return bidders(self.data_, users)

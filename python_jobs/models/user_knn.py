@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from python_jobs.models.base import bidders, sparse_pairs
+from python_jobs.models.base import bidders
 from python_jobs.models.data import TrainingSet
-from python_jobs.models.neighbours import normalise_rows, top_k_cosine
+from python_jobs.models.neighbours import normalise_rows, product_at, top_k_cosine
 
 
 @dataclass
@@ -33,7 +33,7 @@ class UserKNN:
 
     def score_pairs(self, users: np.ndarray, cands: np.ndarray, items: np.ndarray) -> np.ndarray:
         near = top_k_cosine(self.normalised_[users], self.normalised_, self.neighbours, itself=users)
-        return sparse_pairs(near @ self.data_.binary, cands)
+        return product_at(near, self.data_.binary, cands)
 
     def covers(self, users: np.ndarray) -> np.ndarray:
         return bidders(self.data_, users)
