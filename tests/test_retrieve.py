@@ -153,6 +153,9 @@ def test_the_factors_retriever_finds_each_users_largest_dot_products():
     found = by_factors(users_f, items_f, np.array([0, 1]), np.array([0, 1, 2]), 2)  # item 3 is not open today
     assert found.tolist() == [[0, 2], [1, 2]]
     assert by_factors(users_f, items_f, np.array([0]), np.array([2]), 3).tolist() == [[2, -1, -1]]
+    # a user with no factors ties every listing at 0: the first positions, in order
+    assert by_factors(np.zeros((1, 2), np.float32), items_f, np.array([0]), np.arange(4), 3).tolist() \
+        == [[0, 1, 2]]
 
 
 def test_row_top_is_each_rows_largest_entries_best_first_ties_by_column():
@@ -185,7 +188,9 @@ def test_top_k_products_keeps_each_rows_largest_positive_products_ties_by_column
 
     rng = np.random.default_rng(5)
     for trial in range(20):
-        n, inner, width, k = 1 + trial, 3 + 2 * trial, 2 + trial, 1 + trial % 7
+        # up to 191 rows, more than the kernel's chunks, so one scratch row serves many rows; k past the width too
+        n, inner, width = 1 + 10 * trial, 3 + 2 * trial, 2 + trial
+        k = 1 + trial % 7 + (trial % 3 == 0) * width
         left = sparse.random(n, inner, density=0.3, random_state=trial, format="csr", dtype=np.float32)
         right = sparse.random(inner, width, density=0.3, random_state=99 - trial, format="csr", dtype=np.float32)
         left.data, right.data = np.ceil(left.data * 2), np.ceil(right.data * 2) - 1  # small integers: ties, zeros

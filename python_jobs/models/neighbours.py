@@ -8,9 +8,21 @@ time into a dense scratch row and keeps its k best in a heap, compiled by Numba 
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import numba
 import numpy as np
 from scipy import sparse
+
+# the kernels are called from `base.in_blocks`' threads too: Numba's fallback layer (workqueue) aborts the process
+# when two threads enter it at once, so a layer that is safe across threads (OpenMP or TBB) or an error at import
+numba.config.THREADING_LAYER = "threadsafe"
+# compiled kernels are cached next to this file; where it is read-only (a wheel installed by root, as on EMR) and
+# no NUMBA_CACHE_DIR is set, in the temp folder, since Numba fails the import when it has nowhere to cache
+if not numba.config.CACHE_DIR and not os.access(Path(__file__).parent, os.W_OK):
+    numba.config.CACHE_DIR = str(Path(tempfile.gettempdir()) / f"encore-numba-{os.getuid()}")
 
 CHUNKS_PER_THREAD = 8  # rows are split into this many chunks per thread, so one costly chunk does not hold the rest
 
@@ -49,7 +61,9 @@ def as_matrix(cols: np.ndarray, values: np.ndarray, width: int) -> sparse.csr_ma
     """The CSR matrix [len(cols), width] of per-row (columns, values), -1 columns left out."""
     found = cols >= 0
     indptr = np.concatenate([[0], np.cumsum(found.sum(axis=1))])
-    return sparse.csr_matrix((values[found], cols[found], indptr), shape=(len(cols), width), dtype=np.float32)
+    matrix = sparse.csr_matrix((values[found], cols[found], indptr), shape=(len(cols), width), dtype=np.float32)
+    matrix.sort_indices()  # canonical, as SciPy's own products are
+    return matrix
 
 
 def product_at(left: sparse.csr_matrix, right: sparse.csr_matrix, cands: np.ndarray) -> np.ndarray:
