@@ -42,10 +42,17 @@ def top_k_products(left: sparse.csr_matrix, right: sparse.csr_matrix, k: int,
     cols = np.full((n_rows, k), -1, np.int64)
     values = np.zeros((n_rows, k), np.float32)
     if n_rows and k:
-        chunks = max(1, min(n_rows, CHUNKS_PER_THREAD * numba.get_num_threads()))
-        _rows_top_k(left.indptr, left.indices, left.data.astype(np.float32), right.indptr, right.indices,
-                    right.data.astype(np.float32), right.shape[1], exclude, chunks, cols, values)
+        _rows_top_k(*_arrays(left), *_arrays(right), right.shape[1], exclude, _chunks(n_rows), cols, values)
     return cols, values
+
+
+def _arrays(matrix: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A CSR matrix as the kernels take it: (indptr, indices, float32 data)."""
+    return matrix.indptr, matrix.indices, matrix.data.astype(np.float32)
+
+
+def _chunks(rows: int) -> int:
+    return max(1, min(rows, CHUNKS_PER_THREAD * numba.get_num_threads()))
 
 
 def top_k_cosine(queries: sparse.csr_matrix, against: sparse.csr_matrix, k: int,
@@ -74,9 +81,7 @@ def product_at(left: sparse.csr_matrix, right: sparse.csr_matrix, cands: np.ndar
     cands = np.ascontiguousarray(cands, np.int64)
     out = np.zeros(cands.shape, np.float32)
     if out.size:
-        chunks = max(1, min(len(cands), CHUNKS_PER_THREAD * numba.get_num_threads()))
-        _rows_at(left.indptr, left.indices, left.data.astype(np.float32), right.indptr, right.indices,
-                 right.data.astype(np.float32), right.shape[1], cands, chunks, out)
+        _rows_at(*_arrays(left), *_arrays(right), right.shape[1], cands, _chunks(len(cands)), out)
     return out
 
 
