@@ -123,6 +123,9 @@ MODEL_KNOBS = {
     "ENCORE_POPULARITY_HALF_LIFE_DAYS": ("half_life_days", float),
     "ENCORE_MIN_BIDS_FOR_ALS": ("min_bids_for_als", int),
     "ENCORE_CANDIDATES": ("candidates", int),
+    "ENCORE_DEEP_EPOCHS": ("deep_epochs", int),
+    "ENCORE_DEEP_WARM_EPOCHS": ("deep_warm_epochs", int),
+    "ENCORE_DEEP_FULL_EVERY_DAYS": ("deep_full_every_days", float),
 }
 
 

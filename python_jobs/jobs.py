@@ -287,6 +287,7 @@ def train(ctx: StageContext) -> dict:
     from python_jobs.history.report import write_report
     from python_jobs.infra.s3 import upload_tree
     from python_jobs.models.train import load_marts, run_training
+    from python_jobs.models.warm_start import WarmStarts
 
     settings, spark, as_of = ctx.settings, ctx.spark, ctx.state.as_of
     base = TrainParams(seed=settings.seed, **settings.model)
@@ -310,10 +311,11 @@ def train(ctx: StageContext) -> dict:
     listed_at = data.items["listed_at"].to_numpy(float)  # in listing position order
     ends_at = data.items["ends_at"].to_numpy(float)
     champion = quality_gate.champion_config(settings)
+    starts = WarmStarts(settings, ctx.run_id, base.deep_full_every_days)
     evaluation = evaluate_models(
         data, interactions, time_splitter(0.2, listed_at, ends_at), names=settings.models, k=settings.top_n,
         params=base, grid=settings.tuning_grid if search else None, spark=spark, max_users=settings.eval_users,
-        log=lambda line: ctx.log(f"[{ctx.run_id}]   {line}"), champion=champion)
+        log=lambda line: ctx.log(f"[{ctx.run_id}]   {line}"), champion=champion, starts=starts)
     ctx.summary["quality_gate"] = quality_gate.judge(evaluation, settings.max_quality_drop)
     if search:
         tuned = {key: getattr(evaluation.params, key) for key in settings.tuning_grid}
@@ -331,7 +333,12 @@ def train(ctx: StageContext) -> dict:
     ctx.log(f"[{ctx.run_id}]   ranking engine: {ranking} ({because})")
     result = run_training(spark, settings, ctx.run_id, settings.top_n, data, listings, users, settings.models,
                           evaluation.params, evaluation.blend["weights"], _frame_engine(ctx, "tables", list_rows),
-                          ranking)
+                          ranking, starts)
+    if starts.fits:  # the deep models' cadence: each fit warm or full, why, its passes and seconds
+        ctx.summary["deep_fits"] = starts.fits
+        ctx.log(f"[{ctx.run_id}]   deep models: " + "; ".join(
+            f"{key} {fit['mode']} ({fit['epochs']} passes, {fit['seconds']:.1f}s: {fit['why']})"
+            for key, fit in starts.fits.items()))
     return {"interactions": size["interactions"], "evaluate_seconds": round(evaluated, 1),
             "fit_seconds": round(time.time() - began - evaluated, 1),
             **{m: round(v["ndcg"], 4) for m, v in evaluation.metrics.items()},

@@ -127,3 +127,80 @@ def test_evaluate_feeds_items_to_the_listing_tower_and_reports_new_listings(tmp_
     segments = json.loads(out.read_text())["segments"]
     tower, popular = segments["two_tower"]["new_listings"], segments["popularity"]["new_listings"]
     assert tower["users"] > 0 and tower["ndcg"] > popular["ndcg"] + 0.2
+
+
+def test_carried_keeps_each_learned_row_by_its_key_and_starts_new_keys_fresh():
+    from python_jobs.models.gradient import carried
+
+    fresh = {"w": np.zeros((3, 2)), "v": np.zeros((2, 3)), "b": np.zeros(2)}
+    saved = {"w": np.array([[1.0, 1.0], [2.0, 2.0]]), "v": np.array([[1.0, 2.0], [3.0, 4.0]]), "b": np.array([5.0, 6.0])}
+    keyed = {"w": ("listing", 0), "v": ("listing", 1)}
+    out = carried(fresh, saved, {"listing": np.array([30, 10, 99])}, {"listing": np.array([10, 30])}, keyed)
+    assert np.asarray(out["w"]).tolist() == [[2, 2], [1, 1], [0, 0]]  # 30, 10 from the saved fit; 99 is new
+    assert np.asarray(out["v"]).tolist() == [[2, 1, 0], [4, 3, 0]]
+    assert np.asarray(out["b"]).tolist() == [5, 6]
+    with pytest.raises(ValueError, match="shape"):
+        carried({"b": np.zeros(3)}, saved, {}, {}, {})
+
+
+def test_a_warm_start_needs_the_same_settings_no_later_data_and_a_recent_full_fit():
+    from python_jobs.models.data import DAY
+    from python_jobs.models.warm_start import decide
+
+    saved = {"settings": "s", "as_of": 10 * DAY, "full_as_of": 5 * DAY, "run_id": "r1"}
+    assert decide(None, "s", 11 * DAY, 7) == (False, "no earlier fit")
+    assert decide(saved, "t", 11 * DAY, 7) == (False, "the model's settings changed")
+    assert decide(saved, "s", 9 * DAY, 7) == (False, "the saved fit saw data after this fit's cutoff")
+    assert decide(saved, "s", 12 * DAY, 7)[0] is False  # seven days after the full fit: full again
+    assert decide(saved, "s", 11 * DAY, 7) == (True, "from run r1, 6.0 days after its full fit")
+
+
+@pytest.mark.parametrize("name", ["mult_vae", "two_tower"])
+def test_a_warm_start_continues_from_the_earlier_fit(name):
+    """With no passes, a warm start scores exactly as the fit it started from; with one pass it begins where that
+    fit's loss ended, far below a fresh start's first pass."""
+    data = _market()
+    users, items = np.arange(data.n_users), np.arange(data.n_items)
+    first = build([name], TrainParams(seed=7))[0]
+    first.epochs = 40
+    first.fit(data)
+    params, keys = first.keyed_weights()
+    still = build([name], TrainParams(seed=7, deep_warm_epochs=0))[0]
+    still.start = {"params": params, "keys": keys}
+    still.fit(data)
+    assert still.epochs_run_ == 0
+    assert np.array_equal(still.score(users, items), first.score(users, items))
+    warm, cold = (build([name], TrainParams(seed=8, deep_warm_epochs=1))[0] for _ in range(2))
+    warm.start = {"params": params, "keys": keys}
+    cold.epochs, cold.min_steps, warm.min_steps = 1, 0, 0
+    warm.fit(data)
+    cold.fit(data)
+    assert warm.epochs_run_ == cold.epochs_run_ == 1
+    assert warm.losses_[0] < 0.9 * cold.losses_[0]
+
+
+def test_the_cadence_keeps_weights_in_the_lake_warm_starts_daily_and_fits_in_full_weekly(stack):
+    from dataclasses import replace
+
+    from python_jobs.infra.s3 import delete_prefix, s3_client
+    from python_jobs.models.data import DAY
+    from python_jobs.models.warm_start import WarmStarts
+
+    delete_prefix(s3_client(stack), stack.lake_bucket, "models/deep/")
+    day = lambda n: replace(_market(), as_of=n * DAY)  # noqa: E731
+    fits = []
+    for run, (as_of, part) in enumerate([(1, "final"), (2, "final"), (3, "test"), (9, "final"), (0.5, "final"),
+                                         (10, "final")]):
+        starts = WarmStarts(stack, f"run{run}", full_every_days=7)
+        model = build(["mult_dae"], TrainParams(seed=7, deep_epochs=3, deep_warm_epochs=1))[0]
+        model.min_steps = 0
+        starts.fit(model, day(as_of), part)
+        fits.append(starts.fits[f"{part}/mult_dae"])
+    modes = [(f["mode"], f["epochs"]) for f in fits]
+    assert modes == [("full", 3), ("warm", 1), ("full", 3), ("full", 3), ("full", 3), ("warm", 1)]
+    assert fits[1]["why"].startswith("from run run0") and fits[2]["why"] == "no earlier fit"  # parts are apart
+    assert "8.0 days old" in fits[3]["why"]
+    assert fits[4]["why"] == "the saved fit saw data after this fit's cutoff"
+    # the backfill as of day 0.5 did not replace the newer fit: day 10 starts from day 9's full fit
+    assert fits[5]["why"] == "from run run3, 1.0 days after its full fit"
+    delete_prefix(s3_client(stack), stack.lake_bucket, "models/deep/")

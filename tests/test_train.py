@@ -72,8 +72,9 @@ def test_lists_are_open_unseen_and_labelled_by_source():
     assert (similar["listing_id"] != similar["similar_listing_id"]).all()
 
 
-def _replay(users: int, seed: int):
-    """A generated marketplace's training set with the open listings marked, and every daily model fitted on it."""
+def _replay(users: int, seed: int, extra: tuple[str, ...] = ()):
+    """A generated marketplace's training set with the open listings marked, and every daily model (and `extra`)
+    fitted on it."""
     from dataclasses import replace
 
     from python_jobs import models as registry
@@ -84,7 +85,7 @@ def _replay(users: int, seed: int):
     params = TrainParams(seed=seed)
     data = from_marketplace(generate(users, seed), params.count_weight, params.amount_weight, params.half_life_days)[0]
     data = replace(data, items=data.items.assign(is_open=data.items["ends_at"] > data.as_of))
-    return data, [m.fit(data) for m in registry.build(DAILY_MODELS, params)]
+    return data, [m.fit(data) for m in registry.build([*DAILY_MODELS, *extra], params)]
 
 
 def _sorted(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -93,13 +94,14 @@ def _sorted(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def test_lists_ranked_on_spark_in_blocks_of_users_are_the_lists_ranked_in_process(spark):
     """The Spark engine's tasks each rank a block of users with the in-process engine's function, from one
-    broadcast of the fitted models: every user's served list and each model's own come out the same."""
+    broadcast of the fitted models (the deep ones' weights too): every user's served list and each model's own
+    come out the same."""
     from python_jobs.models.lists import OWN_COLUMNS, SERVED_COLUMNS, block_lists, make_ranker
     from python_jobs.models.rank_spark import ranked_on_spark
 
-    data, components = _replay(300, 7)
-    weights = {seg: {"als": 1.0, "taste": 0.5, "item_knn": 1.0, "ease": 0.25, "content": 0.25, "popularity": 0.5}
-               for seg in ("new", "light", "heavy")}
+    data, components = _replay(300, 7, ("mult_dae", "two_tower"))
+    weights = {seg: {"als": 1.0, "taste": 0.5, "item_knn": 1.0, "ease": 0.25, "content": 0.25, "popularity": 0.5,
+                     "mult_dae": 0.5, "two_tower": 0.25} for seg in ("new", "light", "heavy")}
     ranker = make_ranker(data, components, weights, heavy_from=3, n=10, candidates=100)
     served, own = block_lists(ranker, np.arange(data.n_users))
     with ranked_on_spark(spark, ranker, tasks=3) as lists:

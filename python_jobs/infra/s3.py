@@ -45,15 +45,21 @@ def delete_prefix(client, bucket: str, prefix: str) -> None:
             client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
 
 
+def read_bytes(settings: Settings, bucket: str, key: str) -> bytes | None:
+    """An object's bytes from the store; None when the key does not exist."""
+    client = s3_client(settings)
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except client.exceptions.NoSuchKey:
+        return None
+
+
 def read_json(settings: Settings, bucket: str, key: str) -> dict | None:
     """A JSON object from the store; None when the key does not exist."""
     import json
 
-    client = s3_client(settings)
-    try:
-        return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except client.exceptions.NoSuchKey:
-        return None
+    body = read_bytes(settings, bucket, key)
+    return None if body is None else json.loads(body)
 
 
 def upload_tree(settings: Settings, path, key_prefix: str) -> str:

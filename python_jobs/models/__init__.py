@@ -29,6 +29,8 @@ class TrainParams:
     candidates: int = CANDIDATES  # listings retrieved per user and ranked (models.retrieve)
     seed: int = 42
     deep_epochs: int = 10  # passes over the data of mult_vae, mult_dae and two_tower (models.gradient)
+    deep_warm_epochs: int = 2  # their passes when warm-started from the last run's fit (models.warm_start)
+    deep_full_every_days: float = 7.0  # a full fit at least this often (in days of data); warm starts between
     engine: str = "local"  # where ALS is fitted (models.engine): local or spark
 
     def to_dict(self) -> dict:
@@ -62,9 +64,9 @@ def build(names, params: TrainParams, spark=None) -> list:
                                 max_iter=params.max_iter, seed=params.seed, engine=params.engine),
         "taste": Taste, "item_knn": ItemKNN, "user_knn": UserKNN, "ease": EASE, "content": Content,
         "weighted_ratings": WeightedRatings, "popularity": Popularity,
-        "mult_vae": lambda: MultVAE(seed=params.seed, epochs=params.deep_epochs),
-        "mult_dae": lambda: mult_dae(params.seed, params.deep_epochs),
-        "two_tower": lambda: TwoTower(seed=params.seed, epochs=params.deep_epochs),
+        "mult_vae": lambda: MultVAE(seed=params.seed, epochs=params.deep_epochs, warm_epochs=params.deep_warm_epochs),
+        "mult_dae": lambda: mult_dae(params.seed, params.deep_epochs, params.deep_warm_epochs),
+        "two_tower": lambda: TwoTower(seed=params.seed, epochs=params.deep_epochs, warm_epochs=params.deep_warm_epochs),
     }
     unknown = [n for n in names if n not in MODELS]
     if unknown:

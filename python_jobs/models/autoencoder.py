@@ -16,13 +16,13 @@ Score: the softmax of the decoder's logits.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from python_jobs.models.base import SCORE_CELLS, bidders
 from python_jobs.models.data import TrainingSet
-from python_jobs.models.gradient import glorot, train
+from python_jobs.models.gradient import carried, glorot, train
 from python_jobs.models.neighbours import normalise_rows
 
 
@@ -44,6 +44,9 @@ def _decode(params: dict, first, variational: bool, key=None):
     return jnp.tanh(z @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"], kl
 
 
+KEYED = {"w0": ("listing", 0), "w2": ("listing", 1), "b2": ("listing", 0)}  # the weights with a slice per listing
+
+
 @dataclass
 class MultVAE:
     hidden: int = 200
@@ -58,7 +61,9 @@ class MultVAE:
     max_items: int = 5000     # as EASE: the two listing-wide layers' cost per step follows batch x listings
     variational: bool = True
     seed: int = 42
+    warm_epochs: int = 2      # passes when `start` holds an earlier fit's weights (models.warm_start)
     name: str = "mult_vae"
+    start: dict | None = field(default=None, repr=False, compare=False)
 
     def fit(self, data: TrainingSet) -> MultVAE:
         import jax
@@ -81,6 +86,11 @@ class MultVAE:
                   "w2": glorot(keys[4], (self.hidden, n)), "b2": jnp.zeros(n)}
         if variational:
             params.update(w_var=glorot(keys[2], (self.hidden, self.latent)), b_var=jnp.zeros(self.latent))
+        epochs, min_steps, warm = self.epochs, self.min_steps, self.start is not None
+        if warm:  # an earlier fit's weights, row by row for the listings it kept; the KL term at its full weight
+            params = carried(params, self.start["params"], {"listing": data.item_ids[self.kept_]},
+                             self.start["keys"], KEYED)
+            epochs, min_steps = self.warm_epochs, self.min_steps * self.warm_epochs // max(self.epochs, 1)
 
         def batch_of(positions):
             real = positions >= 0
@@ -93,17 +103,22 @@ class MultVAE:
             x = x * jax.random.bernoulli(drop, keep, x.shape) / keep
             logits, kl = _decode(params, x @ params["w0"], variational, sample)
             nll = -jnp.sum(jax.nn.log_softmax(logits) * target, axis=1)
-            beta = self.beta_max * progress
+            beta = self.beta_max * (1.0 if warm else progress)
             per_row = (nll + beta * kl) * mask
             squares = sum(jnp.sum(params[w] ** 2) for w in ("w0", "w_mu", "w1", "w2"))
             return jnp.sum(per_row) / jnp.maximum(jnp.sum(mask), 1.0) + self.l2 * squares
 
-        epochs = self.epochs if len(learners) else 0  # no one bid: nothing to learn
+        epochs = epochs if len(learners) else 0  # no one bid: nothing to learn
         self.params_, self.losses_ = train(loss, params, batch_of, len(learners), self.batch, epochs, self.lr,
-                                           self.seed, self.min_steps)
+                                           self.seed, min_steps)
+        self.epochs_run_ = len(self.losses_)
         self.data_ = data
         self.fit_seconds_ = round(time.time() - began, 2)
         return self
+
+    def keyed_weights(self) -> tuple[dict, dict]:
+        """(the fitted weights, the listing id of each slice of those in KEYED) for the next run's warm start."""
+        return self.params_, {"listing": self.data_.item_ids[self.kept_]}
 
     def _probabilities(self, users: np.ndarray) -> np.ndarray:
         """float32 [len(users), kept listings]: the softmax of the decoder's logits from each user's history."""
@@ -137,6 +152,6 @@ class MultVAE:
         return bidders(self.data_, users)
 
 
-def mult_dae(seed: int, epochs: int = 10) -> MultVAE:
+def mult_dae(seed: int, epochs: int = 10, warm_epochs: int = 2) -> MultVAE:
     """The denoising variant: the same network, z its mean, no KL term."""
-    return MultVAE(variational=False, seed=seed, epochs=epochs, name="mult_dae")
+    return MultVAE(variational=False, seed=seed, epochs=epochs, warm_epochs=warm_epochs, name="mult_dae")

@@ -61,6 +61,7 @@ class Content:
 
     def fit(self, data: TrainingSet) -> Content:
         self.vectors_, vocab = tfidf(listing_tokens(data.items))
+        self.tokens_ = np.array(list(vocab), dtype=str)  # the token of each column of vectors_
         taxonomy = sparse.lil_matrix((len(data.subs), len(vocab)), dtype=np.float32)
         for s, (category, sub) in enumerate(zip(data.subs["category"], data.subs["sub_category"])):
             for token in (f"category={category}", f"sub_category={category}/{sub}"):

@@ -37,6 +37,7 @@ from python_jobs.models.base import top_n
 from python_jobs.models.data import TrainingSet
 from python_jobs.models.hybrid import SEGMENTS, Hybrid, choose_weights, segments
 from python_jobs.models.retrieve import recall
+from python_jobs.models.warm_start import WarmStarts
 
 
 def time_splitter(fraction: float, listed_at: np.ndarray | None = None, ends_at: np.ndarray | None = None,
@@ -167,12 +168,14 @@ def tune_als(part: Part, base: registry.TrainParams, grid: dict, k: int, spark):
     return base.with_values(**{key: results[best][key] for key in keys}), results, models[best]
 
 
-def fit_blend(components: list, part: Part, params: registry.TrainParams, k: int, fitted=()) -> dict:
-    """Fit the components on the validation part (but those in `fitted`, already fitted on it) and choose the
-    hybrid's weights per segment."""
+def fit_blend(components: list, part: Part, params: registry.TrainParams, k: int, fitted=(),
+              starts: WarmStarts | None = None) -> dict:
+    """Fit the components on the validation part (but those in `fitted`, already fitted on it; deep models warm
+    or full as `starts` says) and choose the hybrid's weights per segment."""
+    starts = starts or WarmStarts()
     for model in components:
         if not any(model is done for done in fitted):
-            model.fit(part.train)
+            starts.fit(model, part.train, "validation")
     pool = Hybrid(components, heavy_from=params.min_bids_for_als, candidates=params.candidates).pool(
         part.train, part.users, part.items)
     weights, scores = choose_weights(pool, hits_of(pool.items, part.relevant), np.diff(part.relevant.indptr),
@@ -209,10 +212,13 @@ def score_champion(config: dict, part: Part, params: registry.TrainParams, names
 
 def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, names, k: int,
                     params: registry.TrainParams, grid: dict | None, spark=None, max_users: int | None = None,
-                    log=lambda _: None, champion: dict | None = None) -> Evaluation:
+                    log=lambda _: None, champion: dict | None = None,
+                    starts: WarmStarts | None = None) -> Evaluation:
     """Split; on validation tune ALS and choose the blend; fit every model on the training part and score each,
     and the hybrid, on the test part. interactions: uid, listing_id, strength, first_bid_at, last_bid_at.
-    champion: the published configuration ({run_id, params, models, weights}), scored on the same test part."""
+    champion: the published configuration ({run_id, params, models, weights}), scored on the same test part.
+    starts: how deep models are fitted (warm from the last run's weights or in full; default: in full)."""
+    starts = starts or WarmStarts()
     test_part, train_df = make_part(base, interactions, splitter, params, max_users)
     valid_part, _ = make_part(test_part.train, train_df, splitter, params, max_users)
     tuning, tuned = [], []
@@ -222,7 +228,7 @@ def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, 
         log(f"ALS tuned on validation: {', '.join(f'{key}={getattr(params, key)}' for key in grid)}")
     validation_models = [tuned[0] if tuned and name == "als" else model
                          for name, model in zip(names, registry.build(names, params, spark))]
-    blend = fit_blend(validation_models, valid_part, params, k, fitted=tuned)
+    blend = fit_blend(validation_models, valid_part, params, k, fitted=tuned, starts=starts)
     log("blend weights (validation): " + "; ".join(
         f"{seg} " + ", ".join(f"{m}={w:g}" for m, w in ws.items() if w) for seg, ws in blend["weights"].items()))
 
@@ -237,7 +243,7 @@ def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, 
     for model in [*components, hybrid]:
         began = time.time()
         if model is not hybrid:
-            model.fit(test_part.train)
+            starts.fit(model, test_part.train, "test")
         fitted = time.time()
         lists = _lists(model, test_part, k)
         seconds[model.name] = {"fit": round(fitted - began, 2), "score": round(time.time() - fitted, 2)}

@@ -66,3 +66,29 @@ def train(loss: Callable, params: dict, batch_of: Callable[[np.ndarray], tuple],
             t += 1
         history.append(float(np.mean(jax.device_get(values))))
     return jax.tree_util.tree_map(np.asarray, params), history
+
+
+def carried(fresh: dict, saved: dict, keys: dict[str, np.ndarray], saved_keys: dict[str, np.ndarray],
+            keyed: dict[str, tuple[str, int]]) -> dict:
+    """`fresh` (a new initialisation) with what an earlier fit learned: each weight whole when it is not keyed,
+    and for a keyed weight (`keyed[name]` = (kind of key, axis), e.g. ("listing", 0)) the slices whose key (a
+    listing id, a token) the earlier fit had; a listing or token it never saw keeps its fresh value."""
+    import jax.numpy as jnp
+
+    out = {}
+    for name, value in fresh.items():
+        old = np.asarray(saved[name])
+        if name not in keyed:
+            if old.shape != tuple(value.shape):
+                raise ValueError(f"saved weight {name} has shape {old.shape}, the model {tuple(value.shape)}")
+            out[name] = jnp.asarray(old)
+            continue
+        kind, axis = keyed[name]
+        new_keys, old_keys = np.asarray(keys[kind]), np.asarray(saved_keys[kind])
+        order = np.argsort(old_keys, kind="stable")
+        at = np.minimum(np.searchsorted(old_keys[order], new_keys), max(len(old_keys) - 1, 0))
+        found = (old_keys[order][at] == new_keys) if len(old_keys) else np.zeros(len(new_keys), bool)
+        merged = np.moveaxis(np.array(value), axis, 0)
+        merged[found] = np.moveaxis(old, axis, 0)[order[at[found]]]
+        out[name] = jnp.asarray(np.moveaxis(merged, 0, axis))
+    return out

@@ -133,19 +133,23 @@ RUN_TABLES = {"recommendations": LIST_SCHEMA, "model_recommendations": MODEL_LIS
 
 def run_training(spark: SparkSession, settings, run_id: str, n: int, data: TrainingSet,
                  listings: pd.DataFrame, users: pd.DataFrame, names, params: registry.TrainParams,
-                 weights: dict, engine: str = "local", ranking: str = "local") -> dict:
+                 weights: dict, engine: str = "local", ranking: str = "local", starts=None) -> dict:
     """Fit on all interactions; write this run's recs.recommendations (served), recs.model_recommendations
     (each model's own list), recs.similar_listings and recs.listing_details (every listed listing's details as
     this run saw them, so publish never reads a mart the data team may be rebuilding), on `engine`. `ranking`
-    says where the users' lists are ranked: in this process, or on Spark (`rank_spark`, written by Spark)."""
+    says where the users' lists are ranked: in this process, or on Spark (`rank_spark`, written by Spark).
+    `starts` (`warm_start.WarmStarts`): how deep models are fitted; default in full."""
     from python_jobs.infra.s3 import s3_client
     from python_jobs.runs import run_tables
     from python_jobs.runs.run_tables import DETAILS
     from python_jobs.runs.table_folders import clear_orphans
 
+    from python_jobs.models.warm_start import WarmStarts
+
+    starts = starts or WarmStarts()
     components = registry.build(names, params, spark)
     for model in components:
-        model.fit(data)
+        starts.fit(model, data, "final")
     ranker = make_ranker(data, components, weights, params.min_bids_for_als, n, params.candidates, load_rules(),
                          settings.explore_slots)
     similar = similar_for(ranker, components)

@@ -19,7 +19,7 @@ out of the user's bag, or the tower would learn to find it there.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
@@ -27,10 +27,11 @@ from scipy import sparse
 from python_jobs.models.base import SCORE_CELLS
 from python_jobs.models.content import Content
 from python_jobs.models.data import TrainingSet
-from python_jobs.models.gradient import glorot, train
+from python_jobs.models.gradient import carried, glorot, train
 from python_jobs.models.neighbours import normalise_rows, row_top
 
 SELLER_COLUMNS = ("seller_uid", "seller")
+KEYED = {"items": ("listing", 0), "tokens": ("token", 0)}  # the weights with a row per listing, per token
 
 
 def _bag(matrix: sparse.csr_matrix, width: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +61,9 @@ class TwoTower:
     batch: int = 512
     lr: float = 3e-3
     seed: int = 42
+    warm_epochs: int = 2      # passes when `start` holds an earlier fit's weights (models.warm_start)
     name: str = "two_tower"
+    start: dict | None = field(default=None, repr=False, compare=False)
 
     def fit(self, data: TrainingSet) -> TwoTower:
         import jax
@@ -69,9 +72,11 @@ class TwoTower:
         began = time.time()
         self.content_ = Content().fit(data)
         words, profiles = self.content_.vectors_, self.content_.profiles_
+        self.token_names_ = self.content_.tokens_
         seller = next((c for c in SELLER_COLUMNS if c in data.items), None)
         if seller is not None:  # a seller is a token of its listings, and of its bidders' profiles
-            codes, _ = data.items[seller].factorize()
+            codes, names = data.items[seller].factorize()
+            self.token_names_ = np.concatenate([self.token_names_, [f"seller={name}" for name in names]])
             sellers = sparse.csr_matrix((np.full(data.n_items, 0.5, np.float32),
                                          (np.arange(data.n_items), np.maximum(codes, 0))))
             words = sparse.hstack([words, sellers]).tocsr()
@@ -91,6 +96,11 @@ class TwoTower:
                   "user1": glorot(keys[2], (d, d)), "user_b": jnp.zeros(d), "user2": glorot(keys[3], (d, d)),
                   "listing1": glorot(keys[4], (d, d)), "listing_b": jnp.zeros(d),
                   "listing2": glorot(keys[5], (d, d))}
+        epochs, min_steps = self.epochs, self.min_steps
+        if self.start is not None:  # an earlier fit's weights, row by row for the listings and tokens it had
+            params = carried(params, self.start["params"], {"listing": data.item_ids, "token": self.token_names_},
+                             self.start["keys"], KEYED)
+            epochs, min_steps = self.warm_epochs, self.min_steps * self.warm_epochs // max(self.epochs, 1)
 
         def batch_of(positions):
             real = positions >= 0
@@ -111,14 +121,20 @@ class TwoTower:
             per_row = jax.nn.logsumexp(logits, axis=1) - jnp.diagonal(logits)
             return jnp.sum(per_row * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
-        epochs = self.epochs if len(pair_item) else 0
+        epochs = epochs if len(pair_item) else 0
         self.params_, self.losses_ = train(loss, params, batch_of, len(pair_item), self.batch, epochs, self.lr,
-                                           self.seed, self.min_steps)
+                                           self.seed, min_steps)
+        self.epochs_run_, self.item_ids_ = len(self.losses_), data.item_ids
         self.user_vectors_ = self._vectors("user", np.concatenate([self.params_["items"], self.params_["tokens"]]),
                                            *user_bag)
         self.item_vectors_ = self._vectors("listing", self.params_["tokens"], *item_bag)
         self.fit_seconds_ = round(time.time() - began, 2)
         return self
+
+    def keyed_weights(self) -> tuple[dict, dict]:
+        """(the fitted weights, the listing id or token of each row of those in KEYED) for the next run's warm
+        start."""
+        return self.params_, {"listing": self.item_ids_, "token": self.token_names_}
 
     def _vectors(self, side: str, table: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
         step = max(1, SCORE_CELLS // max(1, index.shape[1] * self.dim))
