@@ -50,6 +50,12 @@ def event(i: int, **changes) -> dict:
     ({"type": "watch", "watch_seconds": float("nan")}, "watch_seconds must be a number"),
     ({"colour": "red"}, "unknown field 'colour'"),
     ({"session_id": 5}, "session_id must be a string"),
+    ({"variant": "ab/b"}, "variant and position belong to impression events only"),
+    ({"position": 1}, "variant and position belong to impression events only"),
+    ({"type": "impression", "variant": "ab"}, "variant must be experiment/variant"),
+    ({"type": "impression", "variant": 3}, "variant must be experiment/variant"),
+    ({"type": "impression", "position": 0}, "position must be the listing's place"),
+    ({"type": "impression", "position": True}, "position must be the listing's place"),
 ])
 def test_each_malformed_event_gets_its_reason(changes, reason):
     landed, why = check(event(1, **changes), NOW)
@@ -61,6 +67,8 @@ def test_a_good_event_is_landed_with_its_arrival_time():
     assert why is None
     assert landed == {"event_id": "e-1", "type": "watch", "uid": 7, "listing_id": 101, "at": "2026-12-03T10:29:00.000Z",
                       "received_at": "2026-12-03T10:30:00.000Z", "session_id": "s1", "watch_seconds": 12.0}
+    shown, why = check(event(2, type="impression", variant="hybrid_vs_popularity/hybrid", position=3), NOW)
+    assert why is None and (shown["variant"], shown["position"]) == ("hybrid_vs_popularity/hybrid", 3)
 
 
 class Clock:

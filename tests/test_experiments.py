@@ -84,13 +84,18 @@ def experiment(stack, spark, s3, tmp_path_factory):
     run = load_run(s3, stack.publish_bucket, read_latest(stack)["manifest_key"])
     now = datetime.now(timezone.utc)
     events = sessions(run, market.truth, market.users["uid"].to_numpy(), now, seed=5)
+    # two A/A users the app showed the other variant's list (an override), and two whose app sent no variant
+    aa = events[events["variant"] == "hybrid_aa/a"]["uid"].unique()[:4]
+    events.loc[events["uid"].isin(aa[:2]) & (events["type"] == "impression"), "variant"] = "hybrid_aa/b"
+    events.loc[events["uid"].isin(aa[2:]), "variant"] = None
     land(s3, stack.lake_bucket, events, "app5")
     holder = RunHolder(stack)
     holder.refresh()
     store, header = keyed(tmp_path_factory.mktemp("keys"))
     client = TestClient(build_app(holder, keys=store, clock=lambda: now), headers=header)
     second = run_pipeline(stack, log=lambda _: None)
-    yield {"first": first, "second": second, "events": events, "client": client, "now": now, "run": run}
+    yield {"first": first, "second": second, "events": events, "client": client, "now": now, "run": run,
+           "overridden": set(aa[:2].tolist()), "unlabelled": set(aa[2:].tolist())}
     clear_landed(s3, stack.lake_bucket)
 
 
@@ -115,16 +120,24 @@ def test_serve_answers_with_the_users_variant_and_its_list(experiment):
     assert seen == {"hybrid", "popularity"}
 
 
-def test_the_marts_place_every_impression_in_the_variant_serve_chose(experiment, spark):
-    rows = spark.table("marts.exp_impressions").select("uid", "experiment", "variant").distinct().collect()
+def test_the_marts_place_every_impression_in_the_variant_that_showed_it(experiment, spark):
+    """Each impression counts for the variant it carries (serve's answer, or an override the app applied); one
+    without a variant, for the variant the hashes assign its user."""
+    rows = spark.table("marts.exp_impressions").select("uid", "experiment", "variant", "assigned_by").distinct().collect()
     impressed = experiment["events"].query("type == 'impression'")
     ours = [r for r in rows if r.uid in set(impressed["uid"])]
     assert {r.uid for r in ours} == set(impressed["uid"])
     when = experiment["now"] - timedelta(minutes=30)
-    placed = {(r.uid, r.experiment, r.variant) for r in ours}
-    chosen = {(uid, a["experiment"], a["variant"]) for uid in impressed["uid"].unique()
+    hashed = {uid: (a["experiment"], a["variant"]) for uid in impressed["uid"].unique()
               if (a := assign(experiment["run"].experiments, int(uid), when))}
-    assert placed == chosen
+    shown = {uid: tuple(v.split("/")) for uid, v in zip(impressed["uid"], impressed["variant"]) if v}
+    assert {(r.uid, r.experiment, r.variant) for r in ours} == {
+        (uid, *(shown[uid] if uid in shown else hashed[uid])) for uid in impressed["uid"].unique()}
+    assert {r.uid for r in ours if r.assigned_by == "hash"} == experiment["unlabelled"]
+    for uid in experiment["overridden"]:  # shown b's list though the hashes put them in a
+        assert hashed[uid] == ("hybrid_aa", "a") and shown[uid] == ("hybrid_aa", "b")
+    # serve's answer is what the app recorded for everyone else
+    assert all(shown[uid] == hashed[uid] for uid in shown if uid not in experiment["overridden"])
 
 
 def test_the_better_list_wins_the_ab_and_the_aa_shows_no_difference(experiment, spark):

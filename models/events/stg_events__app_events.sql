@@ -18,6 +18,8 @@ select
     event_at,
     received_at,
     session_id,
-    watch_seconds
+    watch_seconds,
+    variant,
+    position
 from ranked
 where copy_number = 1

@@ -1,7 +1,9 @@
--- One row per impression the app recorded while an experiment ran, with the variant its user was in: assignment
--- recomputed from the definitions (seed `experiments`) by the same hashes serve uses, so no table of assignments.
+-- One row per impression the app recorded while an experiment ran, with the variant whose list showed it: the one
+-- the impression carries (`variant`, as serve answered it), or, for an impression without one (an app from before
+-- impressions carried it), the user's variant recomputed from the definitions (seed `experiments`) by the same
+-- hashes serve assigns with. A carried variant the definitions do not know is left out.
 with impressions as (
-    select uid, listing_id, event_at, session_id
+    select uid, listing_id, event_at, session_id, variant as shown_in, position
     from {{ ref('stg_events__app_events') }}
     where event_type = 'impression'
 ),
@@ -10,6 +12,7 @@ variants as (
     select
         experiment,
         variant,
+        concat(experiment, '/', variant) as variant_key,
         serves,
         is_control,
         share,
@@ -25,30 +28,51 @@ variants as (
     from {{ ref('experiments') }}
 ),
 
-placed as (
-    select
-        impressions.*,
-        {{ experiment_bucket("'encore'", 'impressions.uid') }} as traffic_bucket
+recorded as (
+    select variants.*, impressions.*, 'recorded' as assigned_by
     from impressions
+    join variants
+        on impressions.shown_in = variants.variant_key
+        and impressions.event_at >= variants.starts_at
+        and impressions.event_at < variants.ends_at
+),
+
+hashed as (
+    select variants.*, placed.*, 'hash' as assigned_by
+    from (
+        select impressions.*, {{ experiment_bucket("'encore'", 'impressions.uid') }} as traffic_bucket
+        from impressions
+        where shown_in is null
+    ) as placed
+    join variants
+        on placed.event_at >= variants.starts_at
+        and placed.event_at < variants.ends_at
+        and placed.traffic_bucket >= variants.traffic_from
+        and placed.traffic_bucket < variants.traffic_to
+        and cast({{ experiment_bucket('variants.experiment', 'placed.uid') }} as double) / 10000 >= variants.share_from
+        and (cast({{ experiment_bucket('variants.experiment', 'placed.uid') }} as double) / 10000 < variants.share_to
+            or variants.share_to >= 1 - 1e-9)
+),
+
+placed as (
+    {% for part in ['recorded', 'hashed'] %}
+    select experiment, variant, serves, is_control, share, uid, listing_id, event_at, session_id, position, assigned_by
+    from {{ part }}
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
 )
 
 select
-    variants.experiment,
-    variants.variant,
-    variants.serves,
-    variants.is_control,
-    variants.share,
-    placed.uid,
-    placed.listing_id,
-    placed.event_at,
-    cast(placed.event_at as date) as day,
-    placed.session_id
+    experiment,
+    variant,
+    serves,
+    is_control,
+    share,
+    uid,
+    listing_id,
+    event_at,
+    cast(event_at as date) as day,
+    session_id,
+    position,
+    assigned_by
 from placed
-join variants
-    on placed.event_at >= variants.starts_at
-    and placed.event_at < variants.ends_at
-    and placed.traffic_bucket >= variants.traffic_from
-    and placed.traffic_bucket < variants.traffic_to
-    and cast({{ experiment_bucket('variants.experiment', 'placed.uid') }} as double) / 10000 >= variants.share_from
-    and (cast({{ experiment_bucket('variants.experiment', 'placed.uid') }} as double) / 10000 < variants.share_to
-        or variants.share_to >= 1 - 1e-9)

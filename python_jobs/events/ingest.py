@@ -33,9 +33,10 @@ from python_jobs.events.schema import MAX_ID, TYPES
 BRONZE = "events.bronze_app_events"
 QUARANTINE = "events.quarantined_app_events"
 EVENT_SCHEMA = ("event_id string, type string, uid bigint, listing_id bigint, at string, received_at string, "
-                "session_id string, watch_seconds double")
+                "session_id string, watch_seconds double, variant string, position int")
 BRONZE_SCHEMA = ("event_id string, type string, uid int, listing_id int, event_at timestamp, received_at timestamp, "
-                 "session_id string, watch_seconds double, source_object string")
+                 "session_id string, watch_seconds double, source_object string, variant string, position int")
+ADDED = {BRONZE: "variant string, position int"}  # columns added since a table was first made, added to older ones
 QUARANTINE_SCHEMA = "line string, reason string, source_object string"
 LISTED = CHECKPOINT + "listing-started"       # put just before the stream lists the landed objects
 INGESTED = CHECKPOINT + "ingested-through.json"  # its time, written once every batch of that run is in
@@ -66,14 +67,15 @@ def check_lines(lines: DataFrame) -> DataFrame:
         F.col("e.event_id").alias("event_id"), F.col("e.type").alias("type"), F.col("e.uid").cast("int").alias("uid"),
         F.col("e.listing_id").cast("int").alias("listing_id"), "event_at", F.col("received_ts").alias("received_at"),
         F.col("e.session_id").alias("session_id"), F.col("e.watch_seconds").alias("watch_seconds"), "source_object",
-        F.col("value").alias("line"), reason.alias("reason"))
+        F.col("e.variant").alias("variant"), F.col("e.position").alias("position"), F.col("value").alias("line"),
+        reason.alias("reason"))
 
 
 def split(checked: DataFrame) -> tuple[DataFrame, DataFrame]:
     """(good events as bronze rows, quarantined lines with their reason) of `check_lines`' frame."""
     good = checked.where(F.col("reason").isNull()).select(
         "event_id", "type", "uid", "listing_id", "event_at", "received_at", "session_id", "watch_seconds",
-        "source_object")
+        "source_object", "variant", "position")
     bad = checked.where(F.col("reason").isNotNull()).select("line", "reason", "source_object")
     return good, bad
 
@@ -85,11 +87,17 @@ def split_lines(lines: DataFrame) -> tuple[DataFrame, DataFrame]:
 
 
 def ensure_tables(spark: SparkSession) -> None:
-    """The two tables, created when missing."""
+    """The two tables, created when missing; a table made before a column was `ADDED` gains it (its older rows
+    read null there)."""
     for table, schema in ((BRONZE, BRONZE_SCHEMA), (QUARANTINE, QUARANTINE_SCHEMA)):
         if not spark.catalog.tableExists(table):
             spark.createDataFrame([], schema + ", ingest_batch string").write.format("parquet") \
                 .partitionBy("ingest_batch").saveAsTable(table)
+        elif table in ADDED:
+            have = {c.name for c in spark.catalog.listColumns(table)}
+            missing = [c for c in ADDED[table].split(", ") if c.split()[0] not in have]
+            if missing:
+                spark.sql(f"alter table {table} add columns ({', '.join(missing)})")
 
 
 def nothing_new(client, lake_bucket: str) -> bool:

@@ -1,7 +1,10 @@
 """One app event, checked field by field so each rejected event gets its own reason.
 
 An event is what the app saw a user do to a listing:
-`{event_id, type, uid, listing_id, at, session_id?, watch_seconds?}`.
+`{event_id, type, uid, listing_id, at, session_id?, watch_seconds?, variant?, position?}`;
+an `impression` (a listing the app showed) may carry the experiment variant
+whose list it came from (`variant`, as `serve` answered it: `experiment/variant`)
+and its place in that list (`position`, from 1).
 `at` is when it happened on the device (ISO 8601 with a zone); the collector
 adds `received_at`, the arrival time that decides the landing hour, as
 Firehose does. Users and listings the last run did not know are accepted:
@@ -15,13 +18,15 @@ import re
 from datetime import datetime, timedelta, timezone
 
 TYPES = ("view", "watch", "like", "share", "bid", "impression")
-FIELDS = ("event_id", "type", "uid", "listing_id", "at", "session_id", "watch_seconds")
+FIELDS = ("event_id", "type", "uid", "listing_id", "at", "session_id", "watch_seconds", "variant", "position")
 REQUIRED = ("event_id", "type", "uid", "listing_id", "at")
 MAX_ID = 2**31 - 1
 EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 MAX_AHEAD = timedelta(minutes=5)   # device clocks drift; further ahead is a wrong clock, not an event
 MAX_LATE = timedelta(days=7)       # later than this, the run that could use it has long passed
 MAX_WATCH_SECONDS = 86400.0
+VARIANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}/[A-Za-z0-9_.-]{1,64}$")
+MAX_POSITION = 1000
 
 
 def _id(value, name: str) -> tuple[int | None, str | None]:
@@ -84,10 +89,26 @@ def check(event, received_at: datetime) -> tuple[dict | None, str | None]:
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
                 or not 0 <= seconds <= MAX_WATCH_SECONDS:
             return None, f"watch_seconds must be a number from 0 to {MAX_WATCH_SECONDS:.0f}"
+    shown, why = _what_was_shown(event)
+    if why:
+        return None, why
     landed = {"event_id": event["event_id"], "type": event["type"], "uid": uid, "listing_id": listing_id,
               "at": iso(at), "received_at": iso(received_at)}
     if session is not None:
         landed["session_id"] = session
     if seconds is not None:
         landed["watch_seconds"] = float(seconds)
-    return landed, None
+    return {**landed, **shown}, None
+
+
+def _what_was_shown(event: dict) -> tuple[dict, str | None]:
+    """({variant?, position?} of an impression, None) or ({}, why they are refused)."""
+    variant, position = event.get("variant"), event.get("position")
+    if (variant is not None or position is not None) and event["type"] != "impression":
+        return {}, "variant and position belong to impression events only"
+    if variant is not None and (not isinstance(variant, str) or not VARIANT.match(variant)):
+        return {}, "variant must be experiment/variant as serve answered it, e.g. hybrid_vs_popularity/hybrid"
+    if position is not None and (isinstance(position, bool) or not isinstance(position, int)
+                                 or not 1 <= position <= MAX_POSITION):
+        return {}, f"position must be the listing's place in the list shown, 1 to {MAX_POSITION}"
+    return {k: v for k, v in (("variant", variant), ("position", position)) if v is not None}, None

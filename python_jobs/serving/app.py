@@ -100,7 +100,8 @@ SPOOL_FULL_RETRY_SECONDS = 30  # the spool drains as fast as the store takes it;
 class EventBatch(BaseModel):
     events: list[Any] = Field(min_length=1, max_length=EVENTS_PER_BATCH, description=(
         "events {event_id, type: view|watch|like|share|bid|impression, uid, listing_id, at (ISO 8601 with a zone), "
-        "session_id?, watch_seconds? (watch only)}; each is checked on its own"))
+        "session_id?, watch_seconds? (watch only), variant? and position? (impression only: the experiment/variant "
+        "this API answered and the listing's place in that list, from 1)}; each is checked on its own"))
 
 
 class RejectedEvent(BaseModel):
