@@ -179,6 +179,7 @@ class Settings:
     publish_bucket: str = "encore-publish"
     top_n: int = 10
     explore_slots: int = 1  # of each served list, for listings few have seen (models/lists.py)
+    promoted_slots: int = 1  # of each served list, for promoted listings that fit the user's taste (models/lists.py)
     url_expiry_seconds: int = 86400
     keep_runs: int = 5
     seed: int = 42
@@ -265,6 +266,7 @@ class Settings:
             publish_bucket=check_bucket("ENCORE_PUBLISH_BUCKET", env.get("ENCORE_PUBLISH_BUCKET") or "encore-publish"),
             top_n=_int("ENCORE_TOP_N", 10, 1, 1000),
             explore_slots=_int("ENCORE_EXPLORE_SLOTS", 1, 0, 1000),
+            promoted_slots=_int("ENCORE_PROMOTED_SLOTS", 1, 0, 1000),
             url_expiry_seconds=expiry,
             keep_runs=_int("ENCORE_KEEP_RUNS", 5, 1, 1000),
             seed=_int("ENCORE_SEED", 42, 0, 2**31 - 1),

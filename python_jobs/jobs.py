@@ -82,9 +82,11 @@ def stage_pg(ctx: StageContext) -> dict:
     """dbt staging on Postgres, source freshness, and the raw = clean + rejected accounting."""
     from python_jobs.stack import postgres
     from python_jobs.infra.dbt_runner import run_dbt
+    from python_jobs.ingest.raw_schema import ensure_raw_tables
     from python_jobs.ingest.reconcile import reconcile
 
     settings = ctx.settings
+    ensure_raw_tables(postgres.pg_dsn(settings))
     results = run_dbt(settings, ["build", "--target", "pg", *STAGING_SELECTION], quiet=True)
     freshness = run_dbt(settings, ["source", "freshness", "--target", "pg", "--select", "source:raw"], quiet=True)
     ctx.summary["freshness"] = {r.node.name: str(r.status) for r in freshness}
@@ -212,10 +214,10 @@ def _gate_parameters(ctx: StageContext) -> dict:
             "categories": sorted(load_taxonomy()["category"].unique().tolist()),
             # the landed bids are as the source holds them (none after the run started); the marts as of the run
             "now_epoch": datetime.fromisoformat(ctx.state.data["started_at"]).timestamp(),
-            "as_of_epoch": ctx.state.as_of.timestamp()}
+            "as_of_epoch": ctx.state.as_of.timestamp(), "promoted_slots": ctx.settings.promoted_slots}
 
 
-FRAME_COLUMNS = 13  # the widest frame a gate validates or publish reads
+FRAME_COLUMNS = 14  # the widest frame a gate validates or publish reads
 
 
 def _frame_engine(ctx: StageContext, step: str, rows: int) -> str:

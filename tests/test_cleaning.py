@@ -53,6 +53,11 @@ def cleaned(stack):
             "insert into raw.user_interests values (999999, 'home', 'lamps', now()), (1, 'weapons', 'swords', now()),"
             " (1, ' HOME', 'lamps', now()), (1, 'home', ' Lamps', now())"
         )
+        cur.execute(
+            "insert into raw.promotions values (900001, %s, %s, %s), (900001, %s, %s, %s), (900002, 999999, %s, %s),"
+            " (900003, %s, %s, %s), (null, %s, %s, %s)",
+            [lid, AS_OF, AS_OF + timedelta(days=1)] * 2 + [AS_OF, AS_OF + timedelta(days=1)]
+            + [lid, AS_OF + timedelta(days=1), AS_OF] + [lid, AS_OF, AS_OF + timedelta(days=1)])
     run_dbt(stack, ["build", "--target", "pg", *STAGING_SELECTION])
     return dsn, bid_rows
 
@@ -92,6 +97,16 @@ def test_interests_deduplicated_after_normalising(cleaned):
     assert (999999, "home", "unknown_user") in rejected
     assert (1, "weapons", "unknown_category") in rejected
     assert any(r[0] == 1 and r[1] == "home" and r[2] == "duplicate" for r in rejected)
+
+
+def test_each_faulty_promotion_is_rejected_with_its_reason(cleaned):
+    dsn, _ = cleaned
+    rejected = _reasons(dsn, "select coalesce(promotion_id, -1), reject_reason from staging.stg_raw__promotions_rejected "
+                             "where promotion_id >= 900000 or promotion_id is null")
+    assert sorted(rejected) == [(-1, "missing_key"), (900001, "duplicate"), (900002, "unknown_listing"),
+                                (900003, "invalid_window")]
+    assert _reasons(dsn, "select promotion_id from staging.stg_raw__promotions where promotion_id >= 900000") == [
+        (900001,)]
 
 
 def test_every_raw_row_is_accounted_for(cleaned):

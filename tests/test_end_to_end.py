@@ -4,6 +4,7 @@ import json
 import shutil
 import urllib.request
 
+import pandas as pd
 import psycopg2
 import pytest
 
@@ -166,8 +167,22 @@ def test_each_models_own_list_is_published_for_comparison(published):
     assert set(lists) == set(json.loads(open(summary["summary_path"]).read())["evaluation"]["models"])
 
 
+def test_promoted_slots_are_marked_at_rank_3_and_only_for_listings_a_promotion_runs_for(published, stack, spark):
+    from python_jobs.models.lists import PROMOTED_AT
+
+    run_id = published[0]["run_id"]
+    rows = spark.table("recs.recommendations").where(f"run_id = '{run_id}'").toPandas()
+    promoted = spark.table("marts.dim_listings").where("promoted_until is not null").toPandas()
+    marked = rows[rows["source"] == "promoted"]
+    assert len(promoted) and len(marked) and marked["uid"].is_unique  # at most the one slot a list
+    assert (marked["rank"] == PROMOTED_AT).all() and marked["listing_id"].isin(promoted["listing_id"]).all()
+    as_of = pd.Timestamp(published[0]["as_of"]).tz_convert("UTC").tz_localize(None)  # Spark's session time is UTC
+    assert (marked.merge(promoted, on="listing_id")["promoted_until"] > as_of).all()
+
+
 def test_a_list_breaking_the_marketplaces_rules_is_stopped_at_the_output_gate(published, stack, spark):
-    """A planted violation (a user shown their own listing) fails the output gate, which runs before publish."""
+    """Planted violations (a user shown their own listing, a promoted mark on a listing nobody promotes) fail the
+    output gate, which runs before publish."""
     from python_jobs.models.rules import load_rules
     from python_jobs.models.train import LIST_SCHEMA
     from python_jobs.quality.validate import output_frames, run_checkpoints
@@ -186,14 +201,20 @@ def test_a_list_breaking_the_marketplaces_rules_is_stopped_at_the_output_gate(pu
     assert victim.sum() == 1
     planted = rows.copy()
     planted.loc[victim, "listing_id"] = seller_row["listing_id"]
+    # and another user's second item marked promoted, though no promotion runs for it
+    promoted = spark.table("marts.dim_listings").where("promoted_until is not null").select("listing_id").toPandas()
+    unpaid = (planted["uid"] != seller_row["seller_uid"]) & (planted["rank"] == 2) & (
+        ~planted["listing_id"].isin(promoted["listing_id"]))
+    planted.loc[unpaid[unpaid].index[:1], "source"] = "promoted"
     run_tables.save(spark, stack, "recommendations", "20991231T000000Z-rules1", planted, LIST_SCHEMA, "local")
-    parameters = {"top_n": stack.top_n, **load_rules().gate_parameters()}
+    parameters = {"top_n": stack.top_n, "promoted_slots": stack.promoted_slots, **load_rules().gate_parameters()}
     project = stack.state_dir / "gx-rules"
     shutil.copytree(stack.project_dir / "expectations", project, ignore=shutil.ignore_patterns("uncommitted"))
     frames = {"outputs__recommendations": output_frames(spark, "20991231T000000Z-rules1")["outputs__recommendations"]}
     results, _ = run_checkpoints(project, frames, parameters)
     assert [r.success for r in results] == [False]
     assert any("own_listing" in failed for failed in results[0].failed), results[0].failed
+    assert any("promoted_without_promotion" in failed for failed in results[0].failed), results[0].failed
     clean, _ = run_checkpoints(project, {"outputs__recommendations": output_frames(
         spark, summary["run_id"])["outputs__recommendations"]}, parameters)
     assert [r.success for r in clean] == [True]

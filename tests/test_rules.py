@@ -122,6 +122,59 @@ def test_the_last_slot_explores_a_listing_few_have_seen_from_a_seller_not_in_the
         assert sellers[rows["source"] == "explore"].iloc[0] not in set(sellers[rows["source"] != "explore"])
 
 
+def test_promoted_slots_go_to_promoted_listings_that_fit_the_users_taste_from_rank_3():
+    """A quarter of the open listings promoted (two of them no longer: their promotion ended): each user whose taste
+    a promoted listing fits gets the best one at rank 3, marked, and the rest of the list moves down a place;
+    nobody gets one of another sub-category, an ended promotion, or more than the slots; exploration still takes
+    the last slot."""
+    from python_jobs import models as registry
+    from python_jobs.ingest.generate import generate
+    from python_jobs.models.data import from_marketplace
+    from python_jobs.models.lists import PROMOTED_AT, block_lists, make_ranker
+
+    params = registry.TrainParams(seed=8)
+    data = from_marketplace(generate(300, 8), params.count_weight, params.amount_weight, params.half_life_days)[0]
+    is_open = (data.items["ends_at"] > data.as_of).to_numpy()
+    promoted = np.flatnonzero(is_open)[::4]
+    until = np.full(data.n_items, np.nan)
+    until[promoted] = data.as_of + 86400
+    until[promoted[:2]] = data.as_of - 60  # over before the run
+    items = data.items.assign(is_open=is_open, seller_uid=10_000 + np.arange(data.n_items), promoted_until=until)
+    data = replace(data, items=items)
+    components = [m.fit(data) for m in registry.build(("taste", "popularity"), params)]
+    weights = {s: {"taste": 1.0, "popularity": 0.5} for s in ("new", "light", "heavy")}
+
+    def lists(slots, explore=1):
+        ranker = make_ranker(data, components, weights, heavy_from=3, n=10, candidates=100, explore_slots=explore,
+                             promoted_slots=slots)
+        return ranker, block_lists(ranker, np.arange(data.n_users))[0]
+
+    ranker, with_promoted = lists(1)
+    _, plain = lists(0)
+    _, ranked = lists(0, explore=0)
+    assert set(ranker.promoted_items) == set(promoted[2:])
+    marked = with_promoted[with_promoted["source"] == "promoted"]
+    assert "promoted" not in set(plain["source"]) and marked["uid"].nunique() > 0.3 * plain["uid"].nunique()
+    assert (marked["rank"] == PROMOTED_AT).all() and marked["uid"].is_unique
+    assert set(marked["listing_id"]) <= set(data.item_ids[promoted[2:]])
+    evidence = ((data.binary @ data.to_sub) + data.interests).toarray() > 0
+    subs = data.sub_of_item[data.item_positions(marked["listing_id"].to_numpy())]
+    assert evidence[data.user_positions(marked["uid"].to_numpy()), subs].all()  # of a sub-category of theirs
+    # whom none was given: no promoted listing of their sub-categories was left (in the list already, or bid on)
+    in_list = set(zip(ranked["uid"], ranked["listing_id"]))
+    for uid in np.setdiff1d(data.user_ids, marked["uid"]):
+        u = data.user_positions([uid])[0]
+        assert all((uid, data.item_ids[i]) in in_list or data.seen[u, i]
+                   for i in ranker.promoted_items if evidence[u, data.sub_of_item[i]])
+    # before rank 3 the list is the plain one; from it, the plain list moved down one place; explore keeps rank 10
+    for uid, rows in with_promoted[with_promoted["uid"].isin(marked["uid"])].groupby("uid"):
+        before = plain[plain["uid"] == uid]
+        organic = rows[~rows["source"].isin(["promoted", "explore"])]["listing_id"].tolist()
+        expect = before[before["source"] != "explore"]["listing_id"].tolist()
+        assert organic == [listing for listing in expect if listing != rows.iloc[PROMOTED_AT - 1]["listing_id"]][:8]
+        assert rows["source"].iloc[-1] == "explore" and len(rows) == 10
+
+
 def test_serve_applies_the_rules_file_at_every_request_and_reloads_it(tmp_path, settings):
     """A seller suspended in the file is out of the next answer without a run; the user's own listing and the cap
     per seller hold for the published items and for those today's events bring in; a broken file keeps the last."""

@@ -261,3 +261,21 @@ def test_a_user_name_holding_a_slash_is_found_by_name(stack, keys):
     assert body["uid"] == 5 and body["user_name"] == "a/b"
     missing = client.get("/v1/users/by-name/a%2Fc/recommendations")
     assert missing.status_code == 404 and "no user named 'a/c'" in missing.json()["detail"]
+
+
+def test_a_promoted_item_keeps_its_rank_when_todays_events_bring_fresh_items_in():
+    """Fresh items go first and push the published list down, but a promoted slot stays where it was sold."""
+    from types import SimpleNamespace
+
+    from python_jobs.serving.fresh import rerank
+
+    ends = "2099-01-01T00:00:00Z"
+    similar = {"similar": [{"similar_listing_id": 50 + k, "score": 1.0 - k / 10} for k in range(3)]}
+    run = SimpleNamespace(listings={i: {"ends_at": ends, "seller_uid": 1000 + i} for i in range(1, 60)},
+                          similar={7: json.dumps(similar)})
+    published = [{"rank": r, "listing_id": 10 + r, "ends_at": ends, "score": 1.0 / r,
+                  "source": "promoted" if r == 3 else "taste"} for r in range(1, 11)]
+    answer = rerank(run, published, [(7, "like", 0.0)], 10)
+    assert [item["source"] for item in answer[:4]] == ["fresh", "fresh", "promoted", "fresh"]
+    assert answer[2]["listing_id"] == 13 and [item["rank"] for item in answer] == list(range(1, 11))
+    assert [item["listing_id"] for item in answer[4:]] == [11, 12, 14, 15, 16, 17]

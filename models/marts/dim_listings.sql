@@ -1,4 +1,5 @@
--- One row per clean listing, with its bid activity (as of the run) and whether it can be recommended.
+-- One row per clean listing, with its bid activity (as of the run), whether it can be recommended and until when a
+-- promotion running at the run's as-of promotes it.
 with listings as (
     select * from {{ ref('stg_raw__listings') }}
 ),
@@ -6,6 +7,14 @@ with listings as (
 bids as (
     select * from {{ ref('stg_raw__bids') }}
     where bid_at <= {{ as_of() }}
+),
+
+-- the promotion running at the run's as-of (the latest ending, when a seller bought two)
+promoted as (
+    select listing_id, max(ends_at) as promoted_until
+    from {{ ref('stg_raw__promotions') }}
+    where starts_at <= {{ as_of() }} and ends_at > {{ as_of() }}
+    group by listing_id
 ),
 
 bid_activity as (
@@ -34,9 +43,11 @@ select
     coalesce(bid_activity.bidder_count, 0) as bidder_count,
     cast(bid_activity.top_bid_amount as double) as top_bid_amount,
     bid_activity.last_bid_at,
+    promoted.promoted_until,
     -- open as of the run: listed by then, not ended by then, and active unless it has ended since (a backfill
     -- sees today's status of a listing that was open on its day)
     (listings.listed_at <= {{ as_of() }} and listings.ends_at > {{ as_of() }}
         and (listings.status = 'active' or listings.ends_at <= current_timestamp())) as is_open
 from listings
 left join bid_activity on listings.listing_id = bid_activity.listing_id
+left join promoted on listings.listing_id = promoted.listing_id

@@ -16,7 +16,7 @@ from pathlib import Path
 from python_jobs.config import Settings
 from python_jobs.infra.s3 import s3_client
 
-MODELS = ("stg_raw__users", "stg_raw__listings", "stg_raw__bids", "stg_raw__user_interests")
+MODELS = ("stg_raw__users", "stg_raw__listings", "stg_raw__bids", "stg_raw__user_interests", "stg_raw__promotions")
 PG_TO_ARROW = {
     "integer": "int32",
     "bigint": "int64",
@@ -75,15 +75,18 @@ def export_model(conn, model: str, workdir: Path) -> tuple[Path, int]:
     schema = _arrow_schema(columns)
     parquet_path = workdir / f"{model}.parquet"
     rows = 0
-    reader = pacsv.open_csv(
-        csv_path,
-        read_options=pacsv.ReadOptions(column_names=schema.names, block_size=8 << 20),
-        convert_options=pacsv.ConvertOptions(column_types=schema, strings_can_be_null=True),
-    )
     with pq.ParquetWriter(parquet_path, schema, compression="snappy") as writer:
-        for batch in reader:
-            writer.write_table(pa.Table.from_batches([batch]).cast(schema))
-            rows += batch.num_rows
+        if csv_path.stat().st_size == 0:  # no rows (a marketplace with no promotions): the schema alone
+            writer.write_table(schema.empty_table())
+        else:
+            reader = pacsv.open_csv(
+                csv_path,
+                read_options=pacsv.ReadOptions(column_names=schema.names, block_size=8 << 20),
+                convert_options=pacsv.ConvertOptions(column_types=schema, strings_can_be_null=True),
+            )
+            for batch in reader:
+                writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+                rows += batch.num_rows
     csv_path.unlink()
     return parquet_path, rows
 

@@ -36,7 +36,8 @@ def inject(market, rate: float, seed: int, now: float):
     rng = np.random.default_rng(seed + 1)
     users, listings = market.users.copy(), market.listings.copy()
     bids, interests = market.bids.copy(), market.user_interests.copy()
-    rejected: dict[str, dict[str, int]] = {"users": {}, "listings": {}, "bids": {}, "user_interests": {}}
+    rejected: dict[str, dict[str, int]] = {"users": {}, "listings": {}, "bids": {}, "user_interests": {},
+                                           "promotions": {}}
     normalised: dict[str, int] = {}
 
     # bids: each kind on its own rows
@@ -105,5 +106,19 @@ def inject(market, rate: float, seed: int, now: float):
     interests = pd.concat([interests, bad], ignore_index=True)
     rejected["user_interests"]["unknown_category"] = len(bad)
 
-    dirty = replace(market, users=users, listings=listings, bids=bids, user_interests=interests)
+    # promotions: of listings nobody listed, and windows that end before they start
+    promotions = market.promotions.copy()
+    n_bad = int(rate * len(promotions) / 2)  # none where one row would be past the rate: a small table
+    if n_bad:
+        bad = promotions.sample(n=n_bad, random_state=seed).copy()
+        unknown, backwards = bad.copy(), bad.copy()
+        unknown["listing_id"] = listings["listing_id"].max() + 1_000_000 + np.arange(len(bad))
+        backwards["starts_at"], backwards["ends_at"] = bad["ends_at"], bad["starts_at"]
+        extra_rows = pd.concat([unknown, backwards], ignore_index=True)
+        extra_rows["promotion_id"] = promotions["promotion_id"].max() + 1 + np.arange(len(extra_rows))
+        promotions = pd.concat([promotions, extra_rows], ignore_index=True)
+        rejected["promotions"].update(unknown_listing=len(bad), invalid_window=len(bad))
+
+    dirty = replace(market, users=users, listings=listings, bids=bids, user_interests=interests,
+                    promotions=promotions)
     return dirty, {t: r for t, r in rejected.items() if r}, normalised

@@ -23,6 +23,7 @@ from python_jobs.ingest.raw_schema import RAW_TABLES, raw_ddl
 
 DAY = 86400.0
 EXPLORE = 0.15  # share of bids in a sub-category drawn from everyone's demand rather than the user's taste
+PROMOTED = 0.02  # share of listings a seller paid to promote, each for a window of 1-7 days around the as-of
 
 
 
@@ -32,6 +33,7 @@ class Marketplace:
     listings: pd.DataFrame
     bids: pd.DataFrame
     user_interests: pd.DataFrame
+    promotions: pd.DataFrame
     as_of: float = 0.0
     # how the bids were drawn, for benchmarks to score against (never given to a model): per user the taste over
     # taxonomy pairs, per listing its pair and popularity, the pairs' overall demand and the exploration rate
@@ -50,7 +52,7 @@ def _timestamps(seconds: np.ndarray) -> pd.Series:
 
 
 def generate(users: int, seed: int, as_of: datetime | None = None) -> Marketplace:
-    """Build the four raw tables for `users` users."""
+    """Build the raw tables for `users` users."""
     from faker import Faker
 
     rng = np.random.default_rng(seed)
@@ -146,7 +148,20 @@ def generate(users: int, seed: int, as_of: datetime | None = None) -> Marketplac
     ).drop_duplicates(["uid", "category", "sub_category"])
 
     truth = {"prefs": prefs, "listing_pair": l_pair, "popularity": popularity, "demand": demand, "explore": EXPLORE}
-    return Marketplace(users_df, listings_df, bids_df, interests_df, now, truth)
+    return Marketplace(users_df, listings_df, bids_df, interests_df, promotions(listed, ends, now, seed), now, truth)
+
+
+def promotions(listed: np.ndarray, ends: np.ndarray, now: float, seed: int) -> pd.DataFrame:
+    """PROMOTED of the open listings, each promoted for 1-7 days that began in the 3 days before `now` and within
+    its auction (some promotions are over by `now`). A generator of its own, so the other tables stay as they
+    were."""
+    rng = np.random.default_rng([seed, 1])
+    open_now = np.flatnonzero(ends > now)
+    chosen = np.sort(rng.choice(open_now, min(len(open_now), max(1, round(PROMOTED * len(listed)))), replace=False))
+    starts = np.maximum(listed[chosen], now - rng.uniform(0, 3, len(chosen)) * DAY)
+    until = np.minimum(ends[chosen], starts + rng.uniform(1, 7, len(chosen)) * DAY)
+    return pd.DataFrame({"promotion_id": np.arange(1, len(chosen) + 1), "listing_id": chosen + 1,
+                         "starts_at": _timestamps(starts), "ends_at": _timestamps(until)})
 
 
 def _copy_frame(cur, table: str, frame: pd.DataFrame) -> None:

@@ -14,6 +14,9 @@ RAW_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("bid_at", "timestamptz"),
     ],
     "user_interests": [("uid", "integer"), ("category", "text"), ("sub_category", "text"), ("answered_at", "timestamptz")],
+    # a seller's paid promotion of a listing for a time window (promoted slots in the served lists)
+    "promotions": [("promotion_id", "bigint"), ("listing_id", "integer"), ("starts_at", "timestamptz"),
+                   ("ends_at", "timestamptz")],
 }
 RAW_TABLES = tuple(RAW_COLUMNS)
 
@@ -24,3 +27,16 @@ def raw_ddl() -> str:
         cols = ", ".join(f"{name} {kind}" for name, kind in columns)
         statements.append(f"create table if not exists raw.{table} ({cols});")
     return "\n".join(statements)
+
+
+def ensure_raw_tables(dsn: str) -> None:
+    """Create the raw tables that are missing, empty: an export made before a table existed (promotions) has none
+    of its rows, which is not an error."""
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(raw_ddl())
+    finally:
+        conn.close()

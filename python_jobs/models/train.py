@@ -72,7 +72,7 @@ def load_marts(spark: SparkSession, params: registry.TrainParams, as_of: float, 
             interactions = pd.concat([interactions, events.astype(interactions.dtypes.to_dict())], ignore_index=True)
     listings = mart("dim_listings").select(
         F.col("listing_id").cast("long"), "product", "category", "sub_category", "listing_amount",
-        _epoch("listed_at"), _epoch("ends_at"), "is_open", F.col("seller_uid").cast("long"))
+        _epoch("listed_at"), _epoch("ends_at"), "is_open", F.col("seller_uid").cast("long"), _epoch("promoted_until"))
     if spark.catalog.tableExists("marts.fct_user_item_events"):  # how often the app showed each listing
         shown = mart("fct_user_item_events").groupBy(F.col("listing_id").cast("long").alias(
             "listing_id")).agg(F.sum("impression_count").cast("long").alias("impressions"))
@@ -151,7 +151,7 @@ def run_training(spark: SparkSession, settings, run_id: str, n: int, data: Train
     for model in components:
         starts.fit(model, data, "final")
     ranker = make_ranker(data, components, weights, params.min_bids_for_als, n, params.candidates, load_rules(),
-                         settings.explore_slots)
+                         settings.explore_slots, settings.promoted_slots)
     similar = similar_for(ranker, components)
     details = listings[["listing_id", *DETAILS]].assign(ends_at=lambda f: pd.to_datetime(f["ends_at"], unit="s", utc=True))
     spark.sql(f"create database if not exists recs location 's3a://{settings.lake_bucket}/warehouse/recs.db'")

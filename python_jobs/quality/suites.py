@@ -18,6 +18,7 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 
 from python_jobs.config import MODELS
+from python_jobs.ingest.raw_schema import RAW_TABLES
 
 # engine -> (datasource, checkpoint name suffix)
 DATASOURCES = {"spark": ("encore_spark", ""), "local": ("encore_local", "__local")}
@@ -35,7 +36,7 @@ def suite_definitions() -> dict[str, list]:
     """Suite name -> expectations. Names start with the gate they belong to."""
     return {
         "inputs__reconciliation": [
-            gxe.ExpectTableRowCountToEqual(value=4),
+            gxe.ExpectTableRowCountToEqual(value=len(RAW_TABLES)),
             gxe.ExpectColumnValuesToBeInSet(column="balanced", value_set=[True]),
             gxe.ExpectColumnValuesToBeBetween(column="reject_rate", min_value=0, max_value=_p("max_reject_rate")),
         ],
@@ -83,7 +84,10 @@ def suite_definitions() -> dict[str, list]:
             gxe.ExpectCompoundColumnsToBeUnique(column_list=["uid", "rank"]),
             gxe.ExpectColumnValuesToBeBetween(column="rank", min_value=1, max_value=_p("top_n")),
             gxe.ExpectColumnValuesToBeInSet(column="score_is_finite", value_set=[True]),
-            gxe.ExpectColumnValuesToBeInSet(column="source", value_set=[*MODELS, "explore"]),
+            gxe.ExpectColumnValuesToBeInSet(column="source", value_set=[*MODELS, "explore", "promoted"]),
+            # promoted slots: only listings a running promotion promotes, at most the set number per list
+            gxe.ExpectColumnValuesToBeInSet(column="promoted_without_promotion", value_set=[False]),
+            gxe.ExpectColumnValuesToBeBetween(column="promoted_in_list", max_value=_p("promoted_slots")),
             gxe.ExpectColumnValuesToBeInSet(column="list_source", value_set=[*MODELS, "hybrid"]),
             gxe.ExpectColumnValuesToBeInSet(column="already_bid", value_set=[False]),
             gxe.ExpectColumnValuesToBeInSet(column="is_open", value_set=[True]),

@@ -112,8 +112,10 @@ def output_frames(spark, run_id: str, pinned: dict | None = None) -> dict[str, D
     recs = spark.table("recs.recommendations").where(F.col("run_id") == run_id)
     seen = pinned_table(spark, "marts.fct_user_item_interactions", pinned).select(
         "uid", "listing_id", F.lit(True).alias("bid"))
-    listings = pinned_table(spark, "marts.dim_listings", pinned).select("listing_id", "is_open", "seller_uid")
-    per_seller = Window.partitionBy("uid", "seller_uid")
+    listings = pinned_table(spark, "marts.dim_listings", pinned).select("listing_id", "is_open", "seller_uid",
+                                                                        "promoted_until")
+    per_seller, per_user = Window.partitionBy("uid", "seller_uid"), Window.partitionBy("uid")
+    promoted = F.col("source") == "promoted"
     checked = (
         recs.join(seen, ["uid", "listing_id"], "left")
         .join(listings, "listing_id", "left")
@@ -126,6 +128,8 @@ def output_frames(spark, run_id: str, pinned: dict | None = None) -> dict[str, D
             F.coalesce("seller_uid", F.lit(-1)).alias("seller_uid"),
             F.when(F.col("seller_uid").isNull(), 0).otherwise(F.count("*").over(per_seller)).alias("of_seller"),
             "listing_amount",
+            (promoted & F.col("promoted_until").isNull()).alias("promoted_without_promotion"),
+            F.sum(promoted.cast("int")).over(per_user).alias("promoted_in_list"),
             (~F.isnan("score") & F.col("score").isNotNull() & (F.abs("score") < float("inf"))).alias("score_is_finite"),
         )
     )

@@ -78,7 +78,7 @@ def fresh_scores(run, events: list[tuple[int, str, float]]) -> dict[int, float]:
 def rerank(run, items: list[dict], events: list[tuple[int, str, float]], n: int, now: datetime | None = None,
            rules=None, uid: int | None = None) -> list[dict]:
     """The list to return: fresh items first (at most half the list, at least one), then the published items,
-    never an ended auction, ranks renumbered. `rules` (`models.rules.ListRules`, for user `uid`): never the user's
+    a promoted one at its published rank, never an ended auction, ranks renumbered. `rules` (`models.rules.ListRules`, for user `uid`): never the user's
     own listing, a suspended seller's or one outside the price band, at most the cap of one seller."""
     now = now or datetime.now(timezone.utc)
 
@@ -101,7 +101,10 @@ def rerank(run, items: list[dict], events: list[tuple[int, str, float]], n: int,
     room = n if not published else max(1, n // 2)
     fresh = fresh[:room]
     moved = {item["listing_id"] for item in fresh}
-    chosen = fresh + [item for item in published if item["listing_id"] not in moved]
+    promoted = [item for item in published if item.get("source") == "promoted" and item["listing_id"] not in moved]
+    chosen = fresh + [item for item in published if item["listing_id"] not in moved and item not in promoted]
+    for item in sorted(promoted, key=lambda item: item["rank"]):  # a promoted slot keeps its rank
+        chosen.insert(min(item["rank"] - 1, len(chosen)), item)
     if rules is not None:
         keep = rules.within_cap([seller(item["listing_id"]) for item in chosen])
         chosen = [item for item, kept in zip(chosen, keep) if kept]
