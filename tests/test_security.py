@@ -82,6 +82,42 @@ def test_the_emr_nodes_read_only_the_database_and_thrift_secrets():
                        "arn:aws:secretsmanager:*:*:secret:encore/spark-thrift-*"}
 
 
+def test_the_emr_nodes_may_touch_every_object_and_schema_the_stages_on_them_use():
+    """Every key a stage, the history or maintenance reads or writes on EMR, taken from the code's own constants,
+    is granted by the instance profile with the action it needs; every schema a run creates is in Glue's grant."""
+    from fnmatch import fnmatch
+
+    from python_jobs.events.landing import CHECKPOINT, PREFIX as EVENTS
+    from python_jobs.history.morning_report import INDEX_KEY
+    from python_jobs.history.run_history import PREFIX as HISTORY
+    from python_jobs.ingest.extract import landing_prefix
+    from python_jobs.models import tuning_record, warm_start
+    from python_jobs.publish.publish import LATEST_KEY, run_prefix
+    from python_jobs.runs.run_state import state_key
+
+    doc = json.loads((ROOT / "orchestration" / "aws" / "iam" / "emr-instance-profile.json").read_text())
+    granted = [(a, r) for st in doc["Statement"] if st["Effect"] == "Allow"
+               for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+               for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])]
+
+    def allowed(action: str, resource: str) -> bool:
+        return any(fnmatch(action, a) and fnmatch(resource, r) for a, r in granted)
+
+    lake, publish = "arn:aws:s3:::encore-lake/", "arn:aws:s3:::encore-publish/"
+    read_write = [lake + landing_prefix("r1", "stg_raw__bids") + "part-00000.parquet",
+                  lake + "warehouse/marts.db/dim_listings/data/x.parquet", lake + state_key("r1"),
+                  lake + CHECKPOINT + "offsets/0", lake + tuning_record.KEY,
+                  lake + warm_start.KEY.format(part="final", name="mult_vae"), lake + HISTORY + "runs/r1.json",
+                  publish + run_prefix("r1") + "manifest.json", publish + LATEST_KEY, publish + INDEX_KEY]
+    for resource in read_write:
+        assert allowed("s3:GetObject", resource) and allowed("s3:PutObject", resource), resource
+    assert allowed("s3:GetObject", lake + EVENTS + "year=2026/month=12/day=07/hour=09/x.gz")
+    assert not allowed("s3:PutObject", lake + EVENTS + "x.gz")  # the app's events are Firehose's to write
+    for schema in ("staging", "marts", "recs", "events", "run_history"):
+        assert allowed("glue:CreateTable", f"arn:aws:glue:*:*:database/{schema}"), schema
+        assert allowed("glue:UpdateTable", f"arn:aws:glue:*:*:table/{schema}/t"), schema
+
+
 def test_an_unprivileged_user_cannot_read_the_state_folder(stack, s3):
     """Credentials, landed emails, published JSON and presigned URLs live under the state folder (issue 21)."""
     import os
