@@ -13,6 +13,7 @@ import re
 import os
 import sys
 import warnings
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from python_jobs.errors import UserError, unreachable_service
@@ -76,8 +77,12 @@ def cmd_generate(args) -> None:
     from python_jobs.ingest.faults import inject
     from python_jobs.ingest.generate import generate, write_raw
 
+    if args.next_day:
+        return _next_day(args)
     if not 10 <= args.users <= MAX_USERS:
         raise UserError(f"--users {args.users} is out of range; use 10 to {MAX_USERS:,}")
+    if not 0 <= args.days_ago <= 365:
+        raise UserError(f"--days-ago {args.days_ago} is out of range; use 0 to 365 (days before today)")
     if not 0 <= args.dirty_rate <= 0.9:
         raise UserError(f"--dirty-rate {args.dirty_rate} is out of range; use 0 to 0.9, e.g. 0.05")
     if not 0 <= args.seed < 2**32:
@@ -85,7 +90,8 @@ def cmd_generate(args) -> None:
     settings = _settings()
     (services.ready if args.events else services.up)(settings)  # the lake unreachable stops it before Postgres
     started = time.time()
-    market = generate(args.users, args.seed)
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    market = generate(args.users, args.seed, today - timedelta(days=args.days_ago))
     # the faults are the export's, not the app's: its events come from the marketplace itself, so they name only
     # users and listings that cleaning keeps (a fault's out-of-range uid has no taste to browse by)
     exported, rejected, normalised = inject(market, args.dirty_rate, args.seed, market.as_of)
@@ -95,7 +101,7 @@ def cmd_generate(args) -> None:
         counts["events"], objects = _land_events(settings, market, args.seed)
     # what the app's sessions (encore-recs app-sessions) need to draw the same users' taste again
     (settings.state_dir / GENERATED).write_text(json.dumps({"users": args.users, "seed": args.seed,
-                                                            "as_of": market.as_of}))
+                                                            "as_of": market.as_of, "day": 0}))
     total = time.time() - started
     rows = sum(counts.values())
     print("generated " + ", ".join(f"{name}={n}" for name, n in counts.items()))
@@ -104,6 +110,41 @@ def cmd_generate(args) -> None:
     if rejected:
         print("injected faults (expected rejections): " + json.dumps(rejected))
         print("injected stray case/whitespace (expected repaired): " + json.dumps(normalised))
+
+
+def _next_day(args) -> None:
+    """`generate --next-day`: the generated marketplace's next day appended to the raw tables, and its app events
+    landed; the marketplace is the one the state folder's record names."""
+    import time
+
+    from python_jobs.events.synthetic import app_events, land
+    from python_jobs.infra.s3 import s3_client
+    from python_jobs.ingest.next_day import grown, next_day, write_day
+    from python_jobs.stack import postgres, services
+
+    settings = _settings()
+    record = settings.state_dir / GENERATED
+    if not record.is_file():
+        raise UserError("no generated marketplace to continue: run `encore-recs generate --days-ago 3` first")
+    made = json.loads(record.read_text())
+    day = made.get("day", 0) + 1
+    ends = made["as_of"] + day * 86400
+    when = f"{datetime.fromtimestamp(ends, timezone.utc):%Y-%m-%d %H:%M} UTC"
+    if ends > time.time():
+        raise UserError(f"day {day} of this marketplace ends {when}, which has not come yet; generate it further "
+                        "back (`encore-recs generate --days-ago N`) to have N days to add")
+    (services.ready if args.events else services.up)(settings)
+    started = time.time()
+    market = grown(made["users"], made["seed"], made["as_of"], day - 1)
+    later, change = next_day(market, made["seed"], day, made["users"])
+    counts = write_day(postgres.pg_dsn(settings), change)
+    if args.events:
+        events = app_events(later, made["seed"] * 10_000 + day, days=1.0, prefix=f"gen{made['seed']}-day{day}")
+        counts["events"] = len(events)
+        land(s3_client(settings), settings.lake_bucket, events, f"gen{made['seed']}-day{day}")
+    record.write_text(json.dumps({**made, "day": day}))
+    print(f"day {day} (to {when}) added: "
+          + ", ".join(f"{name}={n}" for name, n in counts.items()) + f" in {time.time() - started:.1f}s")
 
 
 def _land_events(settings, market, seed: int) -> tuple[int, int]:
@@ -120,13 +161,11 @@ def _land_events(settings, market, seed: int) -> tuple[int, int]:
 
 
 def cmd_app_sessions(args) -> None:
-    from datetime import datetime, timezone
-
     import numpy as np
 
     from python_jobs.events.synthetic import land
     from python_jobs.infra.s3 import s3_client
-    from python_jobs.ingest.generate import generate
+    from python_jobs.ingest.next_day import grown
     from python_jobs.publish.publish import read_latest
     from python_jobs.serving.app_sessions import sessions
     from python_jobs.serving.loader import load_run
@@ -145,10 +184,11 @@ def cmd_app_sessions(args) -> None:
         raise UserError("nothing is published yet: run `encore-recs run` first, then open the app")
     client = s3_client(settings)
     run = load_run(client, settings.publish_bucket, latest["manifest_key"])
-    truth = generate(made["users"], made["seed"], datetime.fromtimestamp(made["as_of"], timezone.utc)).truth
+    market = grown(made["users"], made["seed"], made["as_of"], made.get("day", 0))  # with its days since
+    everyone = market.users["uid"].to_numpy()
     rng = np.random.default_rng(args.seed)
-    uids = np.sort(rng.choice(np.arange(1, made["users"] + 1), round(made["users"] * args.share), replace=False))
-    events = sessions(run, truth, uids, datetime.now(timezone.utc), args.seed)
+    uids = np.sort(rng.choice(everyone, round(len(everyone) * args.share), replace=False))
+    events = sessions(run, market.truth, uids, datetime.now(timezone.utc), args.seed)
     objects = land(client, settings.lake_bucket, events, f"app{args.seed}")
     counts = events["type"].value_counts()
     print(f"{events['session_id'].nunique()} sessions on run {run.run_id}: " + ", ".join(
@@ -443,6 +483,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--dirty-rate", type=float, default=0.0, help="share of faulty rows to mix in, e.g. 0.05")
     gen.add_argument("--no-events", dest="events", action="store_false",
                      help="no app events (views, watches, likes, shares) landed in the lake beside the bids")
+    gen.add_argument("--days-ago", type=int, default=0,
+                     help="the marketplace as of this many days before today, leaving days for --next-day")
+    gen.add_argument("--next-day", action="store_true",
+                     help="append the generated marketplace's next day (users, listings, bids, ended auctions, "
+                          "events) to what is there")
     gen.set_defaults(fn=cmd_generate)
     sessions = sub.add_parser("app-sessions", help="the generated users open the app: impressions of what serve "
                               "shows them (their experiment variant's list) and their responses, landed as events")

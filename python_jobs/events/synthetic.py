@@ -24,8 +24,9 @@ BROWSE_PER_BID = 1.5   # browsing views per bid a bidder makes (cold-start users
 LATE_SHARE = 0.03
 
 
-def app_events(market, seed: int, days: float = 14.0) -> pd.DataFrame:
-    """event_id, type, uid, listing_id, at, received_at (epoch s), session_id, watch_seconds."""
+def app_events(market, seed: int, days: float = 14.0, prefix: str | None = None) -> pd.DataFrame:
+    """event_id (`prefix`-n; by default gen<seed>-n), type, uid, listing_id, at, received_at (epoch s), session_id,
+    watch_seconds."""
     rng = np.random.default_rng(seed + 7)
     now, truth = market.as_of, market.truth
     start = now - days * DAY
@@ -79,7 +80,7 @@ def app_events(market, seed: int, days: float = 14.0) -> pd.DataFrame:
     delay[late] = rng.uniform(3600, 4 * 3600, late.sum())
     events["received_at"] = np.minimum(events["at"] + delay, now)
     events = events.sort_values(["received_at", "uid"], kind="stable").reset_index(drop=True)
-    events["event_id"] = [f"gen{seed}-{i}" for i in range(len(events))]
+    events["event_id"] = [f"{prefix or f'gen{seed}'}-{i}" for i in range(len(events))]
     events["session_id"] = [f"s{u}-{int(t // DAY)}" for u, t in zip(events["uid"], events["at"])]
     return events[["event_id", "type", "uid", "listing_id", "at", "received_at", "session_id", "watch_seconds"]]
 
