@@ -109,19 +109,20 @@ def _print_run(title: str, summary: dict, wall: float, peaks: dict, run_id: str)
 
 
 def pipeline(users: int, cluster: bool, state: Path, rerun: bool = True, bids_only: bool = True,
-             fresh: bool = True) -> dict:
-    """The first run on a generated marketplace (its 14 days of app events included), then, with `rerun`, the
-    next day's run with nothing new (the daily re-run: incremental marts, events already ingested), then with
-    `bids_only` the first run re-trained without the events. Not `fresh`: the state's marketplace as it is (the
-    last `generate` on it, e.g. the in-process run's before the same scale on the cluster)."""
+             fresh: bool = True, next_day: bool = True) -> dict:
+    """The first run on a generated marketplace (its 14 days of app events included; as of yesterday), then,
+    with `rerun`, a run with nothing new (the daily re-run: incremental marts, events already ingested), with
+    `next_day` the run of the day after (`generate --next-day`: a day of new users, listings, bids and events),
+    then with `bids_only` the first run re-trained without the events. Not `fresh`: the state's marketplace as
+    it is (the last `generate` on it, e.g. the in-process run's before the same scale on the cluster)."""
     env = _env(state)
     where = "local cluster" if cluster else "in process"
     _cli(env, "down")
     _cli(env, "up", *(["--cluster"] if cluster else []))
     if fresh:
         began = time.time()
-        made = _cli(env, "generate", "--users", str(users)).strip().splitlines()
-        print(f"\ngenerate --users {users:,}: {time.time() - began:.1f} s ({made[-1] if made else ''})")
+        made = _cli(env, "generate", "--users", str(users), "--days-ago", "1").strip().splitlines()
+        print(f"\ngenerate --users {users:,} --days-ago 1: {time.time() - began:.1f} s ({made[-1] if made else ''})")
     summary, wall, peaks, run_id = _timed_run(env, state)
     _print_run(f"encore-recs run, {users:,} users, {where}, first run", summary, wall, peaks, run_id)
     tuning = summary.get("evaluation", {}).get("tuning_source")
@@ -132,6 +133,12 @@ def pipeline(users: int, cluster: bool, state: Path, rerun: bool = True, bids_on
         print(f"Candidates: {json.dumps(candidates)}")
     if rerun:
         _print_run(f"encore-recs run, {users:,} users, {where}, daily re-run with nothing new",
+                   *_timed_run(env, state))
+    if next_day and fresh:
+        began = time.time()
+        added = _cli(env, "generate", "--next-day").strip().splitlines()
+        print(f"\ngenerate --next-day: {time.time() - began:.1f} s ({added[-1] if added else ''})")
+        _print_run(f"encore-recs run, {users:,} users, {where}, the next day (a day of new data)",
                    *_timed_run(env, state))
     if not bids_only:
         return summary
@@ -292,6 +299,7 @@ def main() -> None:
     parser.add_argument("--no-als", action="store_true", help="skip the ALS side-by-side comparison")
     parser.add_argument("--no-ranking", action="store_true", help="skip the ranking engines side by side")
     parser.add_argument("--no-rerun", action="store_true", help="skip the daily re-run with nothing new")
+    parser.add_argument("--no-next-day", action="store_true", help="skip the run of the day after the first")
     parser.add_argument("--no-bids-only", action="store_true", help="skip re-training the first run without events")
     parser.add_argument("--no-generate", action="store_true",
                         help="run on the state's marketplace as the last generate left it (one scale only)")
@@ -306,7 +314,7 @@ def main() -> None:
     try:
         for users in args.users:
             summary = pipeline(users, args.cluster, state, not args.no_rerun, not args.no_bids_only,
-                               not args.no_generate)
+                               not args.no_generate, not args.no_next_day)
             if not args.no_ranking:
                 pipeline_ranking(state, summary)
             if not args.no_als:
