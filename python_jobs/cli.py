@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from python_jobs.errors import UserError, unreachable_service
+from python_jobs.ingest.raw_schema import RAW_TABLES
 
 MAX_USERS = 10_000_000
 TAKE_LATEST_HELP = ("serve this run (move `latest` to it) even when the served run is as of a newer time, as a "
@@ -101,7 +102,8 @@ def cmd_generate(args) -> None:
         counts["events"], objects = _land_events(settings, market, args.seed)
     # what the app's sessions (encore-recs app-sessions) need to draw the same users' taste again
     (settings.state_dir / GENERATED).write_text(json.dumps({"users": args.users, "seed": args.seed,
-                                                            "as_of": market.as_of, "day": 0}))
+                                                            "as_of": market.as_of, "day": 0,
+                                                            "dirty_rate": args.dirty_rate}))
     total = time.time() - started
     rows = sum(counts.values())
     print("generated " + ", ".join(f"{name}={n}" for name, n in counts.items()))
@@ -127,6 +129,9 @@ def _next_day(args) -> None:
     if not record.is_file():
         raise UserError("no generated marketplace to continue: run `encore-recs generate --days-ago 3` first")
     made = json.loads(record.read_text())
+    if made.get("dirty_rate"):  # the export's injected rows hold the ids a new day would take
+        raise UserError(f"--next-day continues a clean marketplace; this one was generated with --dirty-rate "
+                        f"{made['dirty_rate']}: generate it again without")
     day = made.get("day", 0) + 1
     ends = made["as_of"] + day * 86400
     when = f"{datetime.fromtimestamp(ends, timezone.utc):%Y-%m-%d %H:%M} UTC"
@@ -495,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("--seed", type=int, default=1, help="seeds the sessions (a new seed, new sessions)")
     sessions.set_defaults(fn=cmd_app_sessions)
     load = sub.add_parser("load", help="load a CSV export into a raw Postgres table (all or nothing)")
-    load.add_argument("--table", required=True, choices=["users", "listings", "bids", "user_interests", "interests"])
+    load.add_argument("--table", required=True, choices=[*RAW_TABLES, "interests"])
     load.add_argument("--csv", required=True, type=Path)
     load.add_argument("--replace", action="store_true", help="empty the table first (same transaction)")
     load.set_defaults(fn=cmd_load)

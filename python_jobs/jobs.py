@@ -106,7 +106,7 @@ def extract(ctx: StageContext) -> dict:
 def events(ctx: StageContext) -> dict:
     """The app's events landed since the last run into events.bronze_app_events (Structured Streaming,
     availableNow); malformed lines quarantined with a reason."""
-    from python_jobs.events.ingest import BRONZE, QUARANTINE, empty_counts, ingest, nothing_new
+    from python_jobs.events.ingest import BRONZE, QUARANTINE, empty_counts, ensure_tables, ingest, nothing_new
     from python_jobs.events.landing import CHECKPOINT, PREFIX
     from python_jobs.infra.s3 import s3_client
 
@@ -118,6 +118,7 @@ def events(ctx: StageContext) -> dict:
     if (exists(CHECKPOINT) and nothing_new(client, settings.lake_bucket)
             and all(ctx.spark.catalog.tableExists(table) for table in (BRONZE, QUARANTINE))):
         counts = empty_counts()  # no stream: the cost of a listing (and the tables are there for the marts)
+        ensure_tables(ctx.spark)  # with the columns added since an older lake made them
     else:
         counts = ingest(ctx.spark, client, settings.lake_bucket, ctx.run_id, exists(PREFIX), not exists(CHECKPOINT))
     ctx.summary["events"] = counts
@@ -152,10 +153,13 @@ def marts(ctx: StageContext) -> int:
     refresh = _full_refresh_reason(ctx)
     if refresh:
         ctx.log(f"[{ctx.run_id}]   incremental marts rebuilt in full: {refresh}")
-    results = run_dbt(settings, ["build", "--target", target, "--select", "path:models/events", "path:models/marts",
-                                 "path:seeds/experiments.csv", "path:seeds/list_rules.csv", "path:models/experiments",
-                                 "path:tests/dbt/experiments", "--exclude", "path:tests/dbt/history",
-                                 *(["--full-refresh"] if refresh else [])], quiet=True, env=as_of)
+    # --fail-fast: a failed node fails the run, and a store gone away would otherwise cost each remaining node
+    # its own wait for the store
+    results = run_dbt(settings, ["build", "--fail-fast", "--target", target, "--select", "path:models/events",
+                                 "path:models/marts", "path:seeds/experiments.csv", "path:seeds/list_rules.csv",
+                                 "path:models/experiments", "path:tests/dbt/experiments", "--exclude",
+                                 "path:tests/dbt/history", *(["--full-refresh"] if refresh else [])], quiet=True,
+                      env=as_of)
     record_settled_bids(ctx.spark)
     ctx.summary["snapshots"] = current_snapshots(ctx.spark, "marts")
     # a row per experiment and variant: into the summary, so the history and the morning report carry them
@@ -217,7 +221,7 @@ def _gate_parameters(ctx: StageContext) -> dict:
             "as_of_epoch": ctx.state.as_of.timestamp(), "promoted_slots": ctx.settings.promoted_slots}
 
 
-FRAME_COLUMNS = 14  # the widest frame a gate validates or publish reads
+FRAME_COLUMNS = 15  # the widest frame a gate validates or publish reads
 
 
 def _frame_engine(ctx: StageContext, step: str, rows: int) -> str:

@@ -84,10 +84,11 @@ def experiment(stack, spark, s3, tmp_path_factory):
     run = load_run(s3, stack.publish_bucket, read_latest(stack)["manifest_key"])
     now = datetime.now(timezone.utc)
     events = sessions(run, market.truth, market.users["uid"].to_numpy(), now, seed=5)
-    # two A/A users the app showed the other variant's list (an override), and two whose app sent no variant
+    # two A/A users the app showed the other variant's list (an override), and two whose (older) app sent neither
+    # variant nor position
     aa = events[events["variant"] == "hybrid_aa/a"]["uid"].unique()[:4]
     events.loc[events["uid"].isin(aa[:2]) & (events["type"] == "impression"), "variant"] = "hybrid_aa/b"
-    events.loc[events["uid"].isin(aa[2:]), "variant"] = None
+    events.loc[events["uid"].isin(aa[2:]), ["variant", "position"]] = None
     land(s3, stack.lake_bucket, events, "app5")
     holder = RunHolder(stack)
     holder.refresh()

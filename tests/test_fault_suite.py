@@ -217,7 +217,11 @@ def _service_killed(stack: Stack, service: str, stage: str) -> None:
     time.sleep(1.0)
     kill_tree(stack.pid(service))
     began = time.time()
-    proc.wait(timeout=600)
+    try:
+        proc.wait(timeout=600)
+    except subprocess.TimeoutExpired:  # a run that hangs must not hold the run lock over the kinds after it
+        kill_group(proc)
+        raise
     waited = time.time() - began
     text = out.read_text()
     assert proc.returncode == 2, text[-3000:]

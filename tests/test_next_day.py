@@ -83,7 +83,8 @@ def test_next_day_through_the_cli_appends_cleanly_until_today(stack, s3, no_even
               Bucket=stack.lake_bucket, Prefix=PREFIX) for obj in page.get("Contents", [])]
     assert any("-day2-" in key for key in landed)
     day_two = [key for key in landed if "-day2-" in key][0]
-    assert b'"event_id":"gen4-day2-' in gzip.decompress(s3.get_object(Bucket=stack.lake_bucket, Key=day_two)["Body"].read())
+    body = gzip.decompress(s3.get_object(Bucket=stack.lake_bucket, Key=day_two)["Body"].read())
+    assert b'"event_id":"gen4-day2-' in body
     run_dbt(stack, ["build", "--target", "pg", *STAGING_SELECTION])
     for row in reconcile(dsn):
         assert row["rejected"] == 0 and row["raw"] == row["clean"], row

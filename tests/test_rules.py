@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from python_jobs.errors import UserError
@@ -173,6 +174,32 @@ def test_promoted_slots_go_to_promoted_listings_that_fit_the_users_taste_from_ra
         expect = before[before["source"] != "explore"]["listing_id"].tolist()
         assert organic == [listing for listing in expect if listing != rows.iloc[PROMOTED_AT - 1]["listing_id"]][:8]
         assert rows["source"].iloc[-1] == "explore" and len(rows) == 10
+
+
+def test_a_short_list_takes_its_promoted_listing_with_a_score_and_two_slots_never_show_one_seller_twice():
+    """A list of one listing (the rest padding) and two promoted listings of one seller: the best promoted
+    listing lands right after the one there is, with the list's lowest score (never the padding's -inf), and the
+    second slot stays empty rather than show that seller twice."""
+    from python_jobs import models as registry
+    from python_jobs.models.data import build
+    from python_jobs.models.lists import make_ranker, promote
+
+    listings = pd.DataFrame({"listing_id": [1, 2, 3, 4], "category": "music", "sub_category": "vinyl",
+                             "product": ["a", "b", "c", "d"], "listing_amount": 10.0,
+                             "is_open": [True, True, True, False], "seller_uid": [100, 200, 200, 300],
+                             "promoted_until": [np.nan, 1e12, 1e12, np.nan]})
+    bids = pd.DataFrame({"uid": [1, 2], "listing_id": [4, 4], "strength": 1.0, "last_bid_at": 0.0})
+    data = build(bids, pd.DataFrame({"uid": [1, 2]}), listings, None, 0.0, 14.0)
+    components = [m.fit(data) for m in registry.build(("taste",), registry.TrainParams())]
+    ranker = make_ranker(data, components, {s: {"taste": 1.0} for s in ("new", "light", "heavy")}, heavy_from=3,
+                         n=5, candidates=10, promoted_slots=2)
+    one = data.item_positions([1])[0]
+    chosen = np.array([[one, -1, -1, -1, -1]])
+    scores = np.array([[0.7, -np.inf, -np.inf, -np.inf, -np.inf]])
+    chosen, scores, sources = promote(ranker, data.user_positions([1]), chosen, scores, "taste")
+    assert data.item_ids[chosen[0, :2]].tolist()[0] == 1 and data.item_ids[chosen[0, 1]] in (2, 3)
+    assert (chosen[0, 2:] == -1).all() and list(sources[0, :2]) == ["taste", "promoted"]
+    assert scores[0, 1] == 0.7
 
 
 def test_serve_applies_the_rules_file_at_every_request_and_reloads_it(tmp_path, settings):

@@ -1,7 +1,8 @@
 -- One row per impression the app recorded while an experiment ran, with the variant whose list showed it: the one
--- the impression carries (`variant`, as serve answered it), or, for an impression without one (an app from before
--- impressions carried it), the user's variant recomputed from the definitions (seed `experiments`) by the same
--- hashes serve assigns with. A carried variant the definitions do not know is left out.
+-- the impression carries (`variant`, as serve answered it), or, for an impression without either (an app from
+-- before impressions carried them), the user's variant recomputed from the definitions (seed `experiments`) by the
+-- same hashes serve assigns with. One with a position and no variant was shown outside any experiment (a user in
+-- none, or a model's list asked for by name), and a variant the definitions do not know: both are left out.
 with impressions as (
     select uid, listing_id, event_at, session_id, variant as shown_in, position
     from {{ ref('stg_events__app_events') }}
@@ -42,7 +43,7 @@ hashed as (
     from (
         select impressions.*, {{ experiment_bucket("'encore'", 'impressions.uid') }} as traffic_bucket
         from impressions
-        where shown_in is null
+        where shown_in is null and position is null  -- an app that sends position sends the variant it was in
     ) as placed
     join variants
         on placed.event_at >= variants.starts_at

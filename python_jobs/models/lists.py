@@ -147,6 +147,11 @@ def promote(ranker: Ranker, users: np.ndarray, chosen: np.ndarray, scores: np.nd
     if not slots or not len(pool) or scorer is None or not len(users):
         return chosen, scores, sources
     picked = _best_in_pool(ranker, scorer, users, chosen, pool, slots, in_their_sub_categories(ranker.data, pool))
+    sellers = np.where(picked >= 0, ranker.seller_of_item[np.maximum(picked, 0)], -1)
+    for slot in range(1, slots):  # one listing of a seller among the picks, as in the rest of the list
+        repeated = (sellers[:, slot:slot + 1] >= 0) & (sellers[:, slot:slot + 1] == sellers[:, :slot]).any(axis=1,
+                                                                                                       keepdims=True)
+        picked[:, slot][repeated[:, 0]] = -1
     n, sources = chosen.shape[1], _as_array(sources, chosen.shape)
     valid = picked >= 0
     # each listing's place after the insertion: ranks before the slots stay, the rest move down by the picks
@@ -157,6 +162,11 @@ def promote(ranker: Ranker, users: np.ndarray, chosen: np.ndarray, scores: np.nd
     order = np.argsort(keys, axis=1, kind="stable")[:, :n]
     chosen = np.take_along_axis(np.concatenate([chosen, picked], axis=1), order, axis=1)
     marks = np.concatenate([sources, np.full(picked.shape, "promoted", dtype=object)], axis=1)
+    # a short list's padding had no score: a listing moved onto it takes the lowest score the list has
+    scores = np.asarray(scores, np.float64).copy()
+    lowest = np.min(np.where(np.isfinite(scores), scores, np.inf), axis=1, keepdims=True)
+    unscored = (chosen >= 0) & ~np.isfinite(scores)
+    scores[unscored] = np.broadcast_to(np.where(np.isfinite(lowest), lowest, 0.0), scores.shape)[unscored]
     return chosen, scores, np.take_along_axis(marks, order, axis=1)
 
 
@@ -192,7 +202,8 @@ def block_lists(ranker: Ranker, users: np.ndarray) -> tuple[pd.DataFrame, pd.Dat
         return apply_to_ranked(chosen, scores, sources, data.user_ids[who], ranker.seller_of_item, ranker.rules,
                                ranker.n)
 
-    served = _rows(data, users, *explore(ranker, users, *promote(ranker, users, *ruled(chosen, scores, sources, users))))
+    promoted = promote(ranker, users, *ruled(chosen, scores, sources, users))
+    served = _rows(data, users, *explore(ranker, users, *promoted))
     # the model that served the list, the promoted and exploration slots aside
     ranked = served[~served["source"].isin(["explore", "promoted"])]
     kinds = ranked.groupby("uid")["source"].nunique()

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
 from python_jobs.models.base import SCORE_CELLS
@@ -75,10 +76,14 @@ class TwoTower:
         self.token_names_ = self.content_.tokens_
         seller = next((c for c in SELLER_COLUMNS if c in data.items), None)
         if seller is not None:  # a seller is a token of its listings, and of its bidders' profiles
-            codes, names = data.items[seller].factorize()
+            column = data.items[seller]
+            if pd.api.types.is_float_dtype(column):  # ids with gaps read as floats: 12.0 and 12 are one seller
+                column = column.astype("Int64")
+            codes, names = column.factorize()  # a listing with no seller has no seller token
             self.token_names_ = np.concatenate([self.token_names_, [f"seller={name}" for name in names]])
-            sellers = sparse.csr_matrix((np.full(data.n_items, 0.5, np.float32),
-                                         (np.arange(data.n_items), np.maximum(codes, 0))))
+            known = np.flatnonzero(codes >= 0)
+            sellers = sparse.csr_matrix((np.full(len(known), 0.5, np.float32), (known, codes[known])),
+                                        shape=(data.n_items, len(names)))
             words = sparse.hstack([words, sellers]).tocsr()
             profiles = sparse.hstack([profiles, 0.5 * normalise_rows(data.strength @ sellers)]).tocsr()
         n_tokens = words.shape[1]

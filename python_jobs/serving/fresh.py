@@ -78,8 +78,9 @@ def fresh_scores(run, events: list[tuple[int, str, float]]) -> dict[int, float]:
 def rerank(run, items: list[dict], events: list[tuple[int, str, float]], n: int, now: datetime | None = None,
            rules=None, uid: int | None = None) -> list[dict]:
     """The list to return: fresh items first (at most half the list, at least one), then the published items,
-    a promoted one at its published rank, never an ended auction, ranks renumbered. `rules` (`models.rules.ListRules`, for user `uid`): never the user's
-    own listing, a suspended seller's or one outside the price band, at most the cap of one seller."""
+    a promoted one at its published rank, never an ended auction, ranks renumbered. `rules`
+    (`models.rules.ListRules`, for user `uid`): never the user's own listing, a suspended seller's or one outside
+    the price band, at most the cap of one seller."""
     now = now or datetime.now(timezone.utc)
 
     def seller(listing: int):

@@ -1,5 +1,5 @@
 -- Every raw row ends in exactly one place: raw = clean + rejected, per table.
-{% set tables = ['users', 'listings', 'bids', 'user_interests'] %}
+{% set tables = ['users', 'listings', 'bids', 'user_interests', 'promotions'] %}
 {% for t in tables %}
 select
     '{{ t }}' as source_table,
