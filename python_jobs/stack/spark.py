@@ -82,8 +82,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.hadoop.javax.jdo.option.ConnectionPassword": meta["password"],
         "spark.hadoop.hive.metastore.schema.verification": "true",
         "spark.hadoop.datanucleus.schema.autoCreateAll": "false",
-        # a metastore call gives up after two tries (each waits out the connection pool's own retries, about 35 s)
-        # instead of Hive's ten: with PostgreSQL gone, the stage fails in minutes, not after an hour of retries
+        # with PostgreSQL gone, a metastore call fails in about a minute: HikariCP waits 30 s for a connection and
+        # gives up (Hive's default pool, BoneCP, waits for ever, retrying in the background), and Hive tries the
+        # call twice instead of ten times
+        "spark.hadoop.datanucleus.connectionPoolingType": "HikariCP",
         "spark.hadoop.hive.hmshandler.retry.attempts": "2",
         "spark.hadoop.hive.hmshandler.retry.interval": "1000ms",
         "spark.driver.extraJavaOptions": (
