@@ -82,10 +82,11 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.hadoop.javax.jdo.option.ConnectionPassword": meta["password"],
         "spark.hadoop.hive.metastore.schema.verification": "true",
         "spark.hadoop.datanucleus.schema.autoCreateAll": "false",
-        # with PostgreSQL gone, a metastore call fails in about a minute: HikariCP waits 30 s for a connection and
-        # gives up (Hive's default pool, BoneCP, waits for ever, retrying in the background), and Hive tries the
-        # call twice instead of ten times
+        # with PostgreSQL gone, a metastore call fails in under a minute: HikariCP waits 5 s for a connection and
+        # gives up (Hive's default pool, BoneCP, waits for ever, retrying in the background), Hive tries the call
+        # twice instead of ten times, and Spark's client three times
         "spark.hadoop.datanucleus.connectionPoolingType": "HikariCP",
+        "spark.hadoop.datanucleus.connectionPool.connectionWaitTimeout": "5000",
         "spark.hadoop.hive.hmshandler.retry.attempts": "2",
         "spark.hadoop.hive.hmshandler.retry.interval": "1000ms",
         "spark.driver.extraJavaOptions": (
