@@ -118,15 +118,15 @@ def test_the_events_key_test_fails_on_a_planted_bad_or_repeated_event(loop, stac
     first = loop["events"][0]
     try:
         # a resend of an ingested event (another copy of its id) is deduplicated by the view: still passes
-        plant(f"('{first['event_id']}', 'view', {first['uid']}, {first['listing_id']}, {now}, {now}, null, null, 'planted.gz')")
+        plant(f"('{first['event_id']}', 'view', {first['uid']}, {first['listing_id']}, {now}, {now}, null, null, 'planted.gz', null, null)")
         check()
-        for bad in (f"('planted-1', 'bogus', 1, 1, {now}, {now}, null, null, 'planted.gz')",
-                    f"('planted-2', 'view', null, 1, {now}, {now}, null, null, 'planted.gz')"):
+        for bad in (f"('planted-1', 'bogus', 1, 1, {now}, {now}, null, null, 'planted.gz', null, null)",
+                    f"('planted-2', 'view', null, 1, {now}, {now}, null, null, 'planted.gz', null, null)"):
             plant(bad)
             with pytest.raises(UserError, match="primary_key_stg_events__app_events_event_id"):
                 check()
             spark.sql(f"alter table {bronze} drop partition (ingest_batch = 'planted')")
-            plant(f"('{first['event_id']}', 'view', {first['uid']}, {first['listing_id']}, {now}, {now}, null, null, 'planted.gz')")
+            plant(f"('{first['event_id']}', 'view', {first['uid']}, {first['listing_id']}, {now}, {now}, null, null, 'planted.gz', null, null)")
     finally:
         spark.sql(f"alter table {bronze} drop if exists partition (ingest_batch = 'planted')")
     check()
