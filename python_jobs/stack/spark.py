@@ -87,6 +87,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # twice instead of ten times, and Spark's client three times
         "spark.hadoop.datanucleus.connectionPoolingType": "HikariCP",
         "spark.hadoop.datanucleus.connectionPool.connectionWaitTimeout": "5000",
+        # and holds few connections: HikariCP keeps its whole pool open (ten, in each of DataNucleus' two pools),
+        # so a session, the Thrift server and a stage job on the cluster used up PostgreSQL's 50
+        "spark.hadoop.datanucleus.connectionPool.maxPoolSize": "4",
+        "spark.hadoop.datanucleus.connectionPool.minIdle": "0",
         "spark.hadoop.hive.hmshandler.retry.attempts": "2",
         "spark.hadoop.hive.hmshandler.retry.interval": "1000ms",
         "spark.driver.extraJavaOptions": (
