@@ -132,9 +132,9 @@ def _as_array(sources, shape) -> np.ndarray:
 def in_their_sub_categories(data: TrainingSet, pool: np.ndarray):
     """allowed(users) -> [U, pool]: whether each listing of `pool` is of a sub-category the user interacted in or
     chose in the questionnaire."""
-    evidence = ((data.binary @ data.to_sub) + data.interests).tocsr()
     subs = data.sub_of_item[pool]
-    return lambda users: evidence[users][:, subs].toarray() > 0
+    # only the block's users: promote runs once per block of users (a Spark task each), not over everyone
+    return lambda users: ((data.binary[users] @ data.to_sub) + data.interests[users])[:, subs].toarray() > 0
 
 
 def promote(ranker: Ranker, users: np.ndarray, chosen: np.ndarray, scores: np.ndarray, sources):
