@@ -8,8 +8,11 @@ On a stack of its own (a temporary state folder, free ports; stopped at the end)
 - a fresh pipeline run every few minutes (`encore-recs run`, which ingests the events landed so far), swapped in
   by the server's poll;
 - the S3 server stopped for a while in the middle (events stay in the server's spool; reads come from memory).
+The runs stand in for the scheduler's jobs, which in production run on EMR, not beside the API: here they share
+its two cores, at a lower CPU priority (`--run-nice`, as a scheduler on the API's host would start them).
 Then the server is stopped (SIGTERM lands its buffer), one more run ingests what is left, and it prints
-requests/s, p50/p99 per endpoint, the 5xx count, the server's RSS at start and end, and the events
+requests/s, p50/p99 per endpoint, the reads' p50/p99 apart for the quiet minutes, the minutes a run was in
+flight and the outage, the 5xx count, the server's RSS sampled through the soak, and the events
 acknowledged vs landed vs ingested (each counted by this soak's own event ids: landed = lines in the lake's
 objects, ingested = rows of events.bronze_app_events). The pipeline runs with the quality gate off
 (ENCORE_MAX_QUALITY_DROP=1): each run's model is fitted on a few minutes' more events, and the soak is about
@@ -44,6 +47,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 50               # events a batch: 44 fresh, 4 sent again, 2 junk
 READ_KINDS = ("by uid", "by name", "unknown uid", "similar", "run")
+RSS_EVERY = 60           # seconds between samples of the server's memory
 
 
 def free_port() -> int:
@@ -52,10 +56,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def cli(*args: str, env: dict | None = None) -> str:
-    """One `encore-recs` command in a process of its own; its output, or a RuntimeError with its last lines."""
+def cli(*args: str, env: dict | None = None, nice: int = 0) -> str:
+    """One `encore-recs` command in a process of its own (at `nice` lower CPU priority); its output, or a
+    RuntimeError with its last lines."""
     done = subprocess.run([sys.executable, "-m", "python_jobs.cli", *args], cwd=ROOT, env=env, text=True,
-                          capture_output=True, stdin=subprocess.DEVNULL)
+                          capture_output=True, stdin=subprocess.DEVNULL, preexec_fn=lambda: os.nice(nice))
     if done.returncode:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
         raise RuntimeError(f"encore-recs {' '.join(args)} exited {done.returncode}:\n{tail}")
@@ -78,6 +83,7 @@ def percentile(values: list[float], q: float) -> float:
 class Tally:
     """Every answer the load saw, by endpoint; and the events' accounting."""
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    reads_by_phase: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # quiet/run/outage
     statuses: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     errors: Counter = field(default_factory=Counter)       # by endpoint: no answer at all (connection, timeout)
     run_ids: list[str] = field(default_factory=list)        # each run id the reads saw, in the order first seen
@@ -87,13 +93,15 @@ class Tally:
     sent_again: int = 0                                      # whole batches sent again after 429/503/no answer
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, endpoint: str, seconds: float, status: int | None) -> None:
+    def record(self, endpoint: str, seconds: float, status: int | None, phase: str = "quiet") -> None:
         with self.lock:
             if status is None:
                 self.errors[endpoint] += 1
                 return
             self.latencies[endpoint].append(seconds)
             self.statuses[endpoint][status] += 1
+            if endpoint.startswith("GET"):
+                self.reads_by_phase[phase].append(seconds)
 
     def server_errors(self) -> int:
         return sum(n for counts in self.statuses.values() for status, n in counts.items() if status >= 500)
@@ -111,15 +119,17 @@ class Load:
         self.names: list[str] = []
         self.sent = 0
         self.acked_ids: list[str] = []
+        self.phase = lambda: "quiet"  # what else the machine is doing: "quiet", "run" or "outage"
 
     def _call(self, client: httpx.Client, endpoint: str, method: str, url: str, **kwargs) -> httpx.Response | None:
-        start = time.perf_counter()
+        phase, start = self.phase(), time.perf_counter()
         try:
             answer = client.request(method, url, **kwargs)
         except httpx.HTTPError:
             self.tally.record(endpoint, 0.0, None)
             return None
-        self.tally.record(endpoint, time.perf_counter() - start, answer.status_code)
+        phase = self.phase() if phase == "quiet" else phase  # a run or the outage that began during the call
+        self.tally.record(endpoint, time.perf_counter() - start, answer.status_code, phase)
         return answer
 
     def learn_names(self, client: httpx.Client) -> None:
@@ -252,8 +262,7 @@ class Soak:
     """What one soak measured."""
     seconds: float
     tally: Tally
-    rss_start_mb: float
-    rss_end_mb: float
+    rss_mb: list[tuple[float, float]]  # (seconds into the load, the server's RSS), every RSS_EVERY seconds
     landed: tuple[int, int]
     ingested: tuple[int, int]
     runs: list[str]
@@ -273,10 +282,20 @@ class Soak:
             statuses = " ".join(f"{code}:{n}" for code, n in sorted(t.statuses[endpoint].items()))
             lines.append(f"| {endpoint} | {len(ms):,} | {len(ms) / self.seconds:.1f} | {percentile(ms, .5):.1f} | "
                          f"{percentile(ms, .99):.1f} | {max(ms):.1f} | {statuses} | {t.errors[endpoint]} |")
+        for phase, what in (("quiet", "no run in flight"), ("run", "a run in flight (the runs share the 2 cores)"),
+                            ("outage", "the S3 server stopped")):
+            ms = [s * 1000 for s in t.reads_by_phase.get(phase, [])]
+            if ms:
+                lines.append(f"reads, {what}: {len(ms):,} requests, p50 {percentile(ms, .5):.1f} ms, "
+                             f"p99 {percentile(ms, .99):.1f} ms")
+        start, end = self.rss_mb[0][1], self.rss_mb[-1][1]
+        half = next(mb for at, mb in self.rss_mb if at >= self.rss_mb[-1][0] / 2)
         lines += [f"5xx: {t.server_errors()}; "
                   f"batches sent again after 429/503/no answer: {t.sent_again}",
-                  f"server RSS: {self.rss_start_mb:.0f} MB at start, {self.rss_end_mb:.0f} MB at end "
-                  f"({(self.rss_end_mb / self.rss_start_mb - 1) * 100:+.1f}%)",
+                  f"server RSS: {start:.0f} MB at start, {end:.0f} MB at end ({(end / start - 1) * 100:+.1f}%); "
+                  f"{half:.0f} MB half-way (second half {(end / half - 1) * 100:+.1f}%), peak "
+                  f"{max(mb for _, mb in self.rss_mb):.0f} MB; every {RSS_EVERY} s: "
+                  + " ".join(f"{mb:.0f}" for _, mb in self.rss_mb),
                   f"runs published while the soak ran: {len(self.runs)}; the reads saw "
                   f"{len(t.run_ids)} run ids in turn ({' -> '.join(r.split('-')[-1] for r in t.run_ids)})",
                   f"S3 server stopped for {self.outage_seconds:.0f} s in the middle",
@@ -287,7 +306,7 @@ class Soak:
 
 
 def soak(settings, env: dict, minutes: float, users: int, swap_minutes: float, outage_seconds: float,
-         reads_per_second: float, batches_per_second: float, log=print) -> Soak:
+         reads_per_second: float, batches_per_second: float, run_nice: int = 10, log=print) -> Soak:
     """The soak on the stack of `settings` (up, with its buckets); `env` runs the CLI on that stack."""
     from python_jobs.infra.s3 import s3_client
     from python_jobs.stack.s3_server import start_s3, stop_s3
@@ -316,23 +335,28 @@ def soak(settings, env: dict, minutes: float, users: int, swap_minutes: float, o
             time.sleep(0.5)
         tag = f"soak{int(time.time())}"
         load = Load(base, read_key, events_key, users, tag)
-        rss_start = rss_mb(server.pid)
         seconds = minutes * 60
         busy = threading.Lock()  # a run and the S3 outage never overlap: a run needs S3
         runs: list[str] = []
         stop = threading.Event()
         failures: list[BaseException] = []
+        doing = {"run": False, "outage": False}
+        load.phase = lambda: "outage" if doing["outage"] else "run" if doing["run"] else "quiet"
+        rss = [(0.0, rss_mb(server.pid))]
 
         def swaps() -> None:
             while not stop.wait(swap_minutes * 60):
                 with busy:
                     if stop.is_set():
                         return
+                    doing["run"] = True
                     try:
-                        out = cli("run", env=env)
+                        out = cli("run", env=env, nice=run_nice)
                     except RuntimeError as exc:
                         failures.append(exc)
                         return
+                    finally:
+                        doing["run"] = False
                     runs.append(re.search(r"\d{8}T\d{6}Z-[a-z0-9]+", out.splitlines()[-1]).group())
                     log(f"soak: a run published at {time.monotonic() - started:.0f} s")
 
@@ -341,17 +365,24 @@ def soak(settings, env: dict, minutes: float, users: int, swap_minutes: float, o
                 return
             with busy:
                 log(f"soak: S3 server stopped at {time.monotonic() - started:.0f} s for {outage_seconds:.0f} s")
+                doing["outage"] = True
                 stop_s3(settings)
                 stop.wait(outage_seconds)
                 start_s3(settings)
+                doing["outage"] = False
+
+        def memory() -> None:
+            while not stop.wait(RSS_EVERY):
+                rss.append((time.monotonic() - started, rss_mb(server.pid)))
 
         started = time.monotonic()
-        helpers = [threading.Thread(target=swaps), threading.Thread(target=outage)]
+        helpers = [threading.Thread(target=swaps), threading.Thread(target=outage), threading.Thread(target=memory)]
         for helper in helpers:
             helper.start()
         try:
             load.run(seconds, reads_per_second, batches_per_second)
-            elapsed, rss_end = time.monotonic() - started, rss_mb(server.pid)
+            elapsed = time.monotonic() - started
+            rss.append((elapsed, rss_mb(server.pid)))
         finally:
             stop.set()
             for helper in helpers:
@@ -366,7 +397,7 @@ def soak(settings, env: dict, minutes: float, users: int, swap_minutes: float, o
     landed = landed_lines(s3_client(settings), settings.lake_bucket, tag)
     log("soak: a last run ingests what is left")
     cli("run", env=env)
-    return Soak(elapsed, load.tally, rss_start, rss_end, landed, ingested_rows(settings, tag), runs,
+    return Soak(elapsed, load.tally, rss, landed, ingested_rows(settings, tag), runs,
                 outage_seconds, load_average)
 
 
@@ -378,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outage-seconds", type=float, default=60.0, help="the S3 server stopped this long")
     parser.add_argument("--reads-per-second", type=float, default=60.0)
     parser.add_argument("--batches-per-second", type=float, default=2.0, help=f"{BATCH} events a batch")
+    parser.add_argument("--run-nice", type=int, default=10, help="the runs' lower CPU priority (0: the API's own)")
     args = parser.parse_args(argv)
     state = Path(tempfile.mkdtemp(prefix="encore-soak-"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ENCORE_STATE_DIR": str(state),
@@ -396,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         services.ready(settings)
         result = soak(settings, env, args.minutes, args.users, args.swap_minutes, args.outage_seconds,
-                      args.reads_per_second, args.batches_per_second)
+                      args.reads_per_second, args.batches_per_second, args.run_nice)
     finally:
         services.down(settings)
     print("\n".join(result.report()))

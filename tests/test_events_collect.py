@@ -105,7 +105,7 @@ def test_the_ids_remembered_are_bounded_to_the_latest(tmp_path, monkeypatch):
     collector = Collector(spool, sink=None, clock=Clock())
     for i in range(1, 13):
         assert collector.accept([event(i)])["accepted"] == 1
-    assert len(collector._seen) == len(collector._order) == 5
+    assert len(collector._recent) == 5
     assert collector.accept([event(12), event(8)])["duplicates"] == 2
     assert collector.accept([event(1)])["accepted"] == 1
     spool.close()
@@ -281,3 +281,33 @@ def test_events_acknowledged_before_a_stop_signal_are_landed_by_the_stop(stack, 
     landed = [json.loads(line)["event_id"] for lines in _objects(s3, stack.lake_bucket, "events/").values()
               for line in lines]
     assert sorted(e for e in landed if e.startswith(f"stop{stop.value}-")) == sorted(e["event_id"] for e in sent)
+
+
+def test_recent_ids_remember_the_window_in_memory_fixed_at_start():
+    """At least the latest `size` ids are remembered and at most `merge_every` more; a million ids later
+    the structure holds no more memory than after the first window (tracemalloc counts NumPy's buffers)."""
+    import tracemalloc
+
+    from python_jobs.events.recent_ids import RecentIds
+
+    recent = RecentIds(1000, merge_every=100)
+    for i in range(2500):
+        recent.add(f"e-{i}")
+        recent.add(f"e-{i}")  # an id already remembered takes no second slot
+    assert len(recent) == 1000
+    assert all(f"e-{i}" in recent for i in range(1500, 2500))
+    assert not any(f"e-{i}" in recent for i in range(0, 1400))
+    assert "e-never" not in recent
+
+    tracemalloc.start()
+    recent = RecentIds(100_000)
+    for i in range(100_000):
+        recent.add(f"soak-{i}")
+    filled = tracemalloc.get_traced_memory()[0]
+    for i in range(100_000, 1_000_000):
+        recent.add(f"soak-{i}")
+    later = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert later <= filled + 256 * 1024, (filled, later)
+    assert filled < 3 * 2**20  # two arrays of 100,000 hashes and a set of at most 4,096
+    assert "soak-999999" in recent and "soak-900000" in recent and "soak-800000" not in recent

@@ -5,8 +5,9 @@ background.
 resent `event_id` is acknowledged again but not spooled again (the ids of
 the last `REMEMBER` events, and of everything still in the spool after a
 restart; beyond that the events staging model keeps one row per id). The
-window is bounded so that a process serving for weeks holds at most that
-many ids (about 13 MB), not every id it ever saw.
+window is bounded and allocated when the process starts (`RecentIds`: 1.6 MB
+for 100,000 ids), so a process serving for weeks never grows with the ids it
+saw.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import deque
 from datetime import datetime, timezone
 
+from python_jobs.events.recent_ids import RecentIds
 from python_jobs.events.schema import check
 from python_jobs.events.spool import Spool
 
@@ -27,25 +28,16 @@ REMEMBER = 100_000  # half an hour of events at 50 a second; a client retries wi
 class Collector:
     def __init__(self, spool: Spool, sink, on_event=None, clock=lambda: datetime.now(timezone.utc)) -> None:
         self.spool, self.sink, self.clock, self.on_event = spool, sink, clock, on_event
-        self._seen: set[str] = set()
-        self._order: deque[str] = deque()
+        self._recent = RecentIds(REMEMBER)
         self._lock = threading.Lock()
         self.delivered_objects = 0
         self.last_error: str | None = None
         for segment in spool.pending():
             for line in segment.read_bytes().splitlines():
                 try:
-                    self._remember(json.loads(line)["event_id"])
+                    self._recent.add(json.loads(line)["event_id"])
                 except (ValueError, KeyError, TypeError):
                     pass
-
-    def _remember(self, event_id: str) -> None:
-        if event_id in self._seen:
-            return
-        self._seen.add(event_id)
-        self._order.append(event_id)
-        if len(self._order) > REMEMBER:
-            self._seen.discard(self._order.popleft())
 
     def accept(self, events: list) -> dict:
         """{accepted, duplicates, rejected: [{index, event_id?, reason}]} for one batch. Raises the spool's
@@ -61,14 +53,14 @@ class Collector:
                     if isinstance(event, dict) and isinstance(event.get("event_id"), str):
                         entry["event_id"] = event["event_id"][:128]
                     rejected.append(entry)
-                elif landed["event_id"] in self._seen or landed["event_id"] in batch_ids:
+                elif landed["event_id"] in self._recent or landed["event_id"] in batch_ids:
                     duplicates += 1
                 else:
                     batch_ids.add(landed["event_id"])
                     fresh.append(landed)
             self.spool.append([json.dumps(e, separators=(",", ":")).encode() for e in fresh])
             for event in fresh:
-                self._remember(event["event_id"])
+                self._recent.add(event["event_id"])
         if self.on_event is not None:
             for event in fresh:
                 self.on_event(event)
