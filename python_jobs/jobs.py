@@ -198,7 +198,9 @@ def _read_as_of(ctx: StageContext) -> bool:
 def _full_refresh_reason(ctx: StageContext) -> str | None:
     """Why the incremental marts cannot merge today's change, if they cannot: a backfill's as-of lies before rows
     they already hold, a lake built before Iceberg holds them as Parquet (MERGE needs Iceberg), and bids older
-    than the lookback window changed since the last build (a merge recomputes only the window)."""
+    than the lookback window changed since the last build (a merge recomputes only the window), and bronze lost
+    events batches the deduplicated events table holds (the events were replaced)."""
+    from python_jobs.events.ingest import batches_gone
     from python_jobs.runs.settled_bids import settled_bids_changed
     from python_jobs.runs.snapshots import provider
 
@@ -208,6 +210,9 @@ def _full_refresh_reason(ctx: StageContext) -> str | None:
         table = f"marts.{name}"
         if ctx.spark.catalog.tableExists(table) and provider(ctx.spark, table) != "iceberg":
             return f"{table} is not an Iceberg table yet"
+    gone = batches_gone(ctx.spark)
+    if gone:
+        return f"{gone} events batch(es) the events table holds are gone from bronze (the events were replaced)"
     return settled_bids_changed(ctx.spark)
 
 

@@ -100,33 +100,71 @@ def test_the_users_published_list_follows_their_events(loop):
     assert len(set(after) & liked) > len(set(before) & liked), (before, after, sorted(liked))
 
 
-def test_the_events_key_test_fails_on_a_planted_bad_or_repeated_event(loop, stack, spark):
-    """The one pass over stg_events__app_events (primary_key with `valid`) stops a dbt build on an event of an
-    unknown type, one without a user, and an event_id twice; the view keeps one copy of a resent event."""
-    from python_jobs.errors import UserError
+def test_the_events_table_takes_each_batch_once_and_equals_a_full_refresh(loop, stack, spark):
+    """Built incrementally over the loop's three runs (the second appended its new batch, the third nothing new),
+    the deduplicated events hold exactly the rows a full refresh from bronze builds."""
     from python_jobs.infra.dbt_runner import run_dbt
 
-    bronze = "events.bronze_app_events"
+    table = "staging.stg_events__app_events"
+
+    def rows() -> list[tuple]:
+        spark.catalog.refreshTable(table)
+        return sorted(tuple(r) for r in spark.table(table).collect())
+
+    incremental = rows()
+    assert {e["event_id"] for e in loop["events"]} <= {r[0] for r in incremental}
+    assert len({r[0] for r in incremental}) == len(incremental)
+    target = stack.state_dir / "dbt-target" / "spark"
+    path = Path("encore", "models", "events", "stg_events__app_events.sql")
+    executed, compiled = ((target / part / path).read_text().lower() for part in ("run", "compiled"))
+    # the third run's build appended the batches it did not hold (none new), leaving out the ids it held
+    assert "insert into table staging.stg_events__app_events" in executed
+    assert "left anti join" in compiled and "ingest_batch not in" in compiled
+    run_dbt(stack, ["run", "--target", "spark", "--select", "stg_events__app_events", "--full-refresh"], quiet=True)
+    assert rows() == incremental
+
+
+def test_the_events_key_test_fails_on_a_planted_bad_or_repeated_event(loop, stack, spark):
+    """The one pass over stg_events__app_events (primary_key with `valid`) stops a dbt build on an event of an
+    unknown type and one without a user; a resend of an event already in the table, landed in a later bronze
+    batch, is left out by the incremental build (one copy of each id), and a full refresh rebuilds the table from
+    what bronze holds."""
+    from python_jobs.errors import UserError
+    from python_jobs.events.ingest import batches_gone
+    from python_jobs.infra.dbt_runner import run_dbt
+
+    bronze, events = "events.bronze_app_events", "staging.stg_events__app_events"
     now = "timestamp '2026-12-01 10:00:00'"
 
-    def plant(*rows: str) -> None:
-        spark.sql(f"insert into {bronze} partition (ingest_batch = 'planted') values " + ", ".join(rows))
+    def plant(batch: str, row: str) -> None:
+        spark.sql(f"insert into {bronze} partition (ingest_batch = '{batch}') values {row}")
 
-    def check() -> None:
-        run_dbt(stack, ["test", "--target", "spark", "--select", "stg_events__app_events"], quiet=True)
+    def build(*flags: str) -> None:
+        run_dbt(stack, ["build", "--target", "spark", "--select", "stg_events__app_events", *flags], quiet=True)
+
+    def copies(event_id: str) -> int:
+        spark.catalog.refreshTable(events)
+        return spark.table(events).where(f"event_id = '{event_id}'").count()
 
     first = loop["events"][0]
+    planted = ("planted-resend", "planted-1", "planted-2")
     try:
-        # a resend of an ingested event (another copy of its id) is deduplicated by the view: still passes
-        plant(f"('{first['event_id']}', 'view', {first['uid']}, {first['listing_id']}, {now}, {now}, null, null, 'planted.gz', null, null)")
-        check()
-        for bad in (f"('planted-1', 'bogus', 1, 1, {now}, {now}, null, null, 'planted.gz', null, null)",
-                    f"('planted-2', 'view', null, 1, {now}, {now}, null, null, 'planted.gz', null, null)"):
-            plant(bad)
+        plant("planted-resend", f"('{first['event_id']}', 'view', {first['uid']}, {first['listing_id']}, {now}, "
+                                f"{now}, null, null, 'planted.gz', null, null)")
+        build()
+        assert copies(first["event_id"]) == 1
+        for batch, bad in (("planted-1", "('planted-1', 'bogus', 1, 1, {now}, {now}, null, null, 'p.gz', null, null)"),
+                           ("planted-2", "('planted-2', 'view', null, 1, {now}, {now}, null, null, 'p.gz', null, null)")):
+            plant(batch, bad.format(now=now))
             with pytest.raises(UserError, match="primary_key_stg_events__app_events_event_id"):
-                check()
-            spark.sql(f"alter table {bronze} drop partition (ingest_batch = 'planted')")
-            plant(f"('{first['event_id']}', 'view', {first['uid']}, {first['listing_id']}, {now}, {now}, null, null, 'planted.gz', null, null)")
+                build()
+            assert copies(batch) == 1  # appended by the incremental build, then refused by the key test
+            spark.sql(f"alter table {bronze} drop partition (ingest_batch = '{batch}')")
+            assert batches_gone(spark) == 1  # the marts stage would rebuild the incremental tables in full
+            build("--full-refresh")
+            assert copies(batch) == 0 and copies(first["event_id"]) == 1 and batches_gone(spark) == 0
     finally:
-        spark.sql(f"alter table {bronze} drop if exists partition (ingest_batch = 'planted')")
-    check()
+        for batch in planted:
+            spark.sql(f"alter table {bronze} drop if exists partition (ingest_batch = '{batch}')")
+    build("--full-refresh")
+    assert copies(first["event_id"]) == 1

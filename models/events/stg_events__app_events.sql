@@ -1,6 +1,28 @@
--- One row per app event: the bronze table deduplicated on event_id (a resend, or a Firehose retry, lands twice).
+-- One row per app event: the bronze table deduplicated on event_id (a resend, or a Firehose retry, lands twice),
+-- the first copy received kept.
+-- Incremental (an Iceberg table appended to): a day's build reads only the bronze batches (partitions
+-- `ingest_batch`, one per micro-batch of the events stage) this table does not hold yet, keeps the first copy of
+-- each id among them and leaves out the ids the table already holds. So the marts and tests that read the events
+-- no longer each deduplicate all of history, and a day costs its own events. `--full-refresh` rebuilds it from all
+-- of bronze; the marts stage asks for one when bronze lost a batch this table holds (`generate` replaced the
+-- events, and the events stage started bronze afresh).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    file_format='iceberg',
+    on_schema_change='fail',
+) }}
+
+{% set built_batches = [] %}
+{% if is_incremental() and execute %}
+    {% set built_batches = run_query("select distinct ingest_batch from " ~ this).columns[0].values() | list %}
+{% endif %}
+
 with bronze as (
     select * from {{ source('events', 'bronze_app_events') }}
+    {% if built_batches %}
+    where ingest_batch not in ({% for batch in built_batches %}'{{ batch }}'{{ ", " if not loop.last }}{% endfor %})
+    {% endif %}
 ),
 
 ranked as (
@@ -8,18 +30,26 @@ ranked as (
         *,
         row_number() over (partition by event_id order by received_at, source_object) as copy_number
     from bronze
+),
+
+firsts as (
+    select
+        event_id,
+        type as event_type,
+        uid,
+        listing_id,
+        event_at,
+        received_at,
+        session_id,
+        watch_seconds,
+        variant,
+        position,
+        ingest_batch
+    from ranked
+    where copy_number = 1
 )
 
-select
-    event_id,
-    type as event_type,
-    uid,
-    listing_id,
-    event_at,
-    received_at,
-    session_id,
-    watch_seconds,
-    variant,
-    position
-from ranked
-where copy_number = 1
+select firsts.* from firsts
+{% if is_incremental() %}
+left anti join {{ this }} as built on firsts.event_id = built.event_id
+{% endif %}

@@ -32,6 +32,7 @@ from python_jobs.events.schema import MAX_ID, TYPES
 
 BRONZE = "events.bronze_app_events"
 QUARANTINE = "events.quarantined_app_events"
+EVENTS = "staging.stg_events__app_events"  # bronze deduplicated, by dbt (models/events)
 EVENT_SCHEMA = ("event_id string, type string, uid bigint, listing_id bigint, at string, received_at string, "
                 "session_id string, watch_seconds double, variant string, position int")
 BRONZE_SCHEMA = ("event_id string, type string, uid int, listing_id int, event_at timestamp, received_at timestamp, "
@@ -112,6 +113,20 @@ def nothing_new(client, lake_bucket: str) -> bool:
         if any(o["LastModified"] > since for o in page.get("Contents", [])):
             return False
     return True
+
+
+def batches_gone(spark: SparkSession) -> int:
+    """How many bronze batches the deduplicated events table (`EVENTS`, incremental: it appends only the batches it
+    does not hold) holds that bronze no longer has: bronze was started afresh (`generate` replaced the events, or
+    a batch was dropped by hand), so the table must be rebuilt from bronze in full."""
+    from python_jobs.runs.snapshots import provider
+
+    catalog = spark.catalog
+    if not (catalog.tableExists(EVENTS) and catalog.tableExists(BRONZE)) or provider(spark, EVENTS) != "iceberg":
+        return 0  # not built yet, or still the view of a lake built before it was a table: dbt builds it anew
+    built = {row[0] for row in spark.sql(f"select distinct ingest_batch from {EVENTS}").collect()}
+    kept = {row[0].split("=", 1)[1] for row in spark.sql(f"show partitions {BRONZE}").collect()}
+    return len(built - kept)
 
 
 def empty_counts() -> dict:

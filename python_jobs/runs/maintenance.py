@@ -70,8 +70,9 @@ def _stamp(moment: datetime) -> str:
     return f"TIMESTAMP '{moment.astimezone(timezone.utc).strftime('%Y-%m-%d %H:%M:%S')}'"
 
 
-def maintain(spark, state_file, databases: tuple[str, ...] = ("marts", "run_history"), expire_days: int = 7,
-             retain_last: int = 3, orphans: bool | None = None, now: datetime | None = None) -> dict:
+def maintain(spark, state_file, databases: tuple[str, ...] = ("marts", "staging", "run_history"),
+             expire_days: int = 7, retain_last: int = 3, orphans: bool | None = None,
+             now: datetime | None = None) -> dict:
     """Expire, compact and (weekly, or when `orphans`) remove orphans on every Iceberg table of `databases`;
     {"tables": {table: {step: {seconds, counts}}}, "orphans_ran": bool, ...}. `state_file` remembers when the
     orphans were last removed."""
