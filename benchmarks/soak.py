@@ -59,8 +59,9 @@ def free_port() -> int:
 def cli(*args: str, env: dict | None = None, nice: int = 0) -> str:
     """One `encore-recs` command in a process of its own (at `nice` lower CPU priority); its output, or a
     RuntimeError with its last lines."""
-    done = subprocess.run([sys.executable, "-m", "python_jobs.cli", *args], cwd=ROOT, env=env, text=True,
-                          capture_output=True, stdin=subprocess.DEVNULL, preexec_fn=lambda: os.nice(nice))
+    niced = ["nice", "-n", str(nice)] if nice else []  # not preexec_fn: the soak's threads are running
+    done = subprocess.run([*niced, sys.executable, "-m", "python_jobs.cli", *args], cwd=ROOT, env=env, text=True,
+                          capture_output=True, stdin=subprocess.DEVNULL)
     if done.returncode:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
         raise RuntimeError(f"encore-recs {' '.join(args)} exited {done.returncode}:\n{tail}")

@@ -1,5 +1,5 @@
 -- One row per app event: the bronze table deduplicated on event_id (a resend, or a Firehose retry, lands twice),
--- the first copy received kept.
+-- the first copy ingested kept (the earliest batch, then the earliest received).
 -- Incremental (an Iceberg table appended to): a day's build reads only the bronze batches (partitions
 -- `ingest_batch`, one per micro-batch of the events stage) this table does not hold yet, keeps the first copy of
 -- each id among them and leaves out the ids the table already holds. So the marts and tests that read the events
@@ -21,14 +21,18 @@
 with bronze as (
     select * from {{ source('events', 'bronze_app_events') }}
     {% if built_batches %}
-    where ingest_batch not in ({% for batch in built_batches %}'{{ batch }}'{{ ", " if not loop.last }}{% endfor %})
+    where ingest_batch not in (
+        {%- for batch in built_batches -%}
+            '{{ batch | replace("\\", "\\\\") | replace("'", "\\'") }}'{{ ", " if not loop.last }}
+        {%- endfor -%})
     {% endif %}
 ),
 
 ranked as (
     select
         *,
-        row_number() over (partition by event_id order by received_at, source_object) as copy_number
+        -- the batch first: a copy an earlier batch ingested is the one the incremental build already holds
+        row_number() over (partition by event_id order by ingest_batch, received_at, source_object) as copy_number
     from bronze
 ),
 

@@ -119,13 +119,15 @@ def batches_gone(spark: SparkSession) -> int:
     """How many bronze batches the deduplicated events table (`EVENTS`, incremental: it appends only the batches it
     does not hold) holds that bronze no longer has: bronze was started afresh (`generate` replaced the events, or
     a batch was dropped by hand), so the table must be rebuilt from bronze in full."""
+    from urllib.parse import unquote
+
     from python_jobs.runs.snapshots import provider
 
     catalog = spark.catalog
     if not (catalog.tableExists(EVENTS) and catalog.tableExists(BRONZE)) or provider(spark, EVENTS) != "iceberg":
         return 0  # not built yet, or still the view of a lake built before it was a table: dbt builds it anew
     built = {row[0] for row in spark.sql(f"select distinct ingest_batch from {EVENTS}").collect()}
-    kept = {row[0].split("=", 1)[1] for row in spark.sql(f"show partitions {BRONZE}").collect()}
+    kept = {unquote(row[0].split("=", 1)[1]) for row in spark.sql(f"show partitions {BRONZE}").collect()}
     return len(built - kept)
 
 

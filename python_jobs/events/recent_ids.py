@@ -17,10 +17,10 @@ import numpy as np
 
 class RecentIds:
     def __init__(self, size: int, merge_every: int = 4096) -> None:
-        self.size = size
-        self.merge_every = max(1, min(merge_every, size))
-        self._ring = np.zeros(size, dtype=np.int64)
-        self._sorted = np.zeros(size, dtype=np.int64)
+        self.size = max(size, 1)  # a window of at least the latest id
+        self.merge_every = max(1, min(merge_every, self.size))
+        self._ring = np.zeros(self.size, dtype=np.int64)
+        self._sorted = np.zeros(self.size, dtype=np.int64)
         self._in_sorted = 0   # how many of _sorted's entries are live
         self._added = 0       # ids added in all (the ring's next slot is this modulo size)
         self._since: set[int] = set()
