@@ -167,7 +167,7 @@ def marts(ctx: StageContext) -> int:
     return len(results)
 
 
-INCREMENTAL_MARTS = ("fct_user_item_interactions",)
+INCREMENTAL_MARTS = ("fct_user_item_interactions", "fct_user_item_events")
 # the marts the later stages read (fct_user_item_events only where the events stage has built it)
 READ_MARTS = ("fct_user_item_interactions", "dim_listings", "dim_users", "dim_user_interests")
 
@@ -198,8 +198,9 @@ def _read_as_of(ctx: StageContext) -> bool:
 def _full_refresh_reason(ctx: StageContext) -> str | None:
     """Why the incremental marts cannot merge today's change, if they cannot: a backfill's as-of lies before rows
     they already hold, a lake built before Iceberg holds them as Parquet (MERGE needs Iceberg), and bids older
-    than the lookback window changed since the last build (a merge recomputes only the window), and bronze lost
-    events batches the deduplicated events table holds (the events were replaced)."""
+    than the lookback window changed since the last build (a merge recomputes only the window), the events mart
+    was built before it was incremental by day, and bronze lost events batches the deduplicated events table holds
+    (the events were replaced)."""
     from python_jobs.events.ingest import batches_gone
     from python_jobs.runs.settled_bids import settled_bids_changed
     from python_jobs.runs.snapshots import provider
@@ -210,10 +211,18 @@ def _full_refresh_reason(ctx: StageContext) -> str | None:
         table = f"marts.{name}"
         if ctx.spark.catalog.tableExists(table) and provider(ctx.spark, table) != "iceberg":
             return f"{table} is not an Iceberg table yet"
+    events_mart = "marts.fct_user_item_events"
+    if ctx.spark.catalog.tableExists(events_mart) and not _events_snapshot_recorded(ctx.spark, events_mart):
+        return f"{events_mart} was built before it was incremental (by day)"
     gone = batches_gone(ctx.spark)
     if gone:
         return f"{gone} events batch(es) the events table holds are gone from bronze (the events were replaced)"
     return settled_bids_changed(ctx.spark)
+
+
+def _events_snapshot_recorded(spark, table: str) -> bool:
+    """Whether the events mart records the events' snapshot it was built from (macros/events_days_changed.sql)."""
+    return any(r.key == "encore.events_snapshot" for r in spark.sql(f"show tblproperties {table}").collect())
 
 
 def _gate_parameters(ctx: StageContext) -> dict:

@@ -1,9 +1,28 @@
 -- One row per user, listing and day of the app's events: the signal beside the bids. event_strength weighs each
 -- event type by the `event_weights` var; bid events weigh 0 here because the bids table already counts each bid.
+-- Incremental (Iceberg, partitioned by event_date, dynamic INSERT OVERWRITE): a day's build recomputes in full only
+-- the days its new events fall on (macros/events_days_changed.sql: the events appended since the snapshot of the
+-- events table the last build read, which the post-hook records), and replaces those days' partitions in one
+-- commit; the other days are left as they are. `--full-refresh` rebuilds every day.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='insert_overwrite',
+    partition_by=['event_date'],
+    on_schema_change='fail',
+    post_hook=["{% set snapshot = events_snapshot_now() %}{% if snapshot is not none %}alter table {{ this }} "
+               ~ "set tblproperties ('encore.events_snapshot' = '{{ snapshot }}'){% endif %}"],
+) }}
 {% set weights = var('event_weights') %}
+{% set days = none %}
+{% if is_incremental() and execute %}
+    {% set days = events_days_changed(this) %}
+{% endif %}
 with events as (
     select * from {{ ref('stg_events__app_events') }}
     where event_at <= {{ as_of() }}
+    {%- if days is not none %}
+        and cast(event_at as date) in ({{ date_list(days) if days else "null" }})
+    {%- endif %}
 )
 
 select
