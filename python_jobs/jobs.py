@@ -160,7 +160,7 @@ def marts(ctx: StageContext) -> int:
                                  "path:models/experiments", "path:tests/dbt/experiments", "--exclude",
                                  "path:tests/dbt/history", *(["--full-refresh"] if refresh else [])], quiet=True,
                       env=as_of)
-    record_settled_bids(ctx.spark)
+    record_settled_bids(ctx.spark, as_of["ENCORE_DBT_AS_OF"])
     ctx.summary["snapshots"] = current_snapshots(ctx.spark, "marts")
     # a row per experiment and variant: into the summary, so the history and the morning report carry them
     ctx.summary["experiment_results"] = [row.asDict() for row in ctx.spark.table("marts.exp_results").collect()]
@@ -197,10 +197,10 @@ def _read_as_of(ctx: StageContext) -> bool:
 
 def _full_refresh_reason(ctx: StageContext) -> str | None:
     """Why the incremental marts cannot merge today's change, if they cannot: a backfill's as-of lies before rows
-    they already hold, a lake built before Iceberg holds them as Parquet (MERGE needs Iceberg), and bids older
-    than the lookback window changed since the last build (a merge recomputes only the window), the events mart
-    was built before it was incremental by day, and bronze lost events batches the deduplicated events table holds
-    (the events were replaced)."""
+    they already hold, a lake built before Iceberg holds them as Parquet (MERGE needs Iceberg), bids the
+    interactions mart counted changed since (a merge recomputes only the pairs of bids it has not counted), the
+    events mart was built before it was incremental by day, and bronze lost events batches the deduplicated events
+    table holds (the events were replaced)."""
     from python_jobs.events.ingest import batches_gone
     from python_jobs.runs.settled_bids import settled_bids_changed
     from python_jobs.runs.snapshots import provider

@@ -1,6 +1,7 @@
 """fct_user_item_interactions is an incremental Iceberg mart merged on (uid, listing_id): a second day's build
-(new bids, a late bid of an earlier day, a listing whose sub-category changed) merges only what changed, and the
-mart then holds exactly the rows a full refresh over the same data builds."""
+(new bids, a late bid as old as its pair's earlier one, a listing whose sub-category changed) merges only the
+pairs of bids it had not counted, and the mart then holds exactly the rows a full refresh over the same data
+builds."""
 
 from __future__ import annotations
 
@@ -37,19 +38,20 @@ def _rows(spark) -> list[tuple]:
 
 
 def _second_day(dsn: str, day_two: datetime) -> tuple[tuple[int, int], int]:
-    """New bids on day two, one late bid a day before the newest bid built, one listing moved to another
+    """New bids on day two, one late bid as old as an earlier bid of its pair, one listing moved to another
     sub-category; returns the late bid's (uid, listing_id) and the moved listing."""
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("select max(bid_id), max(bid_at) from raw.bids")
         next_id, newest = cur.fetchone()
-        cur.execute("select b.uid, b.listing_id, b.bid_amount from raw.bids b join raw.listings l using (listing_id) "
+        cur.execute("select b.uid, b.listing_id, b.bid_amount, b.bid_at from raw.bids b join raw.listings l using (listing_id) "
                     "where l.ends_at > %s order by b.bid_id limit 40", (day_two + timedelta(days=1),))
         earlier = cur.fetchall()
         rows = [(next_id + 1 + i, uid, listing, float(amount) + 1, day_two + timedelta(minutes=17 * i))
-                for i, (uid, listing, amount) in enumerate(earlier[:30])]
+                for i, (uid, listing, amount, _) in enumerate(earlier[:30])]
         day_two_pairs = {(uid, listing) for _, uid, listing, _, _ in rows}
-        late_uid, late_listing, late_amount = next(b for b in earlier[30:] if (b[0], b[1]) not in day_two_pairs)
-        rows.append((next_id + 100, late_uid, late_listing, float(late_amount) + 2, newest - timedelta(days=1)))
+        late_uid, late_listing, late_amount, late_at = next(b for b in earlier[30:] if (b[0], b[1]) not in day_two_pairs)
+        # as old as an earlier bid of the pair (inside its auction), arriving only now with a new id
+        rows.append((next_id + 100, late_uid, late_listing, float(late_amount) + 2, late_at))
         cur.executemany("insert into raw.bids values (%s, %s, %s, %s, %s)", rows)
         cur.execute("select listing_id, category, sub_category from raw.listings where listing_id = %s", (earlier[0][1],))
         moved, category, sub_category = cur.fetchone()
@@ -151,6 +153,9 @@ def test_second_day_merges_and_equals_a_full_refresh(two_days, stack, spark):
     executed = (stack.state_dir / "dbt-target" / "spark" / "run" / "encore" / "models" / "marts"
                 / "fct_user_item_interactions.sql").read_text().lower()
     assert f"merge into {MART}" in executed  # the second day merged; it did not rebuild
+    compiled = (stack.state_dir / "dbt-target" / "spark" / "compiled" / "encore" / "models" / "marts"
+                / "fct_user_item_interactions.sql").read_text().lower()
+    assert "where bid_id > " in compiled  # the pairs of bids above the id it had counted through
     assert incremental != day_one
     by_pair = {(r[0], r[1]): r for r in incremental}
     assert {r[3] for r in incremental if r[1] == moved} != {r[3] for r in day_one if r[1] == moved}
@@ -179,12 +184,14 @@ def test_the_marts_are_iceberg_and_kept_their_history(two_days, spark):
 
 
 
-def test_a_bid_corrected_before_the_window_rebuilds_the_mart_in_full(two_days, stack, spark):
-    """A merge recomputes only the lookback window; a bid changed before it (a corrected or replaced source) is
-    seen by the fingerprint the mart carries, and the next build is a full one that counts the correction."""
+def test_a_counted_bid_corrected_rebuilds_the_mart_in_full(two_days, stack, spark):
+    """A merge recomputes only the pairs of bids the mart has not counted; a bid it counted, changed since (a
+    corrected or replaced source), is seen by the fingerprint the mart carries, and the next build is a full one
+    that counts the correction."""
     from python_jobs.runs.settled_bids import record_settled_bids, settled_bids_changed
 
-    record_settled_bids(spark)  # the fingerprint of the bids as now landed (the full refresh above set none)
+    as_of = datetime.fromisoformat(two_days[1]["as_of"]).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    record_settled_bids(spark, as_of)  # the bids as now landed (the by-hand full refresh above recorded none)
     assert settled_bids_changed(spark) is None
     with psycopg2.connect(postgres.pg_dsn(stack)) as conn, conn.cursor() as cur:
         cur.execute("select bid_id, uid, listing_id from raw.bids order by bid_at, bid_id limit 1")

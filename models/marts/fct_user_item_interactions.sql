@@ -1,10 +1,12 @@
 -- One row per user and listing they bid on: the implicit feedback ALS learns from.
 -- Incremental (Iceberg MERGE on the grain): a day's build recomputes, from all of their bids, only the (user,
--- listing) pairs that may have changed (a bid inside the lookback window, where late bids of earlier days land, a
--- listing the mart holds no pair of, or a listing whose category changed) and merges those whose row differs from
--- the mart's; pairs whose bids or listing are gone (a regenerated marketplace) are deleted after the merge. Bids
--- before the window are trusted to be the ones counted: the marts stage checks their fingerprint
--- (python_jobs/runs/settled_bids.py) and asks for `--full-refresh`, which rebuilds every pair, when they changed.
+-- listing) pairs with a bid the mart has not counted (an id above the highest it counted through, or after the
+-- as-of it counted through: the table properties python_jobs/runs/settled_bids.py records after each build; a late
+-- bid of an earlier day comes with a new id), on a listing the mart holds no pair of, or on a listing whose
+-- category changed, and merges them; pairs whose listing is gone are deleted after the merge. The marts stage
+-- checks a fingerprint of the counted bids before each build and asks for `--full-refresh`, which rebuilds every
+-- pair, when one was corrected or removed since. Recomputing a pair from all of its bids makes a merge repeated
+-- over the same bids (a crash before the properties were recorded) give the same rows.
 -- Merge-on-read: a merge writes the changed pairs and marks the rows they replace as deleted, instead of
 -- rewriting every data file that holds one of them (copy-on-write rewrote nearly the whole table each day, as a
 -- day's changed pairs are spread over all of it); `encore-recs maintain` compacts the deletes away.
@@ -29,13 +31,12 @@ listings as (
 ),
 
 {% if is_incremental() %}
+{% set counted = interactions_counted(this) %}
 changed as (
     select uid, listing_id from bids
-    where bid_at > (select coalesce(max(last_bid_at), timestamp '1970-01-01') from {{ this }})
-        - interval {{ var('interactions_lookback_days') | int }} days
+    where bid_id > {{ counted.through_bid_id }} or bid_at > timestamp '{{ counted.as_of }}'
     union
-    -- bids on a listing the mart holds no pair of (one staging rejected until now); any other pair the mart lacks
-    -- has a bid inside the window, or one before it that changes the settled bids' fingerprint (a full refresh)
+    -- bids on a listing the mart holds no pair of (one staging rejected until now)
     select bids.uid, bids.listing_id from bids left semi join (
         select listing_id from listings
         left anti join (select distinct listing_id from {{ this }}) as built on listings.listing_id = built.listing_id
@@ -55,33 +56,19 @@ rebuilt as (
 rebuilt as (
     select * from bids
 )
-{% endif %},
-
-aggregated as (
-    select
-        rebuilt.uid,
-        rebuilt.listing_id,
-        listings.category,
-        listings.sub_category,
-        count(*) as bid_count,
-        -- amounts are in cents: rounded, the sum is the same in any order (an incremental build adds in another order)
-        cast(round(sum(rebuilt.bid_amount), 2) as double) as total_bid_amount,
-        cast(max(rebuilt.bid_amount) as double) as max_bid_amount,
-        min(rebuilt.bid_at) as first_bid_at,
-        max(rebuilt.bid_at) as last_bid_at
-    from rebuilt
-    inner join listings on rebuilt.listing_id = listings.listing_id
-    group by rebuilt.uid, rebuilt.listing_id, listings.category, listings.sub_category
-)
-
-select aggregated.* from aggregated
-{% if is_incremental() %}
--- only the pairs that differ from what the mart holds: the window's pairs are mostly as they were, and a merge
--- writes (and marks deleted) every row it is given
-left anti join {{ this }} as built
-    on aggregated.uid = built.uid and aggregated.listing_id = built.listing_id
-    and aggregated.category <=> built.category and aggregated.sub_category <=> built.sub_category
-    and aggregated.bid_count = built.bid_count and aggregated.total_bid_amount = built.total_bid_amount
-    and aggregated.max_bid_amount = built.max_bid_amount and aggregated.first_bid_at = built.first_bid_at
-    and aggregated.last_bid_at = built.last_bid_at
 {% endif %}
+
+select
+    rebuilt.uid,
+    rebuilt.listing_id,
+    listings.category,
+    listings.sub_category,
+    count(*) as bid_count,
+    -- amounts are in cents: rounded, the sum is the same in any order (an incremental build adds in another order)
+    cast(round(sum(rebuilt.bid_amount), 2) as double) as total_bid_amount,
+    cast(max(rebuilt.bid_amount) as double) as max_bid_amount,
+    min(rebuilt.bid_at) as first_bid_at,
+    max(rebuilt.bid_at) as last_bid_at
+from rebuilt
+inner join listings on rebuilt.listing_id = listings.listing_id
+group by rebuilt.uid, rebuilt.listing_id, listings.category, listings.sub_category

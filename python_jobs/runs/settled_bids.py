@@ -1,38 +1,29 @@
-"""Whether the bids a merge of the interactions mart will not look at again are still the ones it built from.
+"""Which bids the interactions mart has counted, and whether they are still the ones it counted.
 
-`fct_user_item_interactions` merges only the pairs with a bid inside the lookback window (where late bids of
-earlier days land), new pairs and pairs whose listing moved: it trusts that the bids before the window are the
-ones it already counted. A replaced source (a regenerated marketplace, `load --replace`) or a bid corrected or
-added long after its time breaks that trust silently. So after each build the mart carries, as Iceberg table
-properties, a fingerprint of the settled bids (count and XOR of a hash of every staged bid up to the window's
-start); before the next build the same fingerprint over the same bids must match, or the marts stage rebuilds
-the mart in full and says why. One aggregate scan of the staged bids, the scan the merge makes anyway.
+`fct_user_item_interactions` merges, each day, only the (user, listing) pairs with a bid it has not counted yet:
+a bid whose id is above the highest id staged at its last build, or one after that build's as-of (a late bid of
+an earlier day arrives with a new id, so it is caught without re-reading a window of days). Every other staged
+bid it trusts to be the one it counted. A replaced source (a regenerated marketplace, `load --replace`), a bid
+corrected or deleted after it was counted, or one inserted with an old id breaks that trust silently. So after
+each build the mart carries, as Iceberg table properties, the highest bid id and the as-of it counted through,
+and a fingerprint of the bids up to that id (count and XOR of a hash of each); before the next build the same
+fingerprint over the same bids must match, or the marts stage rebuilds the mart in full and says why. One
+aggregate scan of the staged bids.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 MART = "marts.fct_user_item_interactions"
 BIDS = "staging.stg_raw__bids"
-KEYS = ("encore.settled_bids_through", "encore.settled_bids_count", "encore.settled_bids_xor")
+KEYS = ("encore.counted_through_bid_id", "encore.counted_as_of", "encore.counted_bids_count",
+        "encore.counted_bids_xor")
 
 
-def lookback_days(project_dir: Path | None = None) -> int:
-    """The dbt var `interactions_lookback_days` as dbt_project.yml sets it (the mart's window)."""
-    import yaml
-
-    from python_jobs.config import PROJECT_DIR
-
-    project = yaml.safe_load(((project_dir or PROJECT_DIR) / "dbt_project.yml").read_text())
-    return int(project["vars"]["interactions_lookback_days"])
-
-
-def _fingerprint(spark, through: str) -> tuple[int, int]:
-    """(count, XOR of a hash) of the staged bids at or before `through` ('yyyy-MM-dd HH:mm:ss', the session's UTC)."""
+def _fingerprint(spark, through_id: int) -> tuple[int, int]:
+    """(count, XOR of a hash) of the staged bids with an id up to `through_id`."""
     row = spark.sql(
         f"select count(*) as n, coalesce(bit_xor(xxhash64(bid_id, uid, listing_id, bid_amount, bid_at)), 0) as h "
-        f"from {BIDS} where bid_at <= timestamp '{through}'").first()
+        f"from {BIDS} where bid_id <= {int(through_id)}").first()
     return int(row.n), int(row.h)
 
 
@@ -41,30 +32,29 @@ def _properties(spark) -> dict[str, str]:
 
 
 def settled_bids_changed(spark) -> str | None:
-    """Why the mart must be rebuilt in full (its settled bids changed, or it never recorded them), or None."""
+    """Why the mart must be rebuilt in full (the bids it counted changed, or it never recorded them), or None."""
     if not spark.catalog.tableExists(MART):
         return None  # the first build is a full one anyway
     recorded = _properties(spark)
     if set(recorded) != set(KEYS):
-        return f"{MART} has no fingerprint of the bids it was built from (built before this check)"
-    through = recorded[KEYS[0]]
+        return f"{MART} has no record of the bids it counted (built before this check)"
+    through = int(recorded[KEYS[0]])
     count, xor = _fingerprint(spark, through)
-    if (count, xor) != (int(recorded[KEYS[1]]), int(recorded[KEYS[2]])):
-        return (f"the bids up to {through} UTC changed since the last build ({recorded[KEYS[1]]} "
-                f"then, {count} now, or the same count of other bids): a replaced source or bids corrected later "
-                "than the lookback window")
+    if (count, xor) != (int(recorded[KEYS[2]]), int(recorded[KEYS[3]])):
+        return (f"the bids up to id {through} changed since the last build ({recorded[KEYS[2]]} then, {count} "
+                "now, or the same count of other bids): a replaced source, or bids corrected, deleted or inserted "
+                "with an old id after they were counted")
     return None
 
 
-def record_settled_bids(spark) -> None:
-    """After a build: the fingerprint of the staged bids up to the window's start (the newest bid built, less the
-    lookback, as the model's next merge will see it), on the mart."""
+def record_settled_bids(spark, as_of: str) -> None:
+    """After a build as of `as_of` ('YYYY-MM-DD HH:MM:SS', UTC): the highest staged bid id, the as-of and the
+    fingerprint of the bids up to that id, on the mart (the model's next merge starts above them)."""
     if not spark.catalog.tableExists(MART):
         return
-    through = spark.sql(f"select date_format(max(last_bid_at) - interval {lookback_days()} days, "
-                        f"'yyyy-MM-dd HH:mm:ss') as at from {MART}").first().at
+    through = spark.sql(f"select max(bid_id) as id from {BIDS}").first().id
     if through is None:
         return
     count, xor = _fingerprint(spark, through)
-    spark.sql(f"alter table {MART} set tblproperties ('{KEYS[0]}' = '{through}', '{KEYS[1]}' = '{count}', "
-              f"'{KEYS[2]}' = '{xor}')")
+    spark.sql(f"alter table {MART} set tblproperties ('{KEYS[0]}' = '{int(through)}', '{KEYS[1]}' = '{as_of}', "
+              f"'{KEYS[2]}' = '{count}', '{KEYS[3]}' = '{xor}')")
