@@ -14,3 +14,18 @@
         current_timestamp()
     {%- endif -%}
 {%- endmacro %}
+
+{#- The as-of as 'YYYY-MM-DD HH:MM:SS' text (now, in UTC, for a build with none), for what an incremental model
+    records it counted through, and refusal of a build as of a time before it: the rows it recomputes would hold
+    less than the rows it keeps, and nothing would bring the difference back. -#}
+{% macro as_of_text() -%}
+    {%- set value = var('as_of', env_var('ENCORE_DBT_AS_OF', '')) -%}
+    {{ return(value or modules.datetime.datetime.utcnow().strftime('%Y-%m-%d %H:%M:%S')) }}
+{%- endmacro %}
+
+{% macro refuse_earlier_as_of(mart, recorded) -%}
+    {%- if recorded and as_of_text() < recorded -%}
+        {{ exceptions.raise_compiler_error(mart ~ " counted what came up to " ~ recorded ~ " UTC; a build as of the"
+            ~ " earlier " ~ as_of_text() ~ " must rebuild it: add --full-refresh (as a backfill does)") }}
+    {%- endif -%}
+{%- endmacro %}

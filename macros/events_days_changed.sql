@@ -16,16 +16,19 @@
 
 {#- The days (as 'YYYY-MM-DD' strings) the incremental build recomputes; none: every day, when the snapshot the
     last build read is no longer there to compare with (maintenance expires old snapshots). A mart built before it
-    was incremental (unpartitioned, no record) is refused: overwriting its days would replace the whole table. -#}
+    was incremental (unpartitioned, no record) is refused: overwriting its days would replace the whole table; so
+    is a build as of a time before the last build's (`encore.events_as_of`). -#}
 {% macro events_days_changed(mart) -%}
-    {%- set ns = namespace(built=none) -%}
+    {%- set ns = namespace(built=none, as_of=none) -%}
     {%- for row in run_query("show tblproperties " ~ mart).rows -%}
         {%- if row[0] == 'encore.events_snapshot' -%}{%- set ns.built = row[1] | int -%}{%- endif -%}
+        {%- if row[0] == 'encore.events_as_of' -%}{%- set ns.as_of = row[1] -%}{%- endif -%}
     {%- endfor -%}
     {%- if ns.built is none -%}
         {{ exceptions.raise_compiler_error(mart ~ " was built before it was incremental (it records no snapshot of"
             ~ " the events it read): build it once with --full-refresh") }}
     {%- endif -%}
+    {%- do refuse_earlier_as_of(mart, ns.as_of) -%}
     {%- set events = ref('stg_events__app_events') -%}
     {%- if run_query("select count(*) from " ~ events ~ ".snapshots where snapshot_id = " ~ ns.built).rows[0][0] == 0 -%}
         {{ return(none) }}

@@ -131,7 +131,6 @@ def marts(ctx: StageContext) -> int:
     from python_jobs.ingest.extract import landed_tables
 
     from python_jobs.infra.s3 import s3_client
-    from python_jobs.runs.settled_bids import record_settled_bids
     from python_jobs.runs.snapshots import current_snapshots
     from python_jobs.runs.table_folders import clear_orphans
 
@@ -160,7 +159,6 @@ def marts(ctx: StageContext) -> int:
                                  "path:models/experiments", "path:tests/dbt/experiments", "--exclude",
                                  "path:tests/dbt/history", *(["--full-refresh"] if refresh else [])], quiet=True,
                       env=as_of)
-    record_settled_bids(ctx.spark, as_of["ENCORE_DBT_AS_OF"])
     ctx.summary["snapshots"] = current_snapshots(ctx.spark, "marts")
     # a row per experiment and variant: into the summary, so the history and the morning report carry them
     ctx.summary["experiment_results"] = [row.asDict() for row in ctx.spark.table("marts.exp_results").collect()]
@@ -182,7 +180,9 @@ def _read_as_of(ctx: StageContext) -> bool:
     wanted = [f"marts.{name}" for name in READ_MARTS]
     wanted += [t for t in ("marts.fct_user_item_events", "marts.exp_results") if spark.catalog.tableExists(t)]
     found, how, missing = snapshots_as_of(spark, wanted, ctx.state.as_of)
-    if [t for t in missing if t.split(".")[1] in READ_MARTS]:
+    # the events mart too: a day's row sums the whole day, so today's table read with the as-of's filter would
+    # hold events after it (its history is gone after a full refresh, which drops it)
+    if [t for t in missing if t.split(".")[1] in (*READ_MARTS, "fct_user_item_events")]:
         ctx.log(f"[{ctx.run_id}]   no snapshot of {', '.join(missing)} as of {ctx.state.as_of.isoformat()}: "
                 "the marts are rebuilt as of the backfill's day")
         return False

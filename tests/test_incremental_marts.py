@@ -159,11 +159,45 @@ def test_second_day_merges_and_equals_a_full_refresh(two_days, stack, spark):
     assert incremental != day_one
     by_pair = {(r[0], r[1]): r for r in incremental}
     assert {r[3] for r in incremental if r[1] == moved} != {r[3] for r in day_one if r[1] == moved}
+    assert late[1] != moved  # counted as a late bid, not recomputed as a pair on the moved listing
     assert by_pair[late][4] == 1 + next(r[4] for r in day_one if (r[0], r[1]) == late)
 
     as_of = datetime.fromisoformat(second["as_of"]).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     run_dbt(stack, ["run", "--target", "spark", "--select", "fct_user_item_interactions", "--full-refresh",
                     "--vars", json.dumps({"as_of": as_of})], quiet=True)
+    assert _rows(spark) == incremental
+
+
+def test_a_bid_after_the_as_of_counted_through_is_merged_by_the_next_build(two_days, stack, spark):
+    """A bid the last build left out because it came after that build's as-of (its id below the highest counted)
+    is merged by the next build as of a later time, which then equals a full refresh; a build as of a time before
+    the last one's is refused (it would keep rows newer than it)."""
+    from python_jobs.errors import UserError
+    from python_jobs.infra.dbt_runner import run_dbt
+
+    def run(as_of: str, *flags: str) -> None:
+        run_dbt(stack, ["run", "--target", "spark", "--select", "fct_user_item_interactions", *flags,
+                        "--vars", json.dumps({"as_of": as_of})], quiet=True)
+
+    times = spark.sql("select date_format(max(bid_at) - interval 1 hour, 'yyyy-MM-dd HH:mm:ss') as early, "
+                      "date_format(max(bid_at), 'yyyy-MM-dd HH:mm:ss') as late from staging.stg_raw__bids").first()
+    run(times.early, "--full-refresh")
+    early = _rows(spark)
+    run(times.late)
+    incremental = _rows(spark)
+    compiled = (stack.state_dir / "dbt-target" / "spark" / "compiled" / "encore" / "models" / "marts"
+                / "fct_user_item_interactions.sql").read_text()
+    assert f"bid_at > timestamp '{times.early}'" in compiled
+    assert incremental != early
+    run(times.late, "--full-refresh")
+    assert _rows(spark) == incremental
+    log = stack.state_dir / "dbt-logs" / "dbt.log"
+    before = log.stat().st_size
+    with pytest.raises(UserError, match="fct_user_item_interactions"):
+        run(times.early)
+    with log.open(errors="replace") as lines:
+        lines.seek(before)
+        assert "a build as of the earlier" in lines.read()
     assert _rows(spark) == incremental
 
 
@@ -188,11 +222,9 @@ def test_a_counted_bid_corrected_rebuilds_the_mart_in_full(two_days, stack, spar
     """A merge recomputes only the pairs of bids the mart has not counted; a bid it counted, changed since (a
     corrected or replaced source), is seen by the fingerprint the mart carries, and the next build is a full one
     that counts the correction."""
-    from python_jobs.runs.settled_bids import record_settled_bids, settled_bids_changed
+    from python_jobs.runs.settled_bids import settled_bids_changed
 
-    as_of = datetime.fromisoformat(two_days[1]["as_of"]).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    record_settled_bids(spark, as_of)  # the bids as now landed (the by-hand full refresh above recorded none)
-    assert settled_bids_changed(spark) is None
+    assert settled_bids_changed(spark) is None  # the by-hand builds above recorded the bids they counted
     with psycopg2.connect(postgres.pg_dsn(stack)) as conn, conn.cursor() as cur:
         cur.execute("select bid_id, uid, listing_id from raw.bids order by bid_at, bid_id limit 1")
         bid_id, uid, listing = cur.fetchone()

@@ -84,6 +84,20 @@ def test_ease_keeps_only_the_most_active_listings():
     assert data.item_ids[model.kept_].tolist() == [10, 11]  # three and two bidders; the rest one each
 
 
+def test_ease_pair_scores_are_its_scores_block_by_block_and_zero_outside_its_listings(data, monkeypatch):
+    from python_jobs.models import ease as ease_module
+
+    model = EASE(l2=1.0, max_items=2).fit(data)
+    users, items = np.arange(data.n_users), np.arange(data.n_items)
+    full = model.score(users, items)
+    monkeypatch.setattr(ease_module, "SCORE_CELLS", 2)  # a block of one user at a time
+    got = model.score_pairs(users, np.tile(items, (len(users), 1)), items)
+    np.testing.assert_allclose(got, full, rtol=1e-6, atol=1e-7)
+    assert (got[:, model.column_ < 0] == 0).all() and (got != 0).any()
+    model.weights_ = model.weights_[:, :0]  # no listing kept: nothing to read
+    assert not model.score_pairs(users, np.tile(items, (len(users), 1)), items).any()
+
+
 def test_weighted_ratings_is_a_bayesian_average_by_hand(data):
     # votes 2, 2, 1, 1; mean strength 2, 1, 1, 5; catalogue mean 12 / 6 = 2; prior weight = median votes 1.5
     rating = WeightedRatings().fit(data).rating_

@@ -10,7 +10,8 @@
     partition_by=['event_date'],
     on_schema_change='fail',
     post_hook=["{% set snapshot = events_snapshot_now() %}{% if snapshot is not none %}alter table {{ this }} "
-               ~ "set tblproperties ('encore.events_snapshot' = '{{ snapshot }}'){% endif %}"],
+               ~ "set tblproperties ('encore.events_snapshot' = '{{ snapshot }}', "
+               ~ "'encore.events_as_of' = '{{ as_of_text() }}'){% endif %}"],
 ) }}
 {% set weights = var('event_weights') %}
 {% set days = none %}

@@ -1,7 +1,7 @@
 -- One row per user and listing they bid on: the implicit feedback ALS learns from.
 -- Incremental (Iceberg MERGE on the grain): a day's build recomputes, from all of their bids, only the (user,
 -- listing) pairs with a bid the mart has not counted (an id above the highest it counted through, or after the
--- as-of it counted through: the table properties python_jobs/runs/settled_bids.py records after each build; a late
+-- as-of it counted through: the table properties its post-hook records (macros/interactions_counted.sql); a late
 -- bid of an earlier day comes with a new id), on a listing the mart holds no pair of, or on a listing whose
 -- category changed, and merges them; pairs whose listing is gone are deleted after the merge. The marts stage
 -- checks a fingerprint of the counted bids before each build and asks for `--full-refresh`, which rebuilds every
@@ -18,7 +18,8 @@
     tblproperties=merge_on_read(),
     pre_hook=["{% if is_incremental() %}alter table {{ this }} set tblproperties ("
               ~ merge_on_read_sql() ~ "){% endif %}"],
-    post_hook=["{% if is_incremental() %}{{ interactions_delete_vanished() }}{% endif %}"],
+    post_hook=["{% if is_incremental() %}{{ interactions_delete_vanished() }}{% endif %}",
+               "{{ record_counted_bids() }}"],
 ) }}
 
 with bids as (

@@ -58,8 +58,10 @@ class EASE:
         columns. Four times faster than gathering history x candidates cells one by one, which reads the same rows
         at random."""
         out = np.zeros(cands.shape, np.float32)
+        if not self.weights_.shape[1]:
+            return out  # no listing kept: every pair scores 0
         history = self.history_[users]
-        step = max(1, SCORE_CELLS // max(1, self.weights_.shape[1]))
+        step = max(1, SCORE_CELLS // self.weights_.shape[1])
         for start in range(0, len(users), step):
             block = history[start:start + step] @ self.weights_
             cols = self.column_[cands[start:start + step]]

@@ -1,14 +1,15 @@
-"""Which bids the interactions mart has counted, and whether they are still the ones it counted.
+"""Whether the bids the interactions mart counted are still the ones it counted.
 
 `fct_user_item_interactions` merges, each day, only the (user, listing) pairs with a bid it has not counted yet:
 a bid whose id is above the highest id staged at its last build, or one after that build's as-of (a late bid of
 an earlier day arrives with a new id, so it is caught without re-reading a window of days). Every other staged
 bid it trusts to be the one it counted. A replaced source (a regenerated marketplace, `load --replace`), a bid
-corrected or deleted after it was counted, or one inserted with an old id breaks that trust silently. So after
-each build the mart carries, as Iceberg table properties, the highest bid id and the as-of it counted through,
-and a fingerprint of the bids up to that id (count and XOR of a hash of each); before the next build the same
-fingerprint over the same bids must match, or the marts stage rebuilds the mart in full and says why. One
-aggregate scan of the staged bids.
+corrected or deleted after it was counted, or one inserted with an old id breaks that trust silently. So each
+build of the mart records on it, as Iceberg table properties (its post-hook, `record_counted_bids` in
+macros/interactions_counted.sql, with the same hash as here), the highest bid id and the as-of it counted
+through and a fingerprint of the bids up to that id (count and XOR of a hash of each); before the next build the
+marts stage computes the same fingerprint over the same bids, and rebuilds the mart in full, saying why, when it
+differs. One aggregate scan of the staged bids.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ KEYS = ("encore.counted_through_bid_id", "encore.counted_as_of", "encore.counted
 
 
 def _fingerprint(spark, through_id: int) -> tuple[int, int]:
-    """(count, XOR of a hash) of the staged bids with an id up to `through_id`."""
+    """(count, XOR of a hash) of the staged bids with an id up to `through_id` (the hash as the model's post-hook
+    takes it)."""
     row = spark.sql(
         f"select count(*) as n, coalesce(bit_xor(xxhash64(bid_id, uid, listing_id, bid_amount, bid_at)), 0) as h "
         f"from {BIDS} where bid_id <= {int(through_id)}").first()
@@ -45,16 +47,3 @@ def settled_bids_changed(spark) -> str | None:
                 "now, or the same count of other bids): a replaced source, or bids corrected, deleted or inserted "
                 "with an old id after they were counted")
     return None
-
-
-def record_settled_bids(spark, as_of: str) -> None:
-    """After a build as of `as_of` ('YYYY-MM-DD HH:MM:SS', UTC): the highest staged bid id, the as-of and the
-    fingerprint of the bids up to that id, on the mart (the model's next merge starts above them)."""
-    if not spark.catalog.tableExists(MART):
-        return
-    through = spark.sql(f"select max(bid_id) as id from {BIDS}").first().id
-    if through is None:
-        return
-    count, xor = _fingerprint(spark, through)
-    spark.sql(f"alter table {MART} set tblproperties ('{KEYS[0]}' = '{int(through)}', '{KEYS[1]}' = '{as_of}', "
-              f"'{KEYS[2]}' = '{count}', '{KEYS[3]}' = '{xor}')")
