@@ -7,11 +7,16 @@
     earlier days), and so is every day from the newest the mart holds on: events past the last build's as-of (the
     next day's run holds one such day; after a build as of an earlier day, every day since). -#}
 
-{% macro events_snapshot_now() -%}
-    {%- if not execute -%}{{ return(none) }}{%- endif -%}
-    {%- set rows = run_query("select snapshot_id from " ~ ref('stg_events__app_events') ~ ".history"
-                             ~ " where is_current_ancestor order by made_current_at desc limit 1").rows -%}
-    {{ return(rows[0][0] if rows else none) }}
+{#- The post-hook of every build of fct_user_item_events: the events table's snapshot it read, and its as-of. -#}
+{% macro record_events_snapshot() -%}
+    {%- if execute -%}
+        {%- set rows = run_query("select snapshot_id from " ~ ref('stg_events__app_events') ~ ".history"
+                                 ~ " where is_current_ancestor order by made_current_at desc limit 1").rows -%}
+        {%- if rows -%}
+            alter table {{ this }} set tblproperties ('encore.events_snapshot' = '{{ rows[0][0] }}',
+                'encore.events_as_of' = '{{ as_of_text() }}')
+        {%- endif -%}
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The days (as 'YYYY-MM-DD' strings) the incremental build recomputes; none: every day, when the snapshot the
@@ -19,23 +24,20 @@
     was incremental (unpartitioned, no record) is refused: overwriting its days would replace the whole table; so
     is a build as of a time before the last build's (`encore.events_as_of`). -#}
 {% macro events_days_changed(mart) -%}
-    {%- set ns = namespace(built=none, as_of=none) -%}
-    {%- for row in run_query("show tblproperties " ~ mart).rows -%}
-        {%- if row[0] == 'encore.events_snapshot' -%}{%- set ns.built = row[1] | int -%}{%- endif -%}
-        {%- if row[0] == 'encore.events_as_of' -%}{%- set ns.as_of = row[1] -%}{%- endif -%}
-    {%- endfor -%}
-    {%- if ns.built is none -%}
+    {%- set recorded = table_properties(mart) -%}
+    {%- if 'encore.events_snapshot' not in recorded -%}
         {{ exceptions.raise_compiler_error(mart ~ " was built before it was incremental (it records no snapshot of"
             ~ " the events it read): build it once with --full-refresh") }}
     {%- endif -%}
-    {%- do refuse_earlier_as_of(mart, ns.as_of) -%}
+    {%- set built = recorded['encore.events_snapshot'] | int -%}
+    {%- do refuse_earlier_as_of(mart, recorded.get('encore.events_as_of')) -%}
     {%- set events = ref('stg_events__app_events') -%}
-    {%- if run_query("select count(*) from " ~ events ~ ".snapshots where snapshot_id = " ~ ns.built).rows[0][0] == 0 -%}
+    {%- if run_query("select count(*) from " ~ events ~ ".snapshots where snapshot_id = " ~ built).rows[0][0] == 0 -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set days = run_query(
         "select distinct cast(cast(event_at as date) as string) from " ~ events
-        ~ " where ingest_batch not in (select distinct ingest_batch from " ~ events ~ " version as of " ~ ns.built ~ ")"
+        ~ " where ingest_batch not in (select distinct ingest_batch from " ~ events ~ " version as of " ~ built ~ ")"
         ~ " or cast(event_at as date) >= (select coalesce(max(event_date), date '1970-01-01') from " ~ mart ~ ")"
         ).columns[0].values() -%}
     {{ return(days | sort | list) }}

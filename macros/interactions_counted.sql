@@ -3,21 +3,19 @@
     kept) is refused: which pairs changed cannot be told, so it needs a --full-refresh. So is a build as of a time
     before the one it counted through. -#}
 {% macro interactions_counted(mart) -%}
-    {%- set ns = namespace(through=none, as_of=none) -%}
+    {%- set counted = {'through_bid_id': 0, 'as_of': '1970-01-01 00:00:00'} -%}
     {%- if execute -%}
-        {%- for row in run_query("show tblproperties " ~ mart).rows -%}
-            {%- if row[0] == 'encore.counted_through_bid_id' -%}{%- set ns.through = row[1] | int -%}{%- endif -%}
-            {%- if row[0] == 'encore.counted_as_of' -%}{%- set ns.as_of = row[1] -%}{%- endif -%}
-        {%- endfor -%}
-        {%- if ns.through is none or ns.as_of is none
-               or not modules.re.fullmatch('\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}', ns.as_of) -%}
+        {%- set recorded = table_properties(mart) -%}
+        {%- if 'encore.counted_through_bid_id' not in recorded
+               or not is_as_of_text(recorded.get('encore.counted_as_of')) -%}
             {{ exceptions.raise_compiler_error(mart ~ " records no bids it counted (encore.counted_through_bid_id,"
                 ~ " encore.counted_as_of): build it once with --full-refresh") }}
         {%- endif -%}
-        {%- do refuse_earlier_as_of(mart, ns.as_of) -%}
+        {%- do refuse_earlier_as_of(mart, recorded['encore.counted_as_of']) -%}
+        {%- do counted.update({'through_bid_id': recorded['encore.counted_through_bid_id'] | int,
+                               'as_of': recorded['encore.counted_as_of']}) -%}
     {%- endif -%}
-    {{ return({'through_bid_id': ns.through if ns.through is not none else 0,
-               'as_of': ns.as_of or '1970-01-01 00:00:00'}) }}
+    {{ return(counted) }}
 {%- endmacro %}
 
 {#- The post-hook of every build of fct_user_item_interactions: the highest staged bid id, the as-of, and the

@@ -203,7 +203,7 @@ def _full_refresh_reason(ctx: StageContext) -> str | None:
     table holds (the events were replaced)."""
     from python_jobs.events.ingest import batches_gone
     from python_jobs.runs.settled_bids import settled_bids_changed
-    from python_jobs.runs.snapshots import provider
+    from python_jobs.runs.snapshots import provider, table_properties
 
     if ctx.summary.get("backfill"):
         return "a backfill is built as of its own day"
@@ -211,18 +211,14 @@ def _full_refresh_reason(ctx: StageContext) -> str | None:
         table = f"marts.{name}"
         if ctx.spark.catalog.tableExists(table) and provider(ctx.spark, table) != "iceberg":
             return f"{table} is not an Iceberg table yet"
-    events_mart = "marts.fct_user_item_events"
-    if ctx.spark.catalog.tableExists(events_mart) and not _events_snapshot_recorded(ctx.spark, events_mart):
+    events_mart = "marts.fct_user_item_events"  # its snapshot of the events: macros/events_days_changed.sql
+    if (ctx.spark.catalog.tableExists(events_mart)
+            and "encore.events_snapshot" not in table_properties(ctx.spark, events_mart)):
         return f"{events_mart} was built before it was incremental (by day)"
     gone = batches_gone(ctx.spark)
     if gone:
         return f"{gone} events batch(es) the events table holds are gone from bronze (the events were replaced)"
     return settled_bids_changed(ctx.spark)
-
-
-def _events_snapshot_recorded(spark, table: str) -> bool:
-    """Whether the events mart records the events' snapshot it was built from (macros/events_days_changed.sql)."""
-    return any(r.key == "encore.events_snapshot" for r in spark.sql(f"show tblproperties {table}").collect())
 
 
 def _gate_parameters(ctx: StageContext) -> dict:

@@ -9,9 +9,7 @@
     incremental_strategy='insert_overwrite',
     partition_by=['event_date'],
     on_schema_change='fail',
-    post_hook=["{% set snapshot = events_snapshot_now() %}{% if snapshot is not none %}alter table {{ this }} "
-               ~ "set tblproperties ('encore.events_snapshot' = '{{ snapshot }}', "
-               ~ "'encore.events_as_of' = '{{ as_of_text() }}'){% endif %}"],
+    post_hook=["{{ record_events_snapshot() }}"],
 ) }}
 {% set weights = var('event_weights') %}
 {% set days = none %}

@@ -14,6 +14,8 @@ differs. One aggregate scan of the staged bids.
 
 from __future__ import annotations
 
+from python_jobs.runs.snapshots import table_properties
+
 MART = "marts.fct_user_item_interactions"
 BIDS = "staging.stg_raw__bids"
 KEYS = ("encore.counted_through_bid_id", "encore.counted_as_of", "encore.counted_bids_count",
@@ -29,15 +31,11 @@ def _fingerprint(spark, through_id: int) -> tuple[int, int]:
     return int(row.n), int(row.h)
 
 
-def _properties(spark) -> dict[str, str]:
-    return {r.key: r.value for r in spark.sql(f"show tblproperties {MART}").collect() if r.key in KEYS}
-
-
 def settled_bids_changed(spark) -> str | None:
     """Why the mart must be rebuilt in full (the bids it counted changed, or it never recorded them), or None."""
     if not spark.catalog.tableExists(MART):
         return None  # the first build is a full one anyway
-    recorded = _properties(spark)
+    recorded = {key: value for key, value in table_properties(spark, MART).items() if key in KEYS}
     if set(recorded) != set(KEYS):
         return f"{MART} has no record of the bids it counted (built before this check)"
     through = int(recorded[KEYS[0]])

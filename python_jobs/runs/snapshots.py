@@ -18,6 +18,11 @@ def provider(spark, table: str) -> str | None:
     return next((r.data_type for r in rows if r.col_name == "Provider"), None)
 
 
+def table_properties(spark, table: str) -> dict[str, str]:
+    """The table's properties (`show tblproperties`): what the incremental marts record on themselves."""
+    return {r.key: r.value for r in spark.sql(f"show tblproperties {table}").collect()}
+
+
 def current_snapshots(spark, database: str) -> dict[str, int]:
     """`{"<database>.<table>": snapshot id}` for every Iceberg table of `database` that has a snapshot."""
     snapshots = {}
