@@ -201,7 +201,7 @@ def _full_refresh_reason(ctx: StageContext) -> str | None:
     interactions mart counted changed since (a merge recomputes only the pairs of bids it has not counted), the
     events mart was built before it was incremental by day, and bronze lost events batches the deduplicated events
     table holds (the events were replaced)."""
-    from python_jobs.events.ingest import batches_gone
+    from python_jobs.events.ingest import bronze_lost
     from python_jobs.runs.settled_bids import settled_bids_changed
     from python_jobs.runs.snapshots import provider, table_properties
 
@@ -215,10 +215,7 @@ def _full_refresh_reason(ctx: StageContext) -> str | None:
     if (ctx.spark.catalog.tableExists(events_mart)
             and "encore.events_snapshot" not in table_properties(ctx.spark, events_mart)):
         return f"{events_mart} was built before it was incremental (by day)"
-    gone = batches_gone(ctx.spark)
-    if gone:
-        return f"{gone} events batch(es) the events table holds are gone from bronze (the events were replaced)"
-    return settled_bids_changed(ctx.spark)
+    return bronze_lost(ctx.spark) or settled_bids_changed(ctx.spark)
 
 
 def _gate_parameters(ctx: StageContext) -> dict:

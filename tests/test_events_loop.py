@@ -104,6 +104,7 @@ def test_the_events_table_takes_each_batch_once_and_equals_a_full_refresh(loop, 
     """Built incrementally over the loop's three runs (the second appended its new batch, the third nothing new),
     the deduplicated events hold exactly the rows a full refresh from bronze builds."""
     from python_jobs.infra.dbt_runner import run_dbt
+    from python_jobs.runs.snapshots import table_properties
 
     table = "staging.stg_events__app_events"
 
@@ -119,7 +120,12 @@ def test_the_events_table_takes_each_batch_once_and_equals_a_full_refresh(loop, 
     executed, compiled = ((target / part / path).read_text().lower() for part in ("run", "compiled"))
     # the third run's build appended the batches it did not hold (none new), leaving out the ids it held
     assert "insert into table staging.stg_events__app_events" in executed
-    assert "left anti join" in compiled and "ingest_batch not in" in compiled
+    assert "left anti join" in compiled and "substring_index(ingest_batch, '-', -1) as bigint) >" in compiled
+    # its post-hook recorded the newest batch bronze holds, which the next build reads above
+    newest = max(r[0].split("=", 1)[1] for r in spark.sql("show partitions events.bronze_app_events").collect())
+    recorded = table_properties(spark, table)
+    assert (recorded["encore.bronze_through_batch"], recorded["encore.bronze_through_batch_id"]) == (
+        newest, str(int(newest.rsplit("-", 1)[1])))
     run_dbt(stack, ["run", "--target", "spark", "--select", "stg_events__app_events", "--full-refresh"], quiet=True)
     assert rows() == incremental
 
@@ -128,9 +134,11 @@ def test_the_events_key_test_fails_on_a_planted_bad_or_repeated_event(loop, stac
     """The one pass over stg_events__app_events (primary_key with `valid`) stops a dbt build on an event of an
     unknown type and one without a user; a resend of an event already in the table, landed in a later bronze
     batch, is left out by the incremental build (one copy of each id), and a full refresh rebuilds the table from
-    what bronze holds."""
+    what bronze holds. A batch is read once, even one that held only a resend; a dropped batch the table read sends
+    the marts stage to a full refresh."""
     from python_jobs.errors import UserError
-    from python_jobs.events.ingest import batches_gone
+    from python_jobs.events.ingest import bronze_lost
+    from python_jobs.runs.snapshots import table_properties
     from python_jobs.infra.dbt_runner import run_dbt
 
     bronze, events = "events.bronze_app_events", "staging.stg_events__app_events"
@@ -147,22 +155,27 @@ def test_the_events_key_test_fails_on_a_planted_bad_or_repeated_event(loop, stac
         return spark.table(events).where(f"event_id = '{event_id}'").count()
 
     first = loop["events"][0]
-    planted = ("planted-resend", "planted-1", "planted-2")
+    resend, bad_type, no_user = (f"20261201T100000Z-planted-{n}" for n in (900001, 900002, 900003))
+    planted = (resend, bad_type, no_user)
     try:
-        plant("planted-resend", f"('{first['event_id']}', 'view', {first['uid']}, {first['listing_id']}, {now}, "
-                                f"{now}, null, null, 'planted.gz', null, null)")
+        plant(resend, f"('{first['event_id']}', 'view', {first['uid']}, {first['listing_id']}, {now}, "
+                      f"{now}, null, null, 'planted.gz', null, null)")
         build()
         assert copies(first["event_id"]) == 1
-        for batch, bad in (("planted-1", "('planted-1', 'bogus', 1, 1, {now}, {now}, null, null, 'p.gz', null, null)"),
-                           ("planted-2", "('planted-2', 'view', null, 1, {now}, {now}, null, null, 'p.gz', null, null)")):
-            plant(batch, bad.format(now=now))
+        # the batch of a resend alone left no row, and is not read again: the next build reads above it
+        assert table_properties(spark, events)["encore.bronze_through_batch"] == resend
+        for batch, bad in ((bad_type, "('{id}', 'bogus', 1, 1, {now}, {now}, null, null, 'p.gz', null, null)"),
+                           (no_user, "('{id}', 'view', null, 1, {now}, {now}, null, null, 'p.gz', null, null)")):
+            plant(batch, bad.format(id=batch, now=now))
             with pytest.raises(UserError, match="primary_key_stg_events__app_events_event_id"):
                 build()
             assert copies(batch) == 1  # appended by the incremental build, then refused by the key test
+            assert bronze_lost(spark) is None
             spark.sql(f"alter table {bronze} drop partition (ingest_batch = '{batch}')")
-            assert batches_gone(spark) == 1  # the marts stage would rebuild the incremental tables in full
+            # the marts stage would rebuild the incremental tables in full
+            assert "events batches" in bronze_lost(spark)
             build("--full-refresh")
-            assert copies(batch) == 0 and copies(first["event_id"]) == 1 and batches_gone(spark) == 0
+            assert copies(batch) == 0 and copies(first["event_id"]) == 1 and bronze_lost(spark) is None
     finally:
         for batch in planted:
             spark.sql(f"alter table {bronze} drop if exists partition (ingest_batch = '{batch}')")
@@ -179,6 +192,7 @@ def test_the_events_mart_recomputes_only_the_days_new_events_fall_on(loop, stack
     from python_jobs.infra.dbt_runner import run_dbt
 
     bronze, mart = "events.bronze_app_events", "marts.fct_user_item_events"
+    batch_a, batch_b = (f"20261201T100000Z-days-{n}" for n in (910001, 910002))  # read after every earlier batch
     first = loop["events"][0]
     today = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0)
     days = [today - timedelta(days=n) for n in (30, 29, 28)]  # before anything else the session's lake holds
@@ -205,10 +219,10 @@ def test_the_events_mart_recomputes_only_the_days_new_events_fall_on(loop, stack
         "fct_user_item_events.sql"
     try:
         for number, day in enumerate(days):
-            plant("days-a", number, day)
+            plant(batch_a, number, day)
         build()
         assert [views(day) for day in days] == [1, 1, 1]
-        plant("days-b", 0, days[0] + timedelta(hours=3))  # a late event of the oldest day
+        plant(batch_b, 0, days[0] + timedelta(hours=3))  # a late event of the oldest day
         build()
         sql = compiled.read_text()
         assert f"date '{days[0]:%Y-%m-%d}'" in sql and f"date '{days[1]:%Y-%m-%d}'" not in sql, sql
@@ -224,7 +238,7 @@ def test_the_events_mart_recomputes_only_the_days_new_events_fall_on(loop, stack
         build()
         assert rows() == incremental
     finally:
-        for batch in ("days-a", "days-b"):
+        for batch in (batch_a, batch_b):
             spark.sql(f"alter table {bronze} drop if exists partition (ingest_batch = '{batch}')")
         build("--full-refresh")
     assert views(days[0]) == 0

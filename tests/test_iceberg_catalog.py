@@ -57,3 +57,25 @@ def test_events_start_afresh_twice_though_a_dropped_parquet_table_keeps_its_fold
         ingest(spark, s3, settings.lake_bucket, f"20261206T000000Z-0000{attempt}", False, True)
         spark.sql(f"insert into {BRONZE} select * from {BRONZE} limit 0")
     assert spark.catalog.tableExists(BRONZE)
+
+
+def test_clearing_orphans_keeps_a_folder_a_table_uses_under_another_name(spark, settings, s3):
+    """Only folders named after no table are looked into, and one that a table uses by its location is kept:
+    the stray folder goes, the tables' folders (by name, and by location) stay."""
+    from python_jobs.runs.table_folders import clear_orphans
+
+    base = f"s3a://{settings.lake_bucket}/warehouse/orphans_check.db"
+    spark.sql(f"create database if not exists orphans_check location '{base}'")
+    try:
+        spark.sql("create table orphans_check.named (x int) using parquet")
+        spark.sql(f"create table orphans_check.moved (x int) using parquet location '{base}/elsewhere'")
+        spark.sql("insert into orphans_check.named values (1)")
+        spark.sql("insert into orphans_check.moved values (2)")
+        s3.put_object(Bucket=settings.lake_bucket, Key="warehouse/orphans_check.db/stray/part-0.parquet", Body=b"x")
+        assert clear_orphans(spark, s3, "orphans_check") == ["stray"]
+        assert spark.table("orphans_check.moved").collect()[0].x == 2
+        assert spark.table("orphans_check.named").collect()[0].x == 1
+        assert s3.list_objects_v2(Bucket=settings.lake_bucket,
+                                  Prefix="warehouse/orphans_check.db/stray/").get("KeyCount", 0) == 0
+    finally:
+        spark.sql("drop database if exists orphans_check cascade")

@@ -1,30 +1,29 @@
 -- One row per app event: the bronze table deduplicated on event_id (a resend, or a Firehose retry, lands twice),
 -- the first copy ingested kept (the earliest batch, then the earliest received).
 -- Incremental (an Iceberg table appended to): a day's build reads only the bronze batches (partitions
--- `ingest_batch`, one per micro-batch of the events stage) this table does not hold yet, keeps the first copy of
--- each id among them and leaves out the ids the table already holds. So the marts and tests that read the events
--- no longer each deduplicate all of history, and a day costs its own events. `--full-refresh` rebuilds it from all
--- of bronze; the marts stage asks for one when bronze lost a batch this table holds (`generate` replaced the
--- events, and the events stage started bronze afresh).
+-- `ingest_batch`, one per micro-batch of the events stage) with an id above the highest it read before (recorded on
+-- the table by its post-hook: macros/bronze_read.sql), keeps the first copy of each id among them and leaves out the
+-- ids the table already holds. So the marts and tests that read the events no longer each deduplicate all of
+-- history, and a day costs its own events. `--full-refresh` rebuilds it from all of bronze; the marts stage asks for
+-- one when bronze lost a batch this table read (`generate` replaced the events, and the events stage started bronze
+-- afresh).
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
     file_format='iceberg',
     on_schema_change='fail',
+    post_hook=["{{ record_bronze_read() }}"],
 ) }}
 
-{% set built_batches = [] %}
+{% set through = none %}
 {% if is_incremental() and execute %}
-    {% set built_batches = run_query("select distinct ingest_batch from " ~ this).columns[0].values() | list %}
+    {% set through = bronze_read_through(this) %}
 {% endif %}
 
 with bronze as (
     select * from {{ source('events', 'bronze_app_events') }}
-    {% if built_batches %}
-    where ingest_batch not in (
-        {%- for batch in built_batches -%}
-            '{{ batch | replace("\\", "\\\\") | replace("'", "\\'") }}'{{ ", " if not loop.last }}
-        {%- endfor -%})
+    {% if through is not none %}
+    where {{ bronze_batch_id('ingest_batch') }} > {{ through }}
     {% endif %}
 ),
 

@@ -115,20 +115,34 @@ def nothing_new(client, lake_bucket: str) -> bool:
     return True
 
 
-def batches_gone(spark: SparkSession) -> int:
-    """How many bronze batches the deduplicated events table (`EVENTS`, incremental: it appends only the batches it
-    does not hold) holds that bronze no longer has: bronze was started afresh (`generate` replaced the events, or
-    a batch was dropped by hand), so the table must be rebuilt from bronze in full."""
+def bronze_lost(spark: SparkSession) -> str | None:
+    """Why the deduplicated events table (`EVENTS`, incremental: each build reads the bronze batches with an id
+    above the highest it read, macros/bronze_read.sql) must be rebuilt from bronze in full, or None: bronze no
+    longer holds the batches it read (started afresh when `generate` replaced the events, or a batch dropped by
+    hand), or it never recorded them. Table properties and bronze's partition list: no data is read."""
     from urllib.parse import unquote
 
-    from python_jobs.runs.snapshots import provider
+    from python_jobs.runs.snapshots import provider, table_properties
 
     catalog = spark.catalog
     if not (catalog.tableExists(EVENTS) and catalog.tableExists(BRONZE)) or provider(spark, EVENTS) != "iceberg":
-        return 0  # not built yet, or still the view of a lake built before it was a table: dbt builds it anew
-    built = {row[0] for row in spark.sql(f"select distinct ingest_batch from {EVENTS}").collect()}
-    kept = {unquote(row[0].split("=", 1)[1]) for row in spark.sql(f"show partitions {BRONZE}").collect()}
-    return len(built - kept)
+        return None  # not built yet, or still the view of a lake built before it was a table: dbt builds it anew
+    recorded = table_properties(spark, EVENTS)
+    if "encore.bronze_batches_read" not in recorded:
+        return f"{EVENTS} was built before it recorded the bronze batches it read"
+    through, name = int(recorded["encore.bronze_through_batch_id"]), recorded["encore.bronze_through_batch"]
+    held = [unquote(row[0].split("=", 1)[1]) for row in spark.sql(f"show partitions {BRONZE}").collect()]
+    read = [batch for batch in held if batch_id(batch) <= through]
+    if len(read) != int(recorded["encore.bronze_batches_read"]) or (name and name not in read):
+        return (f"bronze holds {len(read)} of the {recorded['encore.bronze_batches_read']} events batches {EVENTS} "
+                "read (the events were replaced, or a batch dropped)")
+    return None
+
+
+def batch_id(batch: str) -> int:
+    """A bronze batch's micro-batch id (its name is `<run id>-<id>`); -1 for a name of another form."""
+    tail = batch.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
 
 
 def empty_counts() -> dict:

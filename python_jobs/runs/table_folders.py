@@ -38,25 +38,30 @@ def drop_with_folder(spark, client, name: str) -> None:
 
 
 def clear_orphans(spark, client, database: str) -> list[str]:
-    """Delete the folders under `database`'s location that no table of it uses; the folders deleted."""
+    """Delete the folders under `database`'s location that no table of it uses; the folders deleted.
+
+    A managed table's folder is named after it, so only a folder named after no table is looked into further:
+    the tables' own locations (one `describe` each, which loads an Iceberg table's metadata) are read only then."""
     from python_jobs.infra.s3 import delete_prefix
 
     if not spark.catalog.databaseExists(database):
         return []
     bucket, prefix = s3_location(spark.catalog.getDatabase(database).locationUri, f"database {database}")
-    known = set()
-    for table in spark.catalog.listTables(database):
-        if table.isTemporary:  # an incremental dbt model's `__dbt_tmp` view of this session: no folder
-            continue
-        rows = spark.sql(f"describe formatted {database}.{table.name}").collect()
-        location = next((r.data_type for r in rows if r.col_name == "Location"), None)
-        if location:
-            known.add(s3_location(location, f"{database}.{table.name}")[1].rsplit("/", 1)[-1])
-    cleared = []
+    folders = {}
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/", Delimiter="/"):
         for folder in page.get("CommonPrefixes", []):
-            name = folder["Prefix"].rstrip("/").rsplit("/", 1)[-1]
-            if name not in known:
-                delete_prefix(client, bucket, folder["Prefix"])
-                cleared.append(name)
-    return cleared
+            folders[folder["Prefix"].rstrip("/").rsplit("/", 1)[-1]] = folder["Prefix"]
+    # an incremental dbt model's `__dbt_tmp` view of this session is temporary: no folder
+    tables = [row.tableName for row in spark.sql(f"show tables in {database}").collect() if not row.isTemporary]
+    unnamed = set(folders) - set(tables)
+    if unnamed:
+        unnamed -= {_folder_name(spark, database, table) for table in tables}
+    for name in sorted(unnamed):
+        delete_prefix(client, bucket, folders[name])
+    return sorted(unnamed)
+
+
+def _folder_name(spark, database: str, table: str) -> str | None:
+    rows = spark.sql(f"describe formatted {database}.{table}").collect()
+    location = next((r.data_type for r in rows if r.col_name == "Location"), None)
+    return s3_location(location, f"{database}.{table}")[1].rsplit("/", 1)[-1] if location else None
