@@ -10,10 +10,9 @@
 {#- The post-hook of every build of fct_user_item_events: the events table's snapshot it read, and its as-of. -#}
 {% macro record_events_snapshot() -%}
     {%- if execute -%}
-        {%- set rows = run_query("select snapshot_id from " ~ ref('stg_events__app_events') ~ ".history"
-                                 ~ " where is_current_ancestor order by made_current_at desc limit 1").rows -%}
-        {%- if rows -%}
-            alter table {{ this }} set tblproperties ('encore.events_snapshot' = '{{ rows[0][0] }}',
+        {%- set snapshot = current_snapshot(ref('stg_events__app_events')) -%}
+        {%- if snapshot is not none -%}
+            alter table {{ this }} set tblproperties ('encore.events_snapshot' = '{{ snapshot }}',
                 'encore.events_as_of' = '{{ as_of_text() }}')
         {%- endif -%}
     {%- endif -%}
@@ -32,15 +31,31 @@
     {%- set built = recorded['encore.events_snapshot'] | int -%}
     {%- do refuse_earlier_as_of(mart, recorded.get('encore.events_as_of')) -%}
     {%- set events = ref('stg_events__app_events') -%}
-    {%- if run_query("select count(*) from " ~ events ~ ".snapshots where snapshot_id = " ~ built).rows[0][0] == 0 -%}
+    {%- if run_query("select count(*) from " ~ events ~ ".history where is_current_ancestor and snapshot_id = "
+                     ~ built).rows[0][0] == 0 -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set days = run_query(
-        "select distinct cast(cast(event_at as date) as string) from " ~ events
-        ~ " where ingest_batch not in (select distinct ingest_batch from " ~ events ~ " version as of " ~ built ~ ")"
-        ~ " or cast(event_at as date) >= (select coalesce(max(event_date), date '1970-01-01') from " ~ mart ~ ")"
-        ).columns[0].values() -%}
+    {#- the newest day the mart holds, as a bound on event_at (a bound on the column itself lets Iceberg skip the
+        files whose events all fall before it, which a bound on its date would not) -#}
+    {%- set newest = run_query("select cast(max(event_date) as string) from " ~ mart).rows[0][0] or '1970-01-01' -%}
+    {%- set queries = ["select distinct cast(cast(event_at as date) as string) from " ~ events
+                       ~ " where event_at >= timestamp '" ~ newest ~ " 00:00:00'"] -%}
+    {%- if current_snapshot(events) | int != built -%}
+        {#- the events appended since the snapshot the last build read: Iceberg reads only the files added since
+            (the events table is only appended to between full refreshes, which drop its snapshots) -#}
+        {%- do run_query("call spark_catalog.system.create_changelog_view(table => '" ~ events ~ "', options => "
+                         ~ "map('start-snapshot-id', '" ~ built ~ "'), changelog_view => 'encore_events_added')") -%}
+        {%- do queries.append("select distinct cast(cast(event_at as date) as string) from encore_events_added") -%}
+    {%- endif -%}
+    {%- set days = run_query(queries | join(" union ")).columns[0].values() -%}
     {{ return(days | sort | list) }}
+{%- endmacro %}
+
+{#- The id of a table's current snapshot (none before its first commit). -#}
+{% macro current_snapshot(relation) -%}
+    {%- set rows = run_query("select snapshot_id from " ~ relation ~ ".history where is_current_ancestor"
+                             ~ " order by made_current_at desc limit 1").rows -%}
+    {{ return(rows[0][0] if rows else none) }}
 {%- endmacro %}
 
 {#- The same days as a SQL list of date literals. -#}
