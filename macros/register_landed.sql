@@ -1,6 +1,6 @@
 {#- Point each staging.<model> table of the Spark catalog at one run's landed Parquet (external tables:
     dropping one forgets the location, never the files). Called by the marts stage:
-    dbt run-operation register_landed --args '{"tables": {"stg_raw__bids": "s3a://lake/landing/run_id=.../stg_raw__bids/"}, "lake_bucket": "lake"}'
+    dbt run-operation register_landed --args '{"tables": {"stg_raw__listings": "s3a://lake/landing/run_id=.../stg_raw__listings/"}, "lake_bucket": "lake"}'
     and usable by hand to look at an older run's landing. -#}
 {% macro register_landed(tables, lake_bucket) %}
   {% do adapter.execute("create database if not exists staging location 's3a://" ~ lake_bucket ~ "/warehouse/staging.db'", fetch=False) %}

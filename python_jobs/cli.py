@@ -228,6 +228,8 @@ def cmd_run(args) -> None:
         os.environ["ENCORE_ACCEPT_REGRESSION"] = "true"  # read by the publish stage, in whichever process it runs
     if args.as_of:
         os.environ["ENCORE_AS_OF"] = args.as_of
+    if args.full_extract:
+        os.environ["ENCORE_FULL_EXTRACT"] = "true"  # read by the extract stage, in whichever process it runs
     _take_latest(args)
     summary = run_pipeline(_settings(), run_id=args.run_id, start=args.start)
     print(f"summary: {summary['summary_path']}")
@@ -516,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a backfill: the run is as of this time (ISO 8601, UTC), popularity, recency and the "
                           "replay with it; = ENCORE_AS_OF. A resumed run keeps the time it started with")
     run.add_argument("--take-latest", action="store_true", help=TAKE_LATEST_HELP)
+    run.add_argument("--full-extract", action="store_true",
+                     help="land every staged bid on S3 again and replace the lake's copy, not only the bids after "
+                          "its watermark; = ENCORE_FULL_EXTRACT=true")
     run.set_defaults(fn=cmd_run)
     history = sub.add_parser("history", help="record a run in the history, rebuild the run_history marts "
                                              "(and their tests) and the morning report")

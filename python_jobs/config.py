@@ -207,6 +207,7 @@ class Settings:
     accept_regression: bool = False
     as_of: str | None = None
     take_latest: bool = False
+    full_extract: bool = False
 
     @property
     def local_postgres(self) -> bool:
@@ -313,4 +314,7 @@ class Settings:
             # a run serves the app (moves `latest`) even when the served run is as of a newer time
             take_latest=_choice("ENCORE_TAKE_LATEST", env.get("ENCORE_TAKE_LATEST") or "false",
                                 ("true", "false")) == "true",
+            # the extract lands every staged bid, not only those after the lake's watermark
+            full_extract=_choice("ENCORE_FULL_EXTRACT", env.get("ENCORE_FULL_EXTRACT") or "false",
+                                 ("true", "false")) == "true",
         )

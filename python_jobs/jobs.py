@@ -97,10 +97,15 @@ def stage_pg(ctx: StageContext) -> dict:
 
 
 def extract(ctx: StageContext) -> dict:
+    """The staged rows onto S3; the bids only from the lake's watermark on (`landed` in the summary says how)."""
     from python_jobs.stack import postgres
     from python_jobs.ingest.extract import extract as land
 
-    return land(ctx.settings, postgres.pg_dsn(ctx.settings), ctx.run_id)
+    counts, ctx.summary["landed"] = land(ctx.settings, postgres.pg_dsn(ctx.settings), ctx.run_id)
+    for model, plan in ctx.summary["landed"].items():
+        if plan["mode"] == "full":
+            ctx.log(f"[{ctx.run_id}]   {model} landed in full: {plan['reason']}")
+    return counts
 
 
 def events(ctx: StageContext) -> dict:
@@ -126,9 +131,11 @@ def events(ctx: StageContext) -> dict:
 
 
 def marts(ctx: StageContext) -> int:
-    """Point staging.* at this run's landing, then dbt build the marts on the configured Spark target."""
+    """Bring the lake's staged bids up to this run's landing and point the other staging.* at it, then dbt build
+    the marts on the configured Spark target."""
     from python_jobs.infra.dbt_runner import run_dbt
     from python_jobs.ingest.extract import landed_tables
+    from python_jobs.ingest.merge_landed import merge_landed
 
     from python_jobs.infra.s3 import s3_client
     from python_jobs.runs.snapshots import current_snapshots
@@ -141,6 +148,8 @@ def marts(ctx: StageContext) -> int:
     cleared = clear_orphans(ctx.spark, s3_client(settings), "marts")
     if cleared:
         ctx.log(f"[{ctx.run_id}]   cleared table folders no table uses (left by a crash): {', '.join(cleared)}")
+    ctx.summary["merged"] = merge_landed(ctx.spark, s3_client(settings), settings, ctx.run_id,
+                                         ctx.summary.get("landed", {}))
     tables = json.dumps({"tables": landed_tables(settings, ctx.run_id), "lake_bucket": settings.lake_bucket})
     # an env var, not --vars: dbt parses the whole project again whenever the vars differ from its last parse's;
     # the same for both calls, so the second parses nothing again

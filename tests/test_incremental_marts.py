@@ -218,6 +218,28 @@ def test_the_marts_are_iceberg_and_kept_their_history(two_days, spark):
 
 
 
+def test_the_second_day_lands_only_the_bids_after_the_watermark(two_days, stack, spark):
+    """Extract by watermark: the first day landed every staged bid, the second only those with an id above the
+    highest the lake's copy held, appended to that copy (an Iceberg table), which then holds what Postgres
+    stages."""
+    first, second, *_ = two_days
+    assert first["landed"]["stg_raw__bids"]["mode"] == "full"
+    landed = second["landed"]["stg_raw__bids"]
+    assert landed["mode"] == "delta" and landed["base"] == first["landed"]["stg_raw__bids"]["through"]
+    extract_rows = next(step["rows"] for step in second["steps"] if step["stage"] == "extract")
+    with psycopg2.connect(postgres.pg_dsn(stack)) as conn, conn.cursor() as cur:
+        cur.execute("select count(*) filter (where bid_id > %s), count(*), max(bid_id) from staging.stg_raw__bids",
+                    (landed["base"],))
+        new, staged, top = cur.fetchone()
+    assert extract_rows["stg_raw__bids"] == new == 31  # the day's 30 bids and the late one
+    assert landed["through"] == top
+    lake = spark.sql("select count(*), max(bid_id) from staging.stg_raw__bids").first()
+    assert tuple(lake) == (staged, top) and second["merged"]["stg_raw__bids"]["mode"] == "delta"
+    newest = spark.sql("select operation, summary from staging.stg_raw__bids.snapshots "
+                       "order by committed_at desc limit 1").first()
+    assert (newest.operation, newest.summary.get("added-records")) == ("append", "31"), newest
+
+
 def test_a_counted_bid_corrected_rebuilds_the_mart_in_full(two_days, stack, spark):
     """A merge recomputes only the pairs of bids the mart has not counted; a bid it counted, changed since (a
     corrected or replaced source), is seen by the fingerprint the mart carries, and the next build is a full one
@@ -232,8 +254,31 @@ def test_a_counted_bid_corrected_rebuilds_the_mart_in_full(two_days, stack, spar
     before = spark.sql(f"select total_bid_amount from {MART} where uid = {uid} and listing_id = {listing}").first()[0]
     lines: list[str] = []
     _build(stack, lines.append)
+    assert any("stg_raw__bids landed in full: the staged rows up to bid_id" in line for line in lines), lines
     assert any("rebuilt in full: the bids up to" in line and "changed since the last build" in line
                for line in lines), lines
     after = spark.sql(f"select total_bid_amount from {MART} where uid = {uid} and listing_id = {listing}").first()[0]
     assert after == pytest.approx(before + 0.5)
     assert settled_bids_changed(spark) is None  # the rebuild recorded the new fingerprint
+
+
+def test_a_lake_copy_dropped_by_hand_is_landed_again_in_full(two_days, stack, spark):
+    """The ledger outlives the table it describes (dropped by hand): the marts stage refuses the delta with what to
+    do and clears the ledger, and the run again from extract lands every bid; --full-extract asks for the same."""
+    from python_jobs.errors import UserError
+    from python_jobs.infra.s3 import s3_client
+    from python_jobs.ingest.extract import plan_landing, read_ledger
+
+    spark.sql("drop table staging.stg_raw__bids")
+    with pytest.raises(UserError, match=r"does not hold the rows up to bid_id \d+ .*--from extract"):
+        _build(stack)
+    assert read_ledger(s3_client(stack), stack.lake_bucket, "stg_raw__bids") is None
+    again = _build(stack)
+    plan = again["landed"]["stg_raw__bids"]
+    assert (plan["mode"], plan["base"], plan["reason"]) == ("full", None, "the lake holds none yet")
+    with psycopg2.connect(postgres.pg_dsn(stack)) as conn, conn.cursor() as cur:
+        cur.execute("select count(*) from staging.stg_raw__bids")
+        assert spark.table("staging.stg_raw__bids").count() == cur.fetchone()[0]
+        ledger = read_ledger(s3_client(stack), stack.lake_bucket, "stg_raw__bids")
+        assert plan_landing(conn, "stg_raw__bids", ledger, False)["mode"] == "delta"
+        assert plan_landing(conn, "stg_raw__bids", ledger, True)["reason"] == "asked for (--full-extract)"

@@ -90,7 +90,7 @@ def test_the_emr_nodes_may_touch_every_object_and_schema_the_stages_on_them_use(
     from python_jobs.events.landing import CHECKPOINT, PREFIX as EVENTS
     from python_jobs.history.morning_report import INDEX_KEY
     from python_jobs.history.run_history import PREFIX as HISTORY
-    from python_jobs.ingest.extract import landing_prefix
+    from python_jobs.ingest.extract import LEDGER, landing_prefix
     from python_jobs.models import tuning_record, warm_start
     from python_jobs.publish.publish import LATEST_KEY, run_prefix
     from python_jobs.runs.run_state import state_key
@@ -105,12 +105,15 @@ def test_the_emr_nodes_may_touch_every_object_and_schema_the_stages_on_them_use(
 
     lake, publish = "arn:aws:s3:::encore-lake/", "arn:aws:s3:::encore-publish/"
     read_write = [lake + landing_prefix("r1", "stg_raw__bids") + "part-00000.parquet",
+                  lake + LEDGER.format(model="stg_raw__bids"),
                   lake + "warehouse/marts.db/dim_listings/data/x.parquet", lake + state_key("r1"),
                   lake + CHECKPOINT + "offsets/0", lake + tuning_record.KEY,
                   lake + warm_start.KEY.format(part="final", name="mult_vae"), lake + HISTORY + "runs/r1.json",
                   publish + run_prefix("r1") + "manifest.json", publish + LATEST_KEY, publish + INDEX_KEY]
     for resource in read_write:
         assert allowed("s3:GetObject", resource) and allowed("s3:PutObject", resource), resource
+    # the ledger of the lake's staged bids: read by the extract, written by the marts stage, cleared when stale
+    assert allowed("s3:DeleteObject", lake + LEDGER.format(model="stg_raw__bids"))
     assert allowed("s3:GetObject", lake + EVENTS + "year=2026/month=12/day=07/hour=09/x.gz")
     assert not allowed("s3:PutObject", lake + EVENTS + "x.gz")  # the app's events are Firehose's to write
     for schema in ("staging", "marts", "recs", "events", "run_history"):

@@ -6,10 +6,23 @@ Parquet in batches (memory stays flat at any size); boto3 uploads it under
 with the same schema and name (`staging.<model>`) at that location (dbt macro
 `register_landed`), so the marts' `ref('stg_raw__bids')` resolves on the
 Spark side too, over a session or a Thrift server alike.
+
+The bids, nine rows in ten of what is staged and only ever added to, are landed
+by a watermark instead: only the bids with an id above the highest the lake's
+copy holds leave Postgres, and the marts stage appends them to that copy, an
+Iceberg table (python_jobs/ingest/merge_landed.py), then records its new
+watermark in the lake's ledger (`landing/_merged/<model>.json`) with a
+fingerprint of the bids up to it (count and XOR of a hash of each row). Before
+landing, the same fingerprint is taken over the same bids in Postgres: a bid
+corrected, deleted or inserted with an old id since (or a replaced source)
+changes it, and every bid is landed again to replace the lake's copy, as on the
+first extract into a lake and on demand (`--full-extract`). Every query reads
+one snapshot of Postgres (a repeatable-read transaction).
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -33,8 +46,43 @@ PG_TO_ARROW = {
 }
 
 
+WATERMARKED = {"stg_raw__bids": "bid_id"}  # model -> the id it only grows by
+LEDGER = "landing/_merged/{model}.json"
+
+
 def landing_prefix(run_id: str, model: str) -> str:
     return f"landing/run_id={run_id}/{model}/"
+
+
+def read_ledger(client, bucket: str, model: str) -> dict | None:
+    """What the lake's copy of `model` holds, as its last merge recorded it; None before the first."""
+    try:
+        return json.loads(client.get_object(Bucket=bucket, Key=LEDGER.format(model=model))["Body"].read())
+    except client.exceptions.NoSuchKey:
+        return None
+
+
+def plan_landing(conn, model: str, ledger: dict | None, full: bool) -> dict:
+    """Which rows of `model` this extract lands: those above the ledger's watermark (`delta`), or all of them
+    (`full`, with the reason); and the watermark and fingerprint of the lake's copy once they are merged."""
+    key = WATERMARKED[model]
+    base = None if full or ledger is None else int(ledger["through"])
+    with conn.cursor() as cur:
+        cur.execute(
+            f"select max({key}), count(*) filter (where {key} <= %(base)s), "
+            f"coalesce(bit_xor(h) filter (where {key} <= %(base)s), 0), count(*), coalesce(bit_xor(h), 0) "
+            f"from (select {key}, hash_record_extended(t, 0) as h from staging.{model} as t) as hashed",
+            {"base": -1 if base is None else base})
+        top, held_count, held_xor, count, xor = cur.fetchone()
+    reason = ("asked for (--full-extract)" if full else "the lake holds none yet" if ledger is None else None)
+    if base is not None and (held_count, held_xor) != (ledger["count"], ledger["xor"]):
+        reason = (f"the staged rows up to {key} {base} changed since they were landed ({ledger['count']} then, "
+                  f"{held_count} now, or the same count of other rows): a replaced source, or rows corrected, "
+                  "deleted or inserted with an old id")
+        base = None
+    through = max(top if top is not None else -1, -1 if base is None else base)
+    return {"mode": "full" if base is None else "delta", "key": key, "base": base, "through": through,
+            "count": count, "xor": xor, **({"reason": reason} if reason else {})}
 
 
 def _columns(cur, model: str) -> list[tuple[str, str]]:
@@ -57,8 +105,9 @@ def _arrow_schema(columns: list[tuple[str, str]]):
     return pa.schema(fields)
 
 
-def export_model(conn, model: str, workdir: Path) -> tuple[Path, int]:
-    """COPY one staging model out of Postgres into a local Parquet file; return it and its row count."""
+def export_model(conn, model: str, workdir: Path, where: str = "true") -> tuple[Path, int]:
+    """COPY one staging model's rows (those `where` holds) out of Postgres into a local Parquet file; return it and
+    its row count."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -71,7 +120,7 @@ def export_model(conn, model: str, workdir: Path) -> tuple[Path, int]:
         )
         csv_path = workdir / f"{model}.csv"
         with open(csv_path, "w", encoding="utf-8") as out:
-            cur.copy_expert(f"copy (select {select} from staging.{model}) to stdout with (format csv)", out)
+            cur.copy_expert(f"copy (select {select} from staging.{model} where {where}) to stdout with (format csv)", out)
     schema = _arrow_schema(columns)
     parquet_path = workdir / f"{model}.parquet"
     rows = 0
@@ -91,25 +140,43 @@ def export_model(conn, model: str, workdir: Path) -> tuple[Path, int]:
     return parquet_path, rows
 
 
-def extract(settings: Settings, dsn: str, run_id: str) -> dict[str, int]:
-    """Land every clean staging model for this run; return rows per model."""
+def extract(settings: Settings, dsn: str, run_id: str) -> tuple[dict[str, int], dict[str, dict]]:
+    """Land every clean staging model for this run, the watermarked ones from their watermark on; return rows
+    landed per model, and each watermarked model's plan (`plan_landing`) for the marts stage to merge by."""
     import psycopg2
+    import psycopg2.extensions
 
     client = s3_client(settings)
     counts: dict[str, int] = {}
+    plans: dict[str, dict] = {}
     conn = psycopg2.connect(dsn)
+    # one snapshot for the fingerprint and every COPY: a row staged in between is in both or in neither
+    conn.set_session(isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
     try:
         with tempfile.TemporaryDirectory(prefix="encore-extract-") as tmp:
             for model in MODELS:
-                path, rows = export_model(conn, model, Path(tmp))
+                where = "true"
+                if model in WATERMARKED:
+                    plan = plans[model] = plan_landing(conn, model, read_ledger(client, settings.lake_bucket, model),
+                                                       settings.full_extract)
+                    where = f"{plan['key']} > {plan['base']}" if plan["mode"] == "delta" else "true"
+                path, rows = export_model(conn, model, Path(tmp), where)
+                if model in plans:
+                    plans[model]["rows"] = rows
                 client.upload_file(str(path), settings.lake_bucket, landing_prefix(run_id, model) + "part-00000.parquet")
                 path.unlink()
                 counts[model] = rows
     finally:
+        conn.rollback()
         conn.close()
-    return counts
+    return counts, plans
+
+
+def landed_location(settings: Settings, run_id: str, model: str) -> str:
+    return f"s3a://{settings.lake_bucket}/{landing_prefix(run_id, model)}"
 
 
 def landed_tables(settings: Settings, run_id: str) -> dict[str, str]:
-    """staging.<model> -> this run's landed Parquet location (the `register_landed` dbt macro points tables there)."""
-    return {model: f"s3a://{settings.lake_bucket}/{landing_prefix(run_id, model)}" for model in MODELS}
+    """staging.<model> -> this run's landed Parquet location, for the models landed in full each run (the
+    `register_landed` dbt macro points tables there; the watermarked ones are merged into the lake's copy)."""
+    return {model: landed_location(settings, run_id, model) for model in MODELS if model not in WATERMARKED}
