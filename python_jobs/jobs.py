@@ -162,11 +162,13 @@ def marts(ctx: StageContext) -> int:
     if refresh:
         ctx.log(f"[{ctx.run_id}]   incremental marts rebuilt in full: {refresh}")
     # --fail-fast: a failed node fails the run, and a store gone away would otherwise cost each remaining node
-    # its own wait for the store
+    # its own wait for the store; the tests tagged repeated_by_input_gate are the data team's `dbt test`'s, not
+    # the run's: validate-inputs checks the same on the same marts next
     results = run_dbt(settings, ["build", "--fail-fast", "--target", target, "--select", "path:models/events",
                                  "path:models/marts", "path:seeds/experiments.csv", "path:seeds/list_rules.csv",
                                  "path:models/experiments", "path:tests/dbt/experiments", "--exclude",
-                                 "path:tests/dbt/history", *(["--full-refresh"] if refresh else [])], quiet=True,
+                                 "path:tests/dbt/history", "tag:repeated_by_input_gate",
+                                 *(["--full-refresh"] if refresh else [])], quiet=True,
                       env=as_of)
     ctx.summary["snapshots"] = current_snapshots(ctx.spark, "marts")
     # a row per experiment and variant: into the summary, so the history and the morning report carry them
