@@ -51,13 +51,6 @@
     {{ return(days | sort | list) }}
 {%- endmacro %}
 
-{#- The id of a table's current snapshot (none before its first commit). -#}
-{% macro current_snapshot(relation) -%}
-    {%- set rows = run_query("select snapshot_id from " ~ relation ~ ".history where is_current_ancestor"
-                             ~ " order by made_current_at desc limit 1").rows -%}
-    {{ return(rows[0][0] if rows else none) }}
-{%- endmacro %}
-
 {#- The same days as a SQL list of date literals. -#}
 {% macro date_list(days) -%}
     {%- for day in days -%}date '{{ day }}'{{ ", " if not loop.last }}{%- endfor -%}

@@ -18,19 +18,19 @@
     {{ return(counted) }}
 {%- endmacro %}
 
-{#- The post-hook of every build of fct_user_item_interactions: the highest staged bid id, the as-of, and the
-    fingerprint of the bids up to that id (all of them, now), as table properties. The next merge starts above
-    them; before it, the marts stage checks the same fingerprint over the same bids
-    (python_jobs/runs/settled_bids.py, which holds the same hash) and rebuilds in full when it changed. -#}
+{#- The post-hook of every build of fct_user_item_interactions: the highest staged bid id and the as-of it counted
+    through, and the snapshot of the lake's copy of the staged bids it read, as table properties. The next merge
+    starts above them; before it, the marts stage checks that the copy changed since that snapshot only by
+    appends (python_jobs/runs/settled_bids.py), and rebuilds in full when it did not. The highest id comes from
+    Iceberg's file statistics, not a scan. -#}
 {% macro record_counted_bids() -%}
     {%- if execute -%}
-        {%- set row = run_query("select max(bid_id), count(*), "
-            ~ "coalesce(bit_xor(xxhash64(bid_id, uid, listing_id, bid_amount, bid_at)), 0) from "
-            ~ ref('stg_raw__bids')).rows[0] -%}
-        {%- if row[0] is not none -%}
-            alter table {{ this }} set tblproperties ('encore.counted_through_bid_id' = '{{ row[0] }}',
-                'encore.counted_as_of' = '{{ as_of_text() }}', 'encore.counted_bids_count' = '{{ row[1] }}',
-                'encore.counted_bids_xor' = '{{ row[2] }}')
+        {%- set bids = ref('stg_raw__bids') -%}
+        {%- set top = run_query("select max(bid_id) from " ~ bids).rows[0][0] -%}
+        {%- set snapshot = current_snapshot(bids) -%}
+        {%- if top is not none and snapshot is not none -%}
+            alter table {{ this }} set tblproperties ('encore.counted_through_bid_id' = '{{ top }}',
+                'encore.counted_as_of' = '{{ as_of_text() }}', 'encore.counted_bids_snapshot' = '{{ snapshot }}')
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}

@@ -1,6 +1,6 @@
 {#- The post-hook of the incremental fct_user_item_interactions: the pairs on a listing that is gone, which a MERGE
-    of the changed pairs cannot remove. (A pair whose counted bids were removed is the fingerprint's to find:
-    python_jobs/runs/settled_bids.py, then a full refresh.) -#}
+    of the changed pairs cannot remove. (A pair whose counted bids were removed is found by the
+    check of the staged bids' history: python_jobs/runs/settled_bids.py, then a full refresh.) -#}
 {% macro interactions_delete_vanished() -%}
     delete from {{ this }} as built
     where not exists (

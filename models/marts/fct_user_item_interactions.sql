@@ -4,8 +4,9 @@
 -- as-of it counted through: the table properties its post-hook records (macros/interactions_counted.sql); a late
 -- bid of an earlier day comes with a new id), on a listing the mart holds no pair of, or on a listing whose
 -- category changed, and merges them; pairs whose listing is gone are deleted after the merge. The marts stage
--- checks a fingerprint of the counted bids before each build and asks for `--full-refresh`, which rebuilds every
--- pair, when one was corrected or removed since. Recomputing a pair from all of its bids makes a merge repeated
+-- checks that the lake's copy of the staged bids changed only by appended bids since the snapshot of it the last
+-- build read, and asks for `--full-refresh`, which rebuilds every pair, when it did not (the extract replaces the
+-- copy when a counted bid was corrected or removed). Recomputing a pair from all of its bids makes a merge repeated
 -- over the same bids (a crash before the properties were recorded) give the same rows.
 -- Merge-on-read: a merge writes the changed pairs and marks the rows they replace as deleted, instead of
 -- rewriting every data file that holds one of them (copy-on-write rewrote nearly the whole table each day, as a

@@ -3,45 +3,43 @@
 `fct_user_item_interactions` merges, each day, only the (user, listing) pairs with a bid it has not counted yet:
 a bid whose id is above the highest id staged at its last build, or one after that build's as-of (a late bid of
 an earlier day arrives with a new id, so it is caught without re-reading a window of days). Every other staged
-bid it trusts to be the one it counted. A replaced source (a regenerated marketplace, `load --replace`), a bid
-corrected or deleted after it was counted, or one inserted with an old id breaks that trust silently. So each
-build of the mart records on it, as Iceberg table properties (its post-hook, `record_counted_bids` in
-macros/interactions_counted.sql, with the same hash as here), the highest bid id and the as-of it counted
-through and a fingerprint of the bids up to that id (count and XOR of a hash of each); before the next build the
-marts stage computes the same fingerprint over the same bids, and rebuilds the mart in full, saying why, when it
-differs. One aggregate scan of the staged bids.
+bid it trusts to be the one it counted. The staged bids are the lake's Iceberg copy, which changes only by
+appending the day's new bids (python_jobs/ingest/merge_landed.py), or by being replaced when the extract found
+a bid corrected, deleted or inserted with an old id, or the source replaced. So each build of the mart records
+on it (its post-hook, `record_counted_bids` in macros/interactions_counted.sql) the copy's snapshot it read, and
+before the next build the marts stage checks, from the copy's history alone, that every commit since was an
+append; when one was not, or the snapshot is gone, it rebuilds the mart in full, saying why.
 """
 
 from __future__ import annotations
 
-from python_jobs.runs.snapshots import table_properties
+from python_jobs.runs.snapshots import provider, table_properties
 
 MART = "marts.fct_user_item_interactions"
 BIDS = "staging.stg_raw__bids"
-KEYS = ("encore.counted_through_bid_id", "encore.counted_as_of", "encore.counted_bids_count",
-        "encore.counted_bids_xor")
-
-
-def _fingerprint(spark, through_id: int) -> tuple[int, int]:
-    """(count, XOR of a hash) of the staged bids with an id up to `through_id` (the hash as the model's post-hook
-    takes it)."""
-    row = spark.sql(
-        f"select count(*) as n, coalesce(bit_xor(xxhash64(bid_id, uid, listing_id, bid_amount, bid_at)), 0) as h "
-        f"from {BIDS} where bid_id <= {int(through_id)}").first()
-    return int(row.n), int(row.h)
+KEYS = ("encore.counted_through_bid_id", "encore.counted_as_of", "encore.counted_bids_snapshot")
 
 
 def settled_bids_changed(spark) -> str | None:
     """Why the mart must be rebuilt in full (the bids it counted changed, or it never recorded them), or None."""
     if not spark.catalog.tableExists(MART):
         return None  # the first build is a full one anyway
-    recorded = {key: value for key, value in table_properties(spark, MART).items() if key in KEYS}
-    if set(recorded) != set(KEYS):
-        return f"{MART} has no record of the bids it counted (built before this check)"
-    through = int(recorded[KEYS[0]])
-    count, xor = _fingerprint(spark, through)
-    if (count, xor) != (int(recorded[KEYS[2]]), int(recorded[KEYS[3]])):
-        return (f"the bids up to id {through} changed since the last build ({recorded[KEYS[2]]} then, {count} "
-                "now, or the same count of other bids): a replaced source, or bids corrected, deleted or inserted "
-                "with an old id after they were counted")
+    recorded = table_properties(spark, MART)
+    if any(key not in recorded for key in KEYS):
+        return f"{MART} has no record of the staged bids it counted (built before this check)"
+    if not spark.catalog.tableExists(BIDS) or provider(spark, BIDS) != "iceberg":
+        return f"{BIDS} is not the lake's Iceberg copy of the staged bids"
+    snapshot = int(recorded["encore.counted_bids_snapshot"])
+    since = spark.sql(
+        f"select s.operation from {BIDS}.history as h join {BIDS}.snapshots as s on h.snapshot_id = s.snapshot_id "
+        f"where h.is_current_ancestor and h.made_current_at > (select max(made_current_at) from {BIDS}.history "
+        f"where snapshot_id = {snapshot} and is_current_ancestor)").collect()
+    if not spark.sql(f"select 1 from {BIDS}.history where snapshot_id = {snapshot} and is_current_ancestor").take(1):
+        return (f"the staged bids the last build counted (snapshot {snapshot} of {BIDS}) are no longer in its "
+                "history: the copy was replaced (bids corrected, deleted or inserted with an old id, or a replaced "
+                "source) or its snapshots expired")
+    changed = sorted({row.operation for row in since} - {"append"})
+    if changed:
+        return (f"the staged bids changed since the last build other than by new bids ({', '.join(changed)} on "
+                f"{BIDS}): bids corrected, deleted or inserted with an old id, or a replaced source")
     return None
