@@ -1,9 +1,15 @@
 {#- Point each staging.<model> table of the Spark catalog at one run's landed Parquet (external tables:
     dropping one forgets the location, never the files). Called by the marts stage:
     dbt run-operation register_landed --args '{"tables": {"stg_raw__listings": "s3a://lake/landing/run_id=.../stg_raw__listings/"}, "lake_bucket": "lake"}'
-    and usable by hand to look at an older run's landing. -#}
-{% macro register_landed(tables, lake_bucket) %}
+    and usable by hand to look at an older run's landing of those tables; never for staging.stg_raw__bids, the lake's
+    Iceberg copy of the bids (python_jobs/ingest/merge_landed.py), which it would drop. -#}
+{% macro register_landed(tables, lake_bucket, refresh=[]) %}
   {% do adapter.execute("create database if not exists staging location 's3a://" ~ lake_bucket ~ "/warehouse/staging.db'", fetch=False) %}
+  {#- the lake's copies the marts stage has just appended to (staging.stg_raw__bids): a Thrift server's catalog
+      may still cache the snapshot from before -#}
+  {% for model in refresh %}
+    {% do adapter.execute("refresh table staging." ~ model, fetch=False) %}
+  {% endfor %}
   {% for model, location in tables.items() %}
     {% do adapter.execute("drop table if exists staging." ~ model, fetch=False) %}
     {% do adapter.execute("create table staging." ~ model ~ " using parquet location '" ~ location ~ "'", fetch=False) %}

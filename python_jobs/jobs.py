@@ -150,7 +150,8 @@ def marts(ctx: StageContext) -> int:
         ctx.log(f"[{ctx.run_id}]   cleared table folders no table uses (left by a crash): {', '.join(cleared)}")
     ctx.summary["merged"] = merge_landed(ctx.spark, s3_client(settings), settings, ctx.run_id,
                                          ctx.summary.get("landed", {}))
-    tables = json.dumps({"tables": landed_tables(settings, ctx.run_id), "lake_bucket": settings.lake_bucket})
+    tables = json.dumps({"tables": landed_tables(settings, ctx.run_id), "lake_bucket": settings.lake_bucket,
+                         "refresh": sorted(ctx.summary["merged"])})
     # an env var, not --vars: dbt parses the whole project again whenever the vars differ from its last parse's;
     # the same for both calls, so the second parses nothing again
     as_of = {"ENCORE_DBT_AS_OF": ctx.state.as_of.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}

@@ -222,6 +222,8 @@ def test_the_second_day_lands_only_the_bids_after_the_watermark(two_days, stack,
     """Extract by watermark: the first day landed every staged bid, the second only those with an id above the
     highest the lake's copy held, appended to that copy (an Iceberg table), which then holds what Postgres
     stages."""
+    from python_jobs.runs.settled_bids import settled_bids_changed
+
     first, second, *_ = two_days
     assert first["landed"]["stg_raw__bids"]["mode"] == "full"
     landed = second["landed"]["stg_raw__bids"]
@@ -238,6 +240,12 @@ def test_the_second_day_lands_only_the_bids_after_the_watermark(two_days, stack,
     newest = spark.sql("select operation, summary from staging.stg_raw__bids.snapshots "
                        "order by committed_at desc limit 1").first()
     assert (newest.operation, newest.summary.get("added-records")) == ("append", "31"), newest
+    # maintenance's compaction of the copy moves rows between files, which does not send the mart to a rebuild
+    spark.sql("call spark_catalog.system.rewrite_data_files(table => 'staging.stg_raw__bids', "
+              "options => map('min-input-files', '2'))")
+    assert spark.sql("select operation from staging.stg_raw__bids.snapshots order by committed_at desc "
+                     "limit 1").first()[0] == "replace"
+    assert settled_bids_changed(spark) is None
 
 
 def test_a_counted_bid_corrected_rebuilds_the_mart_in_full(two_days, stack, spark):
@@ -284,3 +292,28 @@ def test_a_lake_copy_dropped_by_hand_is_landed_again_in_full(two_days, stack, sp
         ledger = read_ledger(s3_client(stack), stack.lake_bucket, "stg_raw__bids")
         assert plan_landing(conn, "stg_raw__bids", ledger, False)["mode"] == "delta"
         assert plan_landing(conn, "stg_raw__bids", ledger, True)["reason"] == "asked for (--full-extract)"
+
+
+def test_a_merge_that_died_before_its_ledger_is_taken_again_without_doubling(two_days, stack, spark):
+    """The day's bids appended to the lake's copy, and the stage dead before the ledger said so: the next extract
+    lands them again from the old watermark, the merge replaces the copy's rows above it with the landing (no bid
+    twice), and that commit, not an append, rebuilds the interactions in full."""
+    from python_jobs.infra.s3 import s3_client
+    from python_jobs.ingest.extract import LEDGER, read_ledger
+
+    client, key = s3_client(stack), LEDGER.format(model="stg_raw__bids")
+    before = read_ledger(client, stack.lake_bucket, "stg_raw__bids")
+    with psycopg2.connect(postgres.pg_dsn(stack)) as conn, conn.cursor() as cur:
+        cur.execute("insert into raw.bids select (select max(bid_id) from raw.bids) + row_number() over (), uid, "
+                    "listing_id, bid_amount + 1, bid_at from (select * from raw.bids order by bid_id desc limit 3) b")
+    _build(stack)
+    client.put_object(Bucket=stack.lake_bucket, Key=key, Body=json.dumps(before))  # as if the put never happened
+    lines: list[str] = []
+    again = _build(stack, lines.append)
+    plan = again["landed"]["stg_raw__bids"]
+    assert (plan["mode"], plan["base"], plan["rows"]) == ("delta", before["through"], 3)
+    with psycopg2.connect(postgres.pg_dsn(stack)) as conn, conn.cursor() as cur:
+        cur.execute("select count(*), count(distinct bid_id) from staging.stg_raw__bids")
+        staged = cur.fetchone()
+    assert tuple(spark.sql("select count(*), count(distinct bid_id) from staging.stg_raw__bids").first()) == staged
+    assert any("rebuilt in full: the staged bids" in line for line in lines), lines

@@ -134,8 +134,9 @@ def bronze_lost(spark: SparkSession) -> str | None:
     held = [unquote(row[0].split("=", 1)[1]) for row in spark.sql(f"show partitions {BRONZE}").collect()]
     read = [batch for batch in held if batch_id(batch) <= through]
     if len(read) != int(recorded["encore.bronze_batches_read"]) or (name and name not in read):
-        return (f"bronze holds {len(read)} of the {recorded['encore.bronze_batches_read']} events batches {EVENTS} "
-                "read (the events were replaced, or a batch dropped)")
+        return (f"bronze no longer holds the {recorded['encore.bronze_batches_read']} events batches {EVENTS} read "
+                f"({len(read)} at or below its last, {name}): the events were replaced, or a batch dropped or "
+                "ingested again")
     return None
 
 

@@ -4,7 +4,7 @@ Postgres streams each model with COPY; pyarrow converts the CSV stream to
 Parquet in batches (memory stays flat at any size); boto3 uploads it under
 `landing/run_id=<run>/<model>/`. The marts stage then points a Spark table
 with the same schema and name (`staging.<model>`) at that location (dbt macro
-`register_landed`), so the marts' `ref('stg_raw__bids')` resolves on the
+`register_landed`), so the marts' `ref('stg_raw__listings')` resolves on the
 Spark side too, over a session or a Thrift server alike.
 
 The bids, nine rows in ten of what is staged and only ever added to, are landed
@@ -81,8 +81,9 @@ def plan_landing(conn, model: str, ledger: dict | None, full: bool) -> dict:
                   "deleted or inserted with an old id")
         base = None
     through = max(top if top is not None else -1, -1 if base is None else base)
+    # `ledger`: the lake as this extract found it; the merge refuses a lake that has moved on since
     return {"mode": "full" if base is None else "delta", "key": key, "base": base, "through": through,
-            "count": count, "xor": xor, **({"reason": reason} if reason else {})}
+            "count": count, "xor": xor, "ledger": ledger, **({"reason": reason} if reason else {})}
 
 
 def _columns(cur, model: str) -> list[tuple[str, str]]:

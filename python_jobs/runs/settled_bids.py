@@ -8,7 +8,8 @@ appending the day's new bids (python_jobs/ingest/merge_landed.py), or by being r
 a bid corrected, deleted or inserted with an old id, or the source replaced. So each build of the mart records
 on it (its post-hook, `record_counted_bids` in macros/interactions_counted.sql) the copy's snapshot it read, and
 before the next build the marts stage checks, from the copy's history alone, that every commit since was an
-append; when one was not, or the snapshot is gone, it rebuilds the mart in full, saying why.
+append (or maintenance's compaction, which moves rows between files); when one was not, or the snapshot is
+gone, it rebuilds the mart in full, saying why.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def settled_bids_changed(spark) -> str | None:
         return (f"the staged bids the last build counted (snapshot {snapshot} of {BIDS}) are no longer in its "
                 "history: the copy was replaced (bids corrected, deleted or inserted with an old id, or a replaced "
                 "source) or its snapshots expired")
-    changed = sorted({row.operation for row in since} - {"append"})
+    # a `replace` (maintenance compacting the copy's files) rewrites files, never rows
+    changed = sorted({row.operation for row in since} - {"append", "replace"})
     if changed:
         return (f"the staged bids changed since the last build other than by new bids ({', '.join(changed)} on "
                 f"{BIDS}): bids corrected, deleted or inserted with an old id, or a replaced source")
