@@ -32,6 +32,9 @@ def current_snapshots(spark, database: str) -> dict[str, int]:
         if table.isTemporary or table.tableType == "VIEW":
             continue
         name = f"{database}.{table.name}"
+        # just built, maybe by another process (the cluster's Thrift server) and dropped and made again by a full
+        # refresh: this session's catalog may still cache the table as it was, with a snapshot now gone
+        spark.catalog.refreshTable(name)
         if provider(spark, name) != "iceberg":
             continue
         current = spark.sql(f"select snapshot_id from {name}.history where is_current_ancestor "
