@@ -145,11 +145,11 @@ def marts(ctx: StageContext) -> int:
     target = settings.dbt_spark_target
     # dbt-spark's session method picks up this process's session; a folder a crashed run left without its table
     # would stop the table being created again
-    cleared = clear_orphans(ctx.spark, s3_client(settings), "marts")
+    client = s3_client(settings)
+    cleared = clear_orphans(ctx.spark, client, "marts")
     if cleared:
         ctx.log(f"[{ctx.run_id}]   cleared table folders no table uses (left by a crash): {', '.join(cleared)}")
-    ctx.summary["merged"] = merge_landed(ctx.spark, s3_client(settings), settings, ctx.run_id,
-                                         ctx.summary.get("landed", {}))
+    ctx.summary["merged"] = merge_landed(ctx.spark, client, settings, ctx.run_id, ctx.summary.get("landed", {}))
     tables = json.dumps({"tables": landed_tables(settings, ctx.run_id), "lake_bucket": settings.lake_bucket,
                          "refresh": sorted(ctx.summary["merged"])})
     # an env var, not --vars: dbt parses the whole project again whenever the vars differ from its last parse's;
