@@ -335,17 +335,27 @@ def train(ctx: StageContext) -> dict:
     ctx.log(f"[{ctx.run_id}]   tuning: {'searching the grid, ' if search else ''}{why}")
     listed_at = data.items["listed_at"].to_numpy(float)  # in listing position order
     ends_at = data.items["ends_at"].to_numpy(float)
+    setup = {"models": list(settings.models), "params": base.to_dict()}  # what the blend's weights are for
+    recorded_blend, blend_why = (None, "the grid is searched") if search else tuning_record.reuse_blend(
+        settings.tune, tuning_record.load(settings, tuning_record.BLEND_KEY), setup, size)
+    ctx.log(f"[{ctx.run_id}]   blend: {blend_why if recorded_blend else 'chosen on validation, ' + blend_why}")
     champion = quality_gate.champion_config(settings)
     starts = WarmStarts(settings, ctx.run_id, base.deep_full_every_days)
     evaluation = evaluate_models(
         data, interactions, time_splitter(0.2, listed_at, ends_at), names=settings.models, k=settings.top_n,
         params=base, grid=settings.tuning_grid if search else None, spark=spark, max_users=settings.eval_users,
-        log=lambda line: ctx.log(f"[{ctx.run_id}]   {line}"), champion=champion, starts=starts)
+        log=lambda line: ctx.log(f"[{ctx.run_id}]   {line}"), champion=champion, starts=starts,
+        recorded_blend=recorded_blend)
     ctx.summary["quality_gate"] = quality_gate.judge(evaluation, settings.max_quality_drop)
     if search:
         tuned = {key: getattr(evaluation.params, key) for key in settings.tuning_grid}
         tuning_record.save(settings, {"params": tuned, "grid": settings.tuning_grid, "engine": als_engine,
                                       "size": size, "run_id": ctx.run_id, "results": evaluation.tuning})
+    if evaluation.blend["chosen"] == "on validation":
+        tuning_record.save(settings, {
+            "weights": evaluation.blend["weights"], "validation_ndcg": evaluation.blend["validation_ndcg"],
+            "cutoff": evaluation.blend["cutoff"], "setup": {**setup, "params": evaluation.params.to_dict()},
+            "size": size, "run_id": ctx.run_id}, tuning_record.BLEND_KEY)
     ctx.summary["evaluation"] = {**evaluation.to_dict(), "tuning_source": why, "models": list(settings.models)}
     ctx.summary["candidates"] = evaluation.candidates
     ctx.summary["report"] = str(write_report(ctx.state.dir / "report.html", ctx.run_id, ctx.summary["evaluation"]))

@@ -217,6 +217,46 @@ def test_a_champion_configured_as_today_takes_todays_score_and_another_is_scored
     assert other.champion["ndcg"] < other.metrics["hybrid"]["ndcg"]
 
 
+def test_a_recorded_blend_is_taken_without_the_validation_fits_unless_it_saw_this_replays_test_bids(spark):
+    """Issue 28: a day whose data did not move reuses the weights an earlier run chose on validation (every model
+    fitted once more on the validation part: 21 s of train at 100k users); weights chosen on bids after this
+    replay's cutoff would be judged on what chose them, so they are chosen again."""
+    from python_jobs.models.evaluate import evaluate_models, time_splitter
+    from python_jobs.ingest.generate import generate
+    from python_jobs.models import TrainParams
+    from python_jobs.models.data import from_marketplace
+    from python_jobs.models.warm_start import WarmStarts
+
+    params = TrainParams(seed=42)
+    data, interactions, listings = from_marketplace(generate(600, 5), params.count_weight, params.amount_weight,
+                                                    params.half_life_days)
+    split = time_splitter(0.2, listings["listed_at"].to_numpy(float), listings["ends_at"].to_numpy(float))
+    names = ["taste", "popularity"]
+
+    class Counted(WarmStarts):  # which replay parts fitted a model
+        def fit(self, model, train, part):
+            self.parts = [*getattr(self, "parts", []), part]
+            return super().fit(model, train, part)
+
+    def evaluated(recorded):
+        starts = Counted()
+        return evaluate_models(data, interactions, split, names=names, k=10, params=params, grid=None,
+                               spark=spark, starts=starts, recorded_blend=recorded), starts.parts
+
+    today, parts = evaluated(None)
+    assert today.blend["chosen"] == "on validation" and parts.count("validation") == len(names)
+    popularity_only = {segment: {"taste": 0.0, "popularity": 1.0} for segment in today.blend["weights"]}
+    recorded = {"weights": popularity_only, "validation_ndcg": {"heavy": 0.1}, "cutoff": today.blend["cutoff"],
+                "run_id": "then"}
+    reused, parts = evaluated(recorded)
+    assert "validation" not in parts and reused.blend["chosen"] == "on validation by run then"
+    assert reused.blend["weights"] == popularity_only and reused.blend["cutoff"] == today.blend["cutoff"]
+    assert reused.metrics["hybrid"]["ndcg"] == pytest.approx(reused.metrics["popularity"]["ndcg"], abs=0.02)
+    later, parts = evaluated({**recorded, "cutoff": today.blend["cutoff"] + 1})
+    assert later.blend["chosen"] == "on validation" and later.blend["weights"] == today.blend["weights"]
+    assert parts.count("validation") == len(names)
+
+
 def test_the_engine_fits_in_process_while_the_data_takes_a_quarter_of_memory_at_most():
     from python_jobs.models import engine
 

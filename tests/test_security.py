@@ -107,7 +107,7 @@ def test_the_emr_nodes_may_touch_every_object_and_schema_the_stages_on_them_use(
     read_write = [lake + landing_prefix("r1", "stg_raw__bids") + "part-00000.parquet",
                   lake + LEDGER.format(model="stg_raw__bids"),
                   lake + "warehouse/marts.db/dim_listings/data/x.parquet", lake + state_key("r1"),
-                  lake + CHECKPOINT + "offsets/0", lake + tuning_record.KEY,
+                  lake + CHECKPOINT + "offsets/0", lake + tuning_record.KEY, lake + tuning_record.BLEND_KEY,
                   lake + warm_start.KEY.format(part="final", name="mult_vae"), lake + HISTORY + "runs/r1.json",
                   publish + run_prefix("r1") + "manifest.json", publish + LATEST_KEY, publish + INDEX_KEY]
     for resource in read_write:

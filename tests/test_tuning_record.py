@@ -1,6 +1,6 @@
 """When a run searches the tuning grid and when it reuses the last chosen parameters."""
 
-from python_jobs.models.tuning_record import decide
+from python_jobs.models.tuning_record import decide, reuse_blend
 
 GRID = {"rank": [8, 16]}
 SIZE = {"interactions": 1000, "users": 100, "listings": 50}
@@ -31,3 +31,25 @@ def test_always_never_and_no_grid():
     assert decide("never", RECORD, GRID, {**SIZE, "users": 1000})[0] is False
     assert decide("never", None, GRID, SIZE)[0] is False
     assert decide("auto", RECORD, None, SIZE)[0] is False
+
+
+SETUP = {"models": ["als", "taste"], "params": {"rank": 16, "engine": "local"}}
+BLEND = {"weights": {"heavy": {"als": 1.0, "taste": 0.5}}, "validation_ndcg": {"heavy": 0.2}, "cutoff": 1.7e9,
+         "setup": SETUP, "size": {**SIZE, "event_rows": 0}, "run_id": "20261101T000000Z-b"}
+
+
+def test_the_blend_is_reused_while_the_models_and_data_hold_and_chosen_again_when_they_move():
+    assert reuse_blend("auto", None, SETUP, SIZE) == (None, "no earlier blend")
+    kept, why = reuse_blend("auto", BLEND, SETUP, {**SIZE, "event_rows": 0, "listings": 55})
+    assert kept is BLEND and "20261101T000000Z-b" in why and "10%" in why
+    assert reuse_blend("auto", BLEND, SETUP, {**SIZE, "interactions": 1300}) == (
+        None, "interactions moved by 30% since run 20261101T000000Z-b")
+    assert reuse_blend("auto", BLEND, SETUP, {**SIZE, "event_rows": 500})[0] is None  # the app's events came in
+    for other in ({**SETUP, "models": ["als"]}, {**SETUP, "params": {"rank": 32, "engine": "local"}}):
+        assert reuse_blend("auto", BLEND, other, SIZE) == (None, "the models or their parameters changed")
+
+
+def test_the_blend_always_never():
+    assert reuse_blend("always", BLEND, SETUP, SIZE) == (None, "ENCORE_TUNE=always")
+    assert reuse_blend("never", BLEND, SETUP, {**SIZE, "users": 1000})[0] is BLEND
+    assert reuse_blend("never", None, SETUP, SIZE)[0] is None

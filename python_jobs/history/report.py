@@ -43,7 +43,8 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{background:#f
 <p>Users with training history; novelty is the mean self-information of listed items (bits), diversity the share of
 distinct sub-categories in a list, long_tail the share of listed items outside the head of the catalogue.</p>
 <h2>By user segment (new: no bids before the cutoff; light: fewer than the heavy threshold; heavy)</h2>{_table(segment_rows)}
-<h2>The blend: weights per segment chosen on the validation split</h2>{_table(weight_rows)}
+<h2>The blend: weights per segment chosen on the validation split</h2>
+<p>This run: {html.escape(blend.get("chosen", "on validation"))}.</p>{_table(weight_rows)}
 <h2>nDCG@k by model</h2>{line_chart(evaluation.get("ndcg_at", {}), "ndcg-at-k", "k", "nDCG@k")}
 <h2>Cost of each model (training part, test users)</h2>{_table(cost_rows)}
 <h2>ALS tuning (validation split of the training part)</h2>

@@ -210,26 +210,48 @@ def score_champion(config: dict, part: Part, params: registry.TrainParams, names
     return {"run_id": config["run_id"], "ndcg": at["ndcg"], "params": champion.to_dict(), "refitted": not same}
 
 
-def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, names, k: int,
-                    params: registry.TrainParams, grid: dict | None, spark=None, max_users: int | None = None,
-                    log=lambda _: None, champion: dict | None = None,
-                    starts: WarmStarts | None = None) -> Evaluation:
-    """Split; on validation tune ALS and choose the blend; fit every model on the training part and score each,
-    and the hybrid, on the test part. interactions: uid, listing_id, strength, first_bid_at, last_bid_at.
-    champion: the published configuration ({run_id, params, models, weights}), scored on the same test part.
-    starts: how deep models are fitted (warm from the last run's weights or in full; default: in full)."""
-    starts = starts or WarmStarts()
-    test_part, train_df = make_part(base, interactions, splitter, params, max_users)
-    valid_part, _ = make_part(test_part.train, train_df, splitter, params, max_users)
+def choose_on_validation(train: TrainingSet, train_df: pd.DataFrame, splitter, names, k: int,
+                         params: registry.TrainParams, grid: dict | None, spark, max_users: int | None, log,
+                         starts: WarmStarts) -> tuple[registry.TrainParams, list[dict], dict]:
+    """(params with ALS tuned when `grid`, the grid's results, the blend) on the validation part: the test
+    part's training data split again."""
+    valid_part, _ = make_part(train, train_df, splitter, params, max_users)
     tuning, tuned = [], []
-    if grid and "als" in names:
+    if grid:
         params, tuning, best = tune_als(valid_part, params, grid, k, spark)
         tuned = [best]
         log(f"ALS tuned on validation: {', '.join(f'{key}={getattr(params, key)}' for key in grid)}")
     validation_models = [tuned[0] if tuned and name == "als" else model
                          for name, model in zip(names, registry.build(names, params, spark))]
-    blend = fit_blend(validation_models, valid_part, params, k, fitted=tuned, starts=starts)
-    log("blend weights (validation): " + "; ".join(
+    return params, tuning, fit_blend(validation_models, valid_part, params, k, fitted=tuned, starts=starts)
+
+
+def evaluate_models(base: TrainingSet, interactions: pd.DataFrame, splitter, *, names, k: int,
+                    params: registry.TrainParams, grid: dict | None, spark=None, max_users: int | None = None,
+                    log=lambda _: None, champion: dict | None = None,
+                    starts: WarmStarts | None = None, recorded_blend: dict | None = None) -> Evaluation:
+    """Split; on validation tune ALS and choose the blend; fit every model on the training part and score each,
+    and the hybrid, on the test part. interactions: uid, listing_id, strength, first_bid_at, last_bid_at.
+    champion: the published configuration ({run_id, params, models, weights}), scored on the same test part.
+    starts: how deep models are fitted (warm from the last run's weights or in full; default: in full).
+    recorded_blend: weights an earlier run chose on validation (`tuning_record.reuse_blend`), taken instead of
+    fitting every model on the validation part when no grid is searched and they were chosen on bids before this
+    replay's cutoff. The returned blend's `chosen` says which, its `cutoff` where its validation data ended."""
+    starts = starts or WarmStarts()
+    test_part, train_df = make_part(base, interactions, splitter, params, max_users)
+    cutoff = float(test_part.train.as_of)
+    searching = bool(grid) and "als" in names
+    if recorded_blend is not None and not searching and recorded_blend["cutoff"] <= cutoff:
+        tuning = []
+        blend = {key: recorded_blend[key] for key in ("weights", "validation_ndcg", "cutoff")}
+        blend["chosen"] = f"on validation by run {recorded_blend['run_id']}"
+    else:
+        if recorded_blend is not None and not searching:
+            log(f"blend: run {recorded_blend['run_id']} chose it on bids after this replay's cutoff: chosen again")
+        params, tuning, blend = choose_on_validation(test_part.train, train_df, splitter, names, k, params,
+                                                     grid if searching else None, spark, max_users, log, starts)
+        blend = {**blend, "chosen": "on validation", "cutoff": cutoff}
+    log(f"blend weights ({blend['chosen']}): " + "; ".join(
         f"{seg} " + ", ".join(f"{m}={w:g}" for m, w in ws.items() if w) for seg, ws in blend["weights"].items()))
 
     components = registry.build(names, params, spark)

@@ -5,6 +5,13 @@ the data's size when it was searched, the run that searched it. ENCORE_TUNE choo
 searches when there is no record, the grid or the engine changed (the engines regularise differently), or
 interactions, users or listings moved by more than `MOVED` since the record;
 `always` searches every run; `never` reuses a record when there is one and uses the defaults otherwise.
+
+The hybrid's weights per segment, chosen on the same validation part, are kept the same way at
+`s3://<lake>/models/blend.json` with the models and parameters they were chosen for, the data's size and the
+cutoff of the replay that chose them (`reuse_blend`): a run whose grid is not searched reuses them, and skips
+fitting every model on the validation part, unless the models or their parameters changed, the data moved by
+more than `MOVED` (`auto`), or ENCORE_TUNE=always; the replay itself refuses weights chosen on bids after its own
+cutoff (`evaluate.evaluate_models`).
 """
 
 from __future__ import annotations
@@ -14,20 +21,28 @@ import json
 from python_jobs.config import Settings
 
 KEY = "models/tuning.json"
+BLEND_KEY = "models/blend.json"
 MOVED = 0.2
 
 
-def load(settings: Settings) -> dict | None:
+def load(settings: Settings, key: str = KEY) -> dict | None:
     from python_jobs.infra.s3 import read_json
 
-    return read_json(settings, settings.lake_bucket, KEY)
+    return read_json(settings, settings.lake_bucket, key)
 
 
-def save(settings: Settings, record: dict) -> None:
+def save(settings: Settings, record: dict, key: str = KEY) -> None:
     from python_jobs.infra.s3 import s3_client
 
-    s3_client(settings).put_object(Bucket=settings.lake_bucket, Key=KEY, Body=json.dumps(record, indent=1).encode(),
+    s3_client(settings).put_object(Bucket=settings.lake_bucket, Key=key, Body=json.dumps(record, indent=1).encode(),
                                    ContentType="application/json")
+
+
+def _moved(recorded: dict[str, int], size: dict[str, int]) -> tuple[str | None, float]:
+    """(the measure that moved most since `recorded`, by what share)."""
+    moved = {name: abs(size[name] - old) / max(old, 1) for name, old in recorded.items() if name in size}
+    worst = max(moved, key=moved.get, default=None)
+    return worst, (moved[worst] if worst is not None else 0.0)
 
 
 def decide(mode: str, record: dict | None, grid: dict | None, size: dict[str, int],
@@ -45,9 +60,22 @@ def decide(mode: str, record: dict | None, grid: dict | None, size: dict[str, in
         return True, "the tuning grid changed"
     if record.get("engine", "spark") != engine:
         return True, f"the ALS engine changed to {engine}"
-    moved = {name: abs(size[name] - old) / max(old, 1) for name, old in record["size"].items() if name in size}
-    worst = max(moved, key=moved.get, default=None)
-    if worst is not None and moved[worst] > MOVED:
-        return True, f"{worst} moved by {moved[worst]:.0%} since run {record['run_id']}"
-    shift = f"{moved[worst]:.0%}" if worst else "0%"
-    return False, f"reused from run {record['run_id']} (data moved at most {shift})"
+    worst, share = _moved(record["size"], size)
+    if share > MOVED:
+        return True, f"{worst} moved by {share:.0%} since run {record['run_id']}"
+    return False, f"reused from run {record['run_id']} (data moved at most {share:.0%})"
+
+
+def reuse_blend(mode: str, record: dict | None, setup: dict, size: dict[str, int]) -> tuple[dict | None, str]:
+    """(the recorded blend to reuse, or None to choose the weights on validation; why) for this run. setup: the
+    models and their parameters (after tuning) the weights are for."""
+    if mode == "always":
+        return None, "ENCORE_TUNE=always"
+    if record is None:
+        return None, "no earlier blend"
+    if record["setup"] != setup:
+        return None, "the models or their parameters changed"
+    worst, share = _moved(record["size"], size)
+    if mode != "never" and share > MOVED:
+        return None, f"{worst} moved by {share:.0%} since run {record['run_id']}"
+    return record, f"reused from run {record['run_id']} (data moved at most {share:.0%})"
