@@ -62,6 +62,7 @@ class Content:
     def fit(self, data: TrainingSet) -> Content:
         self.vectors_, vocab = tfidf(listing_tokens(data.items))
         self.tokens_ = np.array(list(vocab), dtype=str)  # the token of each column of vectors_
+        self.padded_ = _padded(self.vectors_)
         taxonomy = sparse.lil_matrix((len(data.subs), len(vocab)), dtype=np.float32)
         for s, (category, sub) in enumerate(zip(data.subs["category"], data.subs["sub_category"])):
             for token in (f"category={category}", f"sub_category={category}/{sub}"):
@@ -79,22 +80,33 @@ class Content:
 
     def score_pairs(self, users: np.ndarray, cands: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Per pair, the dot product of the user's profile and the candidate's words: a dense block of profiles
-        read at each candidate's few tokens."""
+        read at each candidate's few tokens, which every listing holds as one padded row (`_padded`)."""
+        tokens, weights = self.padded_
         out = np.zeros(cands.shape, np.float32)
-        width = cands.shape[1]
-        step = max(1, SCORE_CELLS // max(1, self.vectors_.shape[1]))
+        cells = max(1, cands.shape[1] * tokens.shape[1])
+        step = max(1, min(SCORE_CELLS // max(1, self.vectors_.shape[1]), SCORE_CELLS // cells))
         for start in range(0, len(users), step):
             profiles = self.profiles_[users[start:start + step]].toarray()
-            words = self.vectors_[cands[start:start + step].ravel()].tocsr()
-            entry_row = np.repeat(np.arange(words.shape[0]), np.diff(words.indptr))
-            values = words.data * profiles[entry_row // width, words.indices]
-            out[start:start + step] = np.bincount(entry_row, weights=values,
-                                                  minlength=words.shape[0]).reshape(-1, width)
+            block = cands[start:start + step]
+            read = profiles[np.arange(len(block))[:, None, None], tokens[block]]
+            out[start:start + step] = np.sum(read * weights[block], axis=2, dtype=np.float64)
         return out
 
     def covers(self, users: np.ndarray) -> np.ndarray:
         """Users who bid or answered the questionnaire."""
         return np.diff(self.profiles_.indptr)[users] > 0
+
+
+def _padded(vectors: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """(token columns, weights), each [listings, most tokens of a listing]: every listing's row of `vectors` in
+    order, padded with column 0 at weight 0."""
+    counts = np.diff(vectors.indptr)
+    width = int(counts.max()) if len(counts) else 0
+    tokens, weights = np.zeros((vectors.shape[0], width), np.int32), np.zeros((vectors.shape[0], width), np.float32)
+    rows = np.repeat(np.arange(vectors.shape[0]), counts)
+    slots = np.arange(vectors.nnz) - np.repeat(vectors.indptr[:-1], counts)
+    tokens[rows, slots], weights[rows, slots] = vectors.indices, vectors.data
+    return tokens, weights
 
 
 def _dense_if_small(matrix: sparse.spmatrix):
