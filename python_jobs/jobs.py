@@ -336,8 +336,9 @@ def train(ctx: StageContext) -> dict:
     listed_at = data.items["listed_at"].to_numpy(float)  # in listing position order
     ends_at = data.items["ends_at"].to_numpy(float)
     setup = {"models": list(settings.models), "params": base.to_dict()}  # what the blend's weights are for
+    stored_blend = tuning_record.load(settings, tuning_record.BLEND_KEY)
     recorded_blend, blend_why = (None, "the grid is searched") if search else tuning_record.reuse_blend(
-        settings.tune, tuning_record.load(settings, tuning_record.BLEND_KEY), setup, size)
+        settings.tune, stored_blend, setup, size)
     ctx.log(f"[{ctx.run_id}]   blend: {blend_why if recorded_blend else 'chosen on validation, ' + blend_why}")
     champion = quality_gate.champion_config(settings)
     starts = WarmStarts(settings, ctx.run_id, base.deep_full_every_days)
@@ -351,7 +352,7 @@ def train(ctx: StageContext) -> dict:
         tuned = {key: getattr(evaluation.params, key) for key in settings.tuning_grid}
         tuning_record.save(settings, {"params": tuned, "grid": settings.tuning_grid, "engine": als_engine,
                                       "size": size, "run_id": ctx.run_id, "results": evaluation.tuning})
-    if evaluation.blend["chosen"] == "on validation":
+    if tuning_record.keeps_blend(stored_blend, evaluation.blend, ctx.summary["quality_gate"]["outcome"]):
         tuning_record.save(settings, {
             "weights": evaluation.blend["weights"], "validation_ndcg": evaluation.blend["validation_ndcg"],
             "cutoff": evaluation.blend["cutoff"], "setup": {**setup, "params": evaluation.params.to_dict()},

@@ -1,6 +1,6 @@
 """When a run searches the tuning grid and when it reuses the last chosen parameters."""
 
-from python_jobs.models.tuning_record import decide, reuse_blend
+from python_jobs.models.tuning_record import decide, keeps_blend, reuse_blend
 
 GRID = {"rank": [8, 16]}
 SIZE = {"interactions": 1000, "users": 100, "listings": 50}
@@ -53,3 +53,11 @@ def test_the_blend_always_never():
     assert reuse_blend("always", BLEND, SETUP, SIZE) == (None, "ENCORE_TUNE=always")
     assert reuse_blend("never", BLEND, SETUP, {**SIZE, "users": 1000})[0] is BLEND
     assert reuse_blend("never", None, SETUP, SIZE)[0] is None
+
+
+def test_a_run_keeps_its_blend_unless_it_reused_one_was_refused_or_is_a_backfill():
+    chosen = {"weights": {}, "chosen": "on validation", "cutoff": 1.8e9}
+    assert keeps_blend(None, chosen, "no champion") and keeps_blend(BLEND, chosen, "pass")
+    assert not keeps_blend(BLEND, {**chosen, "chosen": "on validation by run 20261101T000000Z-b"}, "pass")
+    assert not keeps_blend(BLEND, chosen, "regression")  # the next run chooses again
+    assert not keeps_blend(BLEND, {**chosen, "cutoff": 1.6e9}, "pass")  # an earlier as-of keeps the newer choice

@@ -79,3 +79,11 @@ def reuse_blend(mode: str, record: dict | None, setup: dict, size: dict[str, int
     if mode != "never" and share > MOVED:
         return None, f"{worst} moved by {share:.0%} since run {record['run_id']}"
     return record, f"reused from run {record['run_id']} (data moved at most {share:.0%})"
+
+
+def keeps_blend(stored: dict | None, blend: dict, gate_outcome: str) -> bool:
+    """Whether this run's blend replaces the stored one: chosen on validation by this run, passed by the quality
+    gate (a refused run's weights are not the next run's), and chosen on data up to a cutoff no earlier than the
+    stored one's (a backfill keeps the newer choice)."""
+    return (blend["chosen"] == "on validation" and gate_outcome != "regression"
+            and (stored is None or stored["cutoff"] <= blend["cutoff"]))
