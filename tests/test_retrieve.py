@@ -219,3 +219,50 @@ def test_product_at_reads_the_product_at_each_rows_candidates():
     wanted = np.where(cands >= 0, np.take_along_axis(product, np.maximum(cands, 0), axis=1), 0.0)
     assert np.allclose(got, wanted, atol=1e-6)
     assert product_at(left, right, cands[:, :0]).shape == (300, 0)
+
+
+def test_the_merge_keeps_each_listing_once_for_its_first_retriever_never_one_the_user_bid_on():
+    """The compiled merge against its definition, sorted: per row, the entries in column order that are not
+    padding, not bid on, not a repeat; at most `size`, left-aligned."""
+    from types import SimpleNamespace
+
+    from scipy import sparse
+
+    from python_jobs.models.retrieve import _merge
+
+    rng = np.random.default_rng(5)
+    found = rng.integers(-1, 12, (40, 16))
+    source = np.repeat(np.arange(4), 4)[None, :].repeat(40, axis=0)
+    seen = sparse.random(50, 12, density=0.2, format="csr", random_state=5)
+    users = rng.permutation(50)[:40]
+    for size in (5, 16, 30):
+        got = _merge(SimpleNamespace(seen=seen, n_items=12), users, found, source, size)
+        assert got.items.shape == (40, min(size, 16))
+        for row, user in enumerate(users):
+            expected, sources = [], []
+            for item, src in zip(found[row], source[row]):
+                if item >= 0 and item not in expected and not seen[user, item]:
+                    expected.append(item)
+                    sources.append(src)
+            kept = min(size, len(expected))
+            assert got.items[row, :kept].tolist() == expected[:kept] and (got.items[row, kept:] == -1).all()
+            assert got.source[row, :kept].tolist() == sources[:kept] and (got.source[row, kept:] == -1).all()
+
+
+def test_a_models_own_list_from_the_pool_is_its_best_scores_ties_by_listing_position():
+    from python_jobs.models.hybrid import _best_pooled
+
+    rng = np.random.default_rng(6)
+    cands = np.stack([rng.permutation(100)[:30] for _ in range(50)])
+    block = np.round(rng.random((50, 30)), 1).astype(np.float32)  # many ties
+    block[rng.random((50, 30)) < 0.3] = -np.inf
+    block[0] = -np.inf  # a user with nothing scored
+    for n in (1, 10, 40):
+        chosen, values = _best_pooled(block, cands, n)
+        assert chosen.shape == values.shape == (50, n)
+        for row in range(50):
+            ranked = sorted((-v, c) for v, c in zip(block[row], cands[row]) if np.isfinite(v))[:n]
+            kept = len(ranked)
+            assert chosen[row, :kept].tolist() == [c for _, c in ranked]
+            assert values[row, :kept].tolist() == [-v for v, _ in ranked]
+            assert (chosen[row, kept:] == -1).all() and (values[row, kept:] == -np.inf).all()

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from python_jobs.models.base import SCORE_CELLS, Model, for_candidates, in_blocks, pair_scores
 from python_jobs.models.data import TrainingSet
+from python_jobs.models.neighbours import row_chunks
 from python_jobs.models.retrieve import CANDIDATES, Candidates, neighbour_matrix, retrieve
 
 SEGMENTS = ("new", "light", "heavy")
@@ -75,14 +77,36 @@ def build_pool(models: list[Model], data: TrainingSet, users: np.ndarray, candid
 def _best_pooled(block: np.ndarray, cands: np.ndarray, n: int):
     """(item positions [U, n], scores [U, n]) of the n best candidates of each row, best first, ties by
     listing position; -1 / -inf where fewer than n finite scores."""
-    order = np.lexsort((cands, -block), axis=1)[:, :n]
-    values, ids = np.take_along_axis(block, order, axis=1), np.take_along_axis(cands, order, axis=1)
-    chosen = np.where(np.isfinite(values), ids, -1)
-    short = n - chosen.shape[1]
-    if short > 0:
-        chosen = np.pad(chosen, ((0, 0), (0, short)), constant_values=-1)
-        values = np.pad(values, ((0, 0), (0, short)), constant_values=-np.inf)
+    chosen, values = np.full((len(block), n), -1, np.int64), np.full((len(block), n), -np.inf, np.float32)
+    if len(block) and n:
+        _best_rows(np.ascontiguousarray(block, np.float32), np.ascontiguousarray(cands, np.int64),
+                   row_chunks(len(block)), chosen, values)
     return chosen, values
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _best_rows(block, cands, chunks, chosen, values):
+    """Per row, the finite scores' n best (score down, then listing position up) kept in order by insertion:
+    n is a list's length, a few dozen of a row's few hundred candidates, so no row is sorted whole."""
+    n_rows, width = block.shape
+    n = chosen.shape[1]
+    per = (n_rows + chunks - 1) // chunks
+    for chunk in numba.prange(chunks):
+        for row in range(chunk * per, min(n_rows, (chunk + 1) * per)):
+            size = 0
+            for c in range(width):
+                v, item = block[row, c], cands[row, c]
+                if not np.isfinite(v):
+                    continue
+                if size == n and (v < values[row, n - 1] or (v == values[row, n - 1] and item > chosen[row, n - 1])):
+                    continue
+                if size < n:
+                    size += 1
+                at = size - 1
+                while at > 0 and (values[row, at - 1] < v or (values[row, at - 1] == v and chosen[row, at - 1] > item)):
+                    values[row, at], chosen[row, at] = values[row, at - 1], chosen[row, at - 1]
+                    at -= 1
+                values[row, at], chosen[row, at] = v, item
 
 
 def rank_pool(pool: Pool, weights: np.ndarray, n: int, rows: np.ndarray | None = None):

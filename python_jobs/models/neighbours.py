@@ -42,7 +42,7 @@ def top_k_products(left: sparse.csr_matrix, right: sparse.csr_matrix, k: int,
     cols = np.full((n_rows, k), -1, np.int64)
     values = np.zeros((n_rows, k), np.float32)
     if n_rows and k:
-        _rows_top_k(*_arrays(left), *_arrays(right), right.shape[1], exclude, _chunks(n_rows), cols, values)
+        _rows_top_k(*_arrays(left), *_arrays(right), right.shape[1], exclude, row_chunks(n_rows), cols, values)
     return cols, values
 
 
@@ -51,7 +51,7 @@ def _arrays(matrix: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return matrix.indptr, matrix.indices, matrix.data.astype(np.float32)
 
 
-def _chunks(rows: int) -> int:
+def row_chunks(rows: int) -> int:
     return max(1, min(rows, CHUNKS_PER_THREAD * numba.get_num_threads()))
 
 
@@ -81,7 +81,7 @@ def product_at(left: sparse.csr_matrix, right: sparse.csr_matrix, cands: np.ndar
     cands = np.ascontiguousarray(cands, np.int64)
     out = np.zeros(cands.shape, np.float32)
     if out.size:
-        _rows_at(*_arrays(left), *_arrays(right), right.shape[1], cands, _chunks(len(cands)), out)
+        _rows_at(*_arrays(left), *_arrays(right), right.shape[1], cands, row_chunks(len(cands)), out)
     return out
 
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from scipy import sparse
 
 from python_jobs.models.data import TrainingSet
 from python_jobs.models.metrics import hits_of
-from python_jobs.models.neighbours import as_matrix, row_top, top_k_products
+from python_jobs.models.neighbours import as_matrix, row_chunks, row_top, top_k_products
 
 CANDIDATES = 300  # listings per user that ranking scores (ENCORE_CANDIDATES)
 RETRIEVERS = ("taste", "neighbours", "factors", "rising", "popular")
@@ -152,20 +153,39 @@ def retrieve(data: TrainingSet, users: np.ndarray, items: np.ndarray, size: int,
 
 def _merge(data: TrainingSet, users: np.ndarray, found: np.ndarray, source: np.ndarray, size: int) -> Candidates:
     """Drop padding, listings the user bid on and repeats (the first retriever keeps a listing); left-align."""
-    position = np.broadcast_to(np.arange(found.shape[1]), found.shape)
-    order = np.lexsort((position, found), axis=1)
-    ranked = np.take_along_axis(found, order, axis=1)
-    repeat = np.zeros_like(ranked, dtype=bool)
-    repeat[:, 1:] = ranked[:, 1:] == ranked[:, :-1]
-    drop = np.empty_like(repeat)
-    np.put_along_axis(drop, order, repeat, axis=1)
-    drop |= found < 0
-    if data.seen is not None and data.seen.nnz:
-        drop |= hits_of(found, data.seen[users])
-    keep = np.argsort(drop, axis=1, kind="stable")[:, :size]
-    kept = ~np.take_along_axis(drop, keep, axis=1)
-    items = np.where(kept, np.take_along_axis(found, keep, axis=1), -1)
-    return Candidates(items, np.where(kept, np.take_along_axis(source, keep, axis=1), -1))
+    seen = data.seen[users] if data.seen is not None and data.seen.nnz else sparse.csr_matrix((len(users), 1))
+    size = min(size, found.shape[1])
+    items, sources = np.full((len(users), size), -1, np.int64), np.full((len(users), size), -1, np.int64)
+    if len(users) and size:
+        _first_unseen(np.ascontiguousarray(found, np.int64), np.ascontiguousarray(source, np.int64),
+                      seen.indptr.astype(np.int64), seen.indices.astype(np.int64), data.n_items,
+                      row_chunks(len(users)), items, sources)
+    return Candidates(items, sources)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _first_unseen(found, source, seen_ptr, seen_idx, n_items, chunks, out_items, out_source):
+    """Per row, the first `out_items.shape[1]` entries of `found` in column order that are not padding, not among
+    the row's seen columns and not a repeat of an earlier entry; a scratch mark per listing, no sorting."""
+    n_rows, width = found.shape
+    size = out_items.shape[1]
+    per = (n_rows + chunks - 1) // chunks
+    for chunk in numba.prange(chunks):
+        mark = np.full(n_items, -1, np.int64)
+        for row in range(chunk * per, min(n_rows, (chunk + 1) * per)):
+            for p in range(seen_ptr[row], seen_ptr[row + 1]):
+                mark[seen_idx[p]] = row
+            kept = 0
+            for c in range(width):
+                item = found[row, c]
+                if kept == size:
+                    break
+                if item < 0 or mark[item] == row:
+                    continue
+                mark[item] = row
+                out_items[row, kept] = item
+                out_source[row, kept] = source[row, c]
+                kept += 1
 
 
 def recall(candidates: Candidates, relevant: sparse.csr_matrix) -> dict:
