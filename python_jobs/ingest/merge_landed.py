@@ -36,10 +36,10 @@ def merge_landed(spark, client, settings: Settings, run_id: str, plans: dict[str
     for model, plan in plans.items():
         table, landed = f"staging.{model}", f"parquet.`{landed_location(settings, run_id, model)}`"
         ledger = read_ledger(client, settings.lake_bucket, model)
-        if ledger != plan["ledger"] and (ledger or {}).get("run_id") == run_id:
-            merged[model] = {"mode": "merged before (the run resumed)", "through": ledger["through"]}
-            continue
         if ledger != plan["ledger"]:
+            if (ledger or {}).get("run_id") == run_id:
+                merged[model] = {"mode": "merged before (the run resumed)", "through": ledger["through"]}
+                continue
             raise UserError(f"the lake's {table} has moved on since run {run_id} extracted it (now through "
                             f"{plan['key']} {(ledger or {}).get('through')}, by run {(ledger or {}).get('run_id')}): "
                             "its landing would take the copy back; start a new run instead")

@@ -31,14 +31,16 @@ def settled_bids_changed(spark) -> str | None:
     if not spark.catalog.tableExists(BIDS) or provider(spark, BIDS) != "iceberg":
         return f"{BIDS} is not the lake's Iceberg copy of the staged bids"
     snapshot = int(recorded["encore.counted_bids_snapshot"])
-    since = spark.sql(
-        f"select s.operation from {BIDS}.history as h join {BIDS}.snapshots as s on h.snapshot_id = s.snapshot_id "
-        f"where h.is_current_ancestor and h.made_current_at > (select max(made_current_at) from {BIDS}.history "
-        f"where snapshot_id = {snapshot} and is_current_ancestor)").collect()
-    if not spark.sql(f"select 1 from {BIDS}.history where snapshot_id = {snapshot} and is_current_ancestor").take(1):
+    # the copy's line of commits, oldest first (a few a day): the counted snapshot's place in it, and what came after
+    line = spark.sql(
+        f"select h.snapshot_id, s.operation from {BIDS}.history as h join {BIDS}.snapshots as s "
+        f"on h.snapshot_id = s.snapshot_id where h.is_current_ancestor order by h.made_current_at").collect()
+    at = max((i for i, row in enumerate(line) if row.snapshot_id == snapshot), default=None)
+    if at is None:
         return (f"the staged bids the last build counted (snapshot {snapshot} of {BIDS}) are no longer in its "
                 "history: the copy was replaced (bids corrected, deleted or inserted with an old id, or a replaced "
                 "source) or its snapshots expired")
+    since = line[at + 1:]
     # a `replace` (maintenance compacting the copy's files) rewrites files, never rows
     changed = sorted({row.operation for row in since} - {"append", "replace"})
     if changed:
