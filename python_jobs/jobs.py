@@ -21,6 +21,7 @@ from pathlib import Path
 from python_jobs.config import Settings
 from python_jobs.errors import UserError
 from python_jobs.runs.run_state import RunState
+from python_jobs.stack import metastore_locks
 
 
 @dataclass
@@ -513,7 +514,8 @@ def run_stage(ctx: StageContext, name: str, title: str) -> None:
     first_job = last_spark_job(ctx._spark)
     began = time.time()
     try:
-        rows = JOBS[name](ctx)
+        with metastore_locks.kept(ctx.settings, ctx.log):
+            rows = JOBS[name](ctx)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         ctx.state.record(name, title, "failed", time.time() - began, error=f"{name}: {first}")

@@ -19,7 +19,7 @@ def _metastore_rows(settings, sql: str) -> list[tuple]:
 
     conn = _connect(connection_params(settings))
     try:
-        with conn.cursor() as cur:
+        with conn, conn.cursor() as cur:  # committed: some statements change the lock tables
             cur.execute(sql)
             return cur.fetchall()
     finally:
@@ -79,3 +79,31 @@ def test_clearing_orphans_keeps_a_folder_a_table_uses_under_another_name(spark, 
                                   Prefix="warehouse/orphans_check.db/stray/").get("KeyCount", 0) == 0
     finally:
         spark.sql("drop database if exists orphans_check cascade")
+
+
+def test_a_lock_left_by_a_process_killed_in_a_commit_is_expired_and_the_next_commit_goes_through(
+        spark, settings, scratch):
+    """Spark's embedded metastore client never expires a lock (a metastore server's housekeeping does): the lock of
+    a run killed inside an Iceberg commit held the next run's commit to that table for ever. `kept` expires a lock
+    that stopped heartbeating, and only such a lock: not a live one, not one of a Hive transaction."""
+    from python_jobs.stack.metastore_locks import expire_stale, kept
+
+    spark.sql(f"create table {scratch}.held (k int) using iceberg")
+    ids = _metastore_rows(settings, "update next_lock_id set nl_next = nl_next + 2 returning nl_next - 2")[0][0]
+    _metastore_rows(settings, f"""
+        insert into hive_locks (hl_lock_ext_id, hl_lock_int_id, hl_txnid, hl_db, hl_table, hl_lock_state,
+                                hl_lock_type, hl_last_heartbeat, hl_acquired_at, hl_user, hl_host)
+        values ({ids}, 1, 0, '{scratch}', 'held', 'a', 'e',
+                (extract(epoch from clock_timestamp()) * 1000)::bigint, 0, 'killed', 'localhost'),
+               ({ids + 1}, 1, 7, '{scratch}', 'in_a_txn', 'a', 'e', 0, 0, 'hive', 'localhost')
+        returning 1""")
+    try:
+        assert expire_stale(settings) == []  # heartbeat a moment ago: a live holder, by all we know
+        logged: list[str] = []
+        with kept(settings, logged.append, stale_after=2, every=0.5):
+            spark.sql(f"insert into {scratch}.held values (1)")
+        assert spark.table(f"{scratch}.held").count() == 1
+        assert [line for line in logged if f"{scratch}.held" in line]
+        assert _metastore_rows(settings, "select hl_lock_ext_id from hive_locks") == [(ids + 1,)]
+    finally:
+        _metastore_rows(settings, f"delete from hive_locks where hl_lock_ext_id in ({ids}, {ids + 1}) returning 1")

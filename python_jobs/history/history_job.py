@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from python_jobs.config import Settings
 from python_jobs.errors import UserError
+from python_jobs.stack import metastore_locks
 
 
 def build_marts(settings: Settings, target: str) -> int:
@@ -60,7 +61,8 @@ def after_run(settings: Settings, run_id: str | None, log: Callable[[str], None]
         return done
     try:
         if build:
-            done["history_nodes"] = build_marts(settings, target or settings.dbt_spark_target)
+            with metastore_locks.kept(settings, log):
+                done["history_nodes"] = build_marts(settings, target or settings.dbt_spark_target)
     except UserError as exc:
         warn("the run_history marts were not rebuilt, or their tests failed", exc)
     except Exception as exc:  # noqa: BLE001 - Spark or the catalog gone with the run

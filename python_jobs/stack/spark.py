@@ -21,6 +21,7 @@ from pathlib import Path
 
 from python_jobs.config import Settings
 from python_jobs.stack.jars import ensure_jars, jdbc_driver
+from python_jobs.stack import metastore_locks
 from python_jobs.stack.metastore import check_schema, connection_params, jdbc_url
 from python_jobs.stack.state_folder import secret
 
@@ -93,6 +94,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.hadoop.datanucleus.connectionPool.minIdle": "0",
         "spark.hadoop.hive.hmshandler.retry.attempts": "2",
         "spark.hadoop.hive.hmshandler.retry.interval": "1000ms",
+        # an Iceberg commit's metastore lock heartbeats often, so one left by a killed process is told apart
+        # within a minute and expired (python_jobs.stack.metastore_locks)
+        "spark.hadoop.iceberg.hive.lock-heartbeat-interval-ms": str(metastore_locks.HEARTBEAT_MS),
+        "spark.hadoop.hive.txn.timeout": f"{metastore_locks.STALE_AFTER_S}s",
         "spark.driver.extraJavaOptions": (
             f"-Xss16m -Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties')}"
         ),
