@@ -4,9 +4,10 @@ with listings as (
     select * from {{ ref('stg_raw__listings') }}
 ),
 
-bids as (
-    select * from {{ ref('stg_raw__bids') }}
-    where bid_at <= {{ as_of() }}
+-- the bids as of the run, by (user, listing) pair: the interactions mart counts them already (every staged bid is on
+-- a clean listing), so this sums its pairs instead of grouping every bid again with a distinct count
+pairs as (
+    select * from {{ ref('fct_user_item_interactions') }}
 ),
 
 -- the promotion running at the run's as-of (the latest ending, when a seller bought two)
@@ -20,11 +21,11 @@ promoted as (
 bid_activity as (
     select
         listing_id,
-        count(*) as bid_count,
-        count(distinct uid) as bidder_count,
-        max(bid_amount) as top_bid_amount,
-        max(bid_at) as last_bid_at
-    from bids
+        sum(bid_count) as bid_count,
+        count(*) as bidder_count,
+        max(max_bid_amount) as top_bid_amount,
+        max(last_bid_at) as last_bid_at
+    from pairs
     group by listing_id
 )
 

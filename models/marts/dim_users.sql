@@ -3,8 +3,9 @@ with users as (
     select * from {{ ref('stg_raw__users') }}
 ),
 
-bids as (
-    select * from {{ ref('stg_raw__bids') }}
+-- the bids as of the run, by (user, listing) pair (the interactions mart), not every bid grouped again
+pairs as (
+    select * from {{ ref('fct_user_item_interactions') }}
 ),
 
 interests as (
@@ -12,8 +13,8 @@ interests as (
 ),
 
 bid_counts as (
-    select uid, count(*) as bid_count, count(distinct listing_id) as listing_count
-    from bids
+    select uid, sum(bid_count) as bid_count, count(*) as listing_count
+    from pairs
     group by uid
 ),
 
