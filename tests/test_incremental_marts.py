@@ -146,6 +146,26 @@ def test_the_merge_marks_replaced_rows_deleted_instead_of_rewriting_the_table(tw
     assert any(int(summary.get("added-position-delete-files", 0)) > 0 for summary in summaries), summaries
 
 
+def test_the_dimensions_summed_from_the_pairs_count_the_staged_bids_as_of_the_run(two_days, spark):
+    """dim_listings and dim_users sum the interactions mart's pairs: after a merged second day they hold what
+    grouping every staged bid as of the run gives (bids, distinct bidders or listings, top amount, last bid)."""
+    second = two_days[1]
+    as_of = datetime.fromisoformat(second["as_of"]).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    bids = f"(select * from staging.stg_raw__bids where bid_at <= timestamp '{as_of}')"
+
+    def rows(sql: str) -> set[tuple]:
+        return {tuple(r) for r in spark.sql(sql).collect()}
+
+    by_listing = rows(f"select listing_id, count(*), count(distinct uid), cast(max(bid_amount) as double), max(bid_at) "
+                      f"from {bids} group by listing_id")
+    assert len(by_listing) > 20
+    assert rows("select listing_id, bid_count, bidder_count, top_bid_amount, last_bid_at from marts.dim_listings "
+                "where bid_count > 0") == by_listing
+    by_user = rows(f"select uid, count(*), count(distinct listing_id) from {bids} group by uid")
+    assert rows("select uid, bid_count, listing_count from marts.dim_users where bid_count > 0") == by_user
+    assert rows("select uid from marts.dim_users where segment = 'bidder'") == {(r[0],) for r in by_user}
+
+
 def test_second_day_merges_and_equals_a_full_refresh(two_days, stack, spark):
     from python_jobs.infra.dbt_runner import run_dbt
 
