@@ -8,9 +8,25 @@
     lost a batch it read (started afresh, or one dropped by hand). A batch that held only resends is read once,
     not again by every later build. -#}
 
-{#- A bronze partition value's micro-batch id (SQL). -#}
-{% macro bronze_batch_id(column) -%}
-    cast(substring_index({{ column }}, '-', -1) as bigint)
+{#- The names of the batches bronze holds (its partitions with rows: Iceberg's metadata, no data read). -#}
+{% macro bronze_batches() -%}
+    {{ return(run_query("select partition.ingest_batch from " ~ source('events', 'bronze_app_events')
+                        ~ ".partitions").columns[0].values() | list) }}
+{%- endmacro %}
+
+{#- A batch name's micro-batch id (its name is `<run id>-<id>`); -1 for a name of another form. -#}
+{% macro bronze_batch_id(name) -%}
+    {{ return(name.split('-')[-1] | int(-1)) }}
+{%- endmacro %}
+
+{#- The batches above micro-batch id `through`: what a build has not read. Named in the build's filter, so Iceberg
+    reads only their partitions. -#}
+{% macro bronze_batches_after(through) -%}
+    {%- set after = [] -%}
+    {%- for name in bronze_batches() if bronze_batch_id(name) > through -%}
+        {%- do after.append(name) -%}
+    {%- endfor -%}
+    {{ return(after | sort) }}
 {%- endmacro %}
 
 {#- The highest micro-batch id the last build read; raises on a table built before it recorded it. -#}
@@ -28,9 +44,8 @@
 {% macro record_bronze_read() -%}
     {%- if execute -%}
         {%- set through = {'id': -1, 'name': '', 'count': 0} -%}
-        {%- for row in run_query("show partitions " ~ source('events', 'bronze_app_events')).rows -%}
-            {%- set name = row[0].split('=', 1)[1] -%}
-            {%- set id = name.split('-')[-1] | int(-1) -%}
+        {%- for name in bronze_batches() -%}
+            {%- set id = bronze_batch_id(name) -%}
             {%- do through.update({'count': through['count'] + 1}) -%}
             {%- if id > through['id'] or (id == through['id'] and name > through['name']) -%}
                 {%- do through.update({'id': id, 'name': name}) -%}

@@ -5,10 +5,11 @@
     Iceberg copy of the bids (python_jobs/ingest/merge_landed.py), which it would drop. -#}
 {% macro register_landed(tables, lake_bucket, refresh=[]) %}
   {% do adapter.execute("create database if not exists staging location 's3a://" ~ lake_bucket ~ "/warehouse/staging.db'", fetch=False) %}
-  {#- the lake's copies the marts stage has just appended to (staging.stg_raw__bids): a Thrift server's catalog
-      may still cache the snapshot from before -#}
-  {% for model in refresh %}
-    {% do adapter.execute("refresh table staging." ~ model, fetch=False) %}
+  {#- the Iceberg tables other sessions have just written (the lake's copy of the bids the marts stage appended to,
+      the events the events stage's stream wrote from a session of its own): this session's catalog may still cache
+      the snapshot from before -#}
+  {% for table in refresh %}
+    {% do adapter.execute("refresh table " ~ table, fetch=False) %}
   {% endfor %}
   {% for model, location in tables.items() %}
     {% do adapter.execute("drop table if exists staging." ~ model, fetch=False) %}

@@ -112,15 +112,21 @@ def extract(ctx: StageContext) -> dict:
 def events(ctx: StageContext) -> dict:
     """The app's events landed since the last run into events.bronze_app_events (Structured Streaming,
     availableNow); malformed lines quarantined with a reason."""
-    from python_jobs.events.ingest import BRONZE, QUARANTINE, empty_counts, ensure_tables, ingest, nothing_new
+    from python_jobs.events.ingest import (BRONZE, QUARANTINE, empty_counts, ensure_tables, ingest, legacy_tables,
+                                           nothing_new)
     from python_jobs.events.landing import CHECKPOINT, PREFIX
-    from python_jobs.infra.s3 import s3_client
+    from python_jobs.infra.s3 import delete_prefix, s3_client
 
     settings, client = ctx.settings, s3_client(ctx.settings)
 
     def exists(prefix: str) -> bool:
         return client.list_objects_v2(Bucket=settings.lake_bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0) > 0
 
+    legacy = legacy_tables(ctx.spark)
+    if legacy:  # without its checkpoint the stream reads every landed object again, into new Iceberg tables
+        ctx.log(f"[{ctx.run_id}]   {', '.join(legacy)} still Parquet: every landed event is ingested again into "
+                "Iceberg tables")
+        delete_prefix(client, settings.lake_bucket, CHECKPOINT)
     if (exists(CHECKPOINT) and nothing_new(client, settings.lake_bucket)
             and all(ctx.spark.catalog.tableExists(table) for table in (BRONZE, QUARANTINE))):
         counts = empty_counts()  # no stream: the cost of a listing (and the tables are there for the marts)
@@ -134,6 +140,7 @@ def events(ctx: StageContext) -> dict:
 def marts(ctx: StageContext) -> int:
     """Bring the lake's staged bids up to this run's landing and point the other staging.* at it, then dbt build
     the marts on the configured Spark target."""
+    from python_jobs.events.ingest import BRONZE, QUARANTINE
     from python_jobs.infra.dbt_runner import run_dbt
     from python_jobs.ingest.extract import landed_tables
     from python_jobs.ingest.merge_landed import merge_landed
@@ -152,7 +159,8 @@ def marts(ctx: StageContext) -> int:
         ctx.log(f"[{ctx.run_id}]   cleared table folders no table uses (left by a crash): {', '.join(cleared)}")
     ctx.summary["merged"] = merge_landed(ctx.spark, client, settings, ctx.run_id, ctx.summary.get("landed", {}))
     tables = json.dumps({"tables": landed_tables(settings, ctx.run_id), "lake_bucket": settings.lake_bucket,
-                         "refresh": sorted(ctx.summary["merged"])})
+                         "refresh": [f"staging.{model}" for model in sorted(ctx.summary["merged"])]
+                         + [table for table in (BRONZE, QUARANTINE) if ctx.spark.catalog.tableExists(table)]})
     # an env var, not --vars: dbt parses the whole project again whenever the vars differ from its last parse's;
     # the same for both calls, so the second parses nothing again
     as_of = {"ENCORE_DBT_AS_OF": ctx.state.as_of.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}

@@ -4,6 +4,8 @@ takes and releases a lock in the metastore's lock tables (HIVE_LOCKS), which the
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 
@@ -107,3 +109,40 @@ def test_a_lock_left_by_a_process_killed_in_a_commit_is_expired_and_the_next_com
         assert _metastore_rows(settings, "select hl_lock_ext_id from hive_locks") == [(ids + 1,)]
     finally:
         _metastore_rows(settings, f"delete from hive_locks where hl_lock_ext_id in ({ids}, {ids + 1}) returning 1")
+
+
+def test_a_lake_whose_events_tables_are_parquet_ingests_every_landed_event_again_into_iceberg(
+        stack, spark, s3, no_events_left):
+    """A lake made before the events tables were Iceberg holds them as Parquet: the events stage forgets its
+    checkpoint, and the stream reads every landed object again into new Iceberg tables (the incremental events
+    table then sees bronze lost its batches, and is rebuilt in full by the marts stage)."""
+    import pandas as pd
+
+    from python_jobs.events.ingest import BRONZE, BRONZE_SCHEMA, QUARANTINE, QUARANTINE_SCHEMA, bronze_batches
+    from python_jobs.events.landing import clear_landed
+    from python_jobs.events.synthetic import land
+    from python_jobs.jobs import StageContext, events
+    from python_jobs.runs.run_state import RunState
+    from python_jobs.runs.snapshots import provider
+    from python_jobs.runs.table_folders import drop_with_folder
+
+    at = time.time() - 3600
+    landed = pd.DataFrame({"event_id": [f"legacy-{n}" for n in range(5)], "type": "view", "uid": 1,
+                           "listing_id": range(1, 6), "at": at, "received_at": at, "session_id": "s",
+                           "watch_seconds": None, "variant": None, "position": None})
+    clear_landed(s3, stack.lake_bucket)  # the landed objects and the checkpoint of earlier modules' runs
+    land(s3, stack.lake_bucket, landed, "legacy")
+    first = events(StageContext(stack, RunState.load(stack, "20261208T010000Z-legac1")))
+    assert first["ingested"] >= 5 and provider(spark, BRONZE) == "iceberg"
+    for table, schema in ((BRONZE, BRONZE_SCHEMA), (QUARANTINE, QUARANTINE_SCHEMA)):  # as an older lake made them
+        drop_with_folder(spark, s3, table)
+        spark.createDataFrame([], schema + ", ingest_batch string").write.format("parquet") \
+            .partitionBy("ingest_batch").saveAsTable(table)
+    logged: list[str] = []
+    again = events(StageContext(stack, RunState.load(stack, "20261208T010001Z-legac2"), logged.append))
+    assert [provider(spark, t) for t in (BRONZE, QUARANTINE)] == ["iceberg", "iceberg"]
+    assert any("still Parquet" in line for line in logged)
+    assert (again["lines"], again["ingested"]) == (first["lines"], first["ingested"])  # every landed line, again
+    ids = {r.event_id for r in spark.table(BRONZE).select("event_id").collect()}
+    assert {f"legacy-{n}" for n in range(5)} <= ids and spark.table(BRONZE).count() == again["ingested"]
+    assert all(batch.startswith("20261208T010001Z-legac2-") for batch in bronze_batches(spark))

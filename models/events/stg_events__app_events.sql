@@ -1,7 +1,8 @@
 -- One row per app event: the bronze table deduplicated on event_id (a resend, or a Firehose retry, lands twice),
 -- the first copy ingested kept (the earliest batch, then the earliest received).
 -- Incremental (an Iceberg table appended to): a day's build reads only the bronze batches (partitions
--- `ingest_batch`, one per micro-batch of the events stage) with an id above the highest it read before (recorded on
+-- `ingest_batch`, one per micro-batch of the events stage, named in its filter so that Iceberg reads only those)
+-- with an id above the highest it read before (recorded on
 -- the table by its post-hook: macros/bronze_read.sql), keeps the first copy of each id among them and leaves out the
 -- ids the table already holds. So the marts and tests that read the events no longer each deduplicate all of
 -- history, and a day costs its own events. `--full-refresh` rebuilds it from all of bronze; the marts stage asks for
@@ -15,15 +16,15 @@
     post_hook=["{{ record_bronze_read() }}"],
 ) }}
 
-{% set through = none %}
+{% set batches = none %}
 {% if is_incremental() and execute %}
-    {% set through = bronze_read_through(this) %}
+    {% set batches = bronze_batches_after(bronze_read_through(this)) %}
 {% endif %}
 
 with bronze as (
     select * from {{ source('events', 'bronze_app_events') }}
-    {% if through is not none %}
-    where {{ bronze_batch_id('ingest_batch') }} > {{ through }}
+    {% if batches is not none %}
+    where {% if batches %}ingest_batch in ('{{ batches | join("', '") }}'){% else %}false{% endif %}
     {% endif %}
 ),
 

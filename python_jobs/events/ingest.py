@@ -9,6 +9,12 @@ by `split_lines` into events that parse and pass the checks, written to
 the batch, so a batch replayed after a crash overwrites its own rows. The
 reconciliation counts, per run: lines landed = ingested + quarantined.
 
+Both tables are Iceberg, partitioned by batch: a batch's rows arrive in one
+commit (a crash mid-write leaves no files a reader sees, nor a folder without
+its table), and its partition is replaced in that commit when it is replayed.
+A lake whose bronze is still Parquet (made before) is ingested again from
+every landed object into new Iceberg tables (`legacy_tables`).
+
 Each line is read and parsed once: bronze is written straight from the scan,
 counted as it is written (`Observation`, whose node also keeps the split's
 filter above the one parse), and the quarantine, when the batch has refused
@@ -88,17 +94,29 @@ def split_lines(lines: DataFrame) -> tuple[DataFrame, DataFrame]:
 
 
 def ensure_tables(spark: SparkSession) -> None:
-    """The two tables, created when missing; a table made before a column was `ADDED` gains it (its older rows
-    read null there)."""
+    """The two Iceberg tables, created when missing; a table made before a column was `ADDED` gains it (its older
+    rows read null there)."""
     for table, schema in ((BRONZE, BRONZE_SCHEMA), (QUARANTINE, QUARANTINE_SCHEMA)):
         if not spark.catalog.tableExists(table):
-            spark.createDataFrame([], schema + ", ingest_batch string").write.format("parquet") \
-                .partitionBy("ingest_batch").saveAsTable(table)
+            spark.sql(f"create table {table} ({schema}, ingest_batch string) using iceberg "
+                      "partitioned by (ingest_batch)")
         elif table in ADDED:
             have = {c.name for c in spark.catalog.listColumns(table)}
             missing = [c for c in ADDED[table].split(", ") if c.split()[0] not in have]
             if missing:
                 spark.sql(f"alter table {table} add columns ({', '.join(missing)})")
+
+
+def legacy_tables(spark: SparkSession) -> list[str]:
+    """The events tables still stored as plain Parquet (a lake made before they were Iceberg)."""
+    from python_jobs.runs.snapshots import provider
+
+    return [t for t in (BRONZE, QUARANTINE) if spark.catalog.tableExists(t) and provider(spark, t) != "iceberg"]
+
+
+def bronze_batches(spark: SparkSession) -> list[str]:
+    """The names of the batches bronze holds (its partitions with rows), from Iceberg's metadata: no data read."""
+    return [row[0] for row in spark.sql(f"select partition.ingest_batch from {BRONZE}.partitions").collect()]
 
 
 def nothing_new(client, lake_bucket: str) -> bool:
@@ -120,18 +138,18 @@ def bronze_lost(spark: SparkSession) -> str | None:
     above the highest it read, macros/bronze_read.sql) must be rebuilt from bronze in full, or None: bronze no
     longer holds the batches it read (started afresh when `generate` replaced the events, or a batch dropped by
     hand), or it never recorded them. Table properties and bronze's partition list: no data is read."""
-    from urllib.parse import unquote
-
     from python_jobs.runs.snapshots import provider, table_properties
 
     catalog = spark.catalog
     if not (catalog.tableExists(EVENTS) and catalog.tableExists(BRONZE)) or provider(spark, EVENTS) != "iceberg":
         return None  # not built yet, or still the view of a lake built before it was a table: dbt builds it anew
+    if legacy_tables(spark):
+        return f"{BRONZE} is not an Iceberg table yet"
     recorded = table_properties(spark, EVENTS)
     if "encore.bronze_batches_read" not in recorded:
         return f"{EVENTS} was built before it recorded the bronze batches it read"
     through, name = int(recorded["encore.bronze_through_batch_id"]), recorded["encore.bronze_through_batch"]
-    held = [unquote(row[0].split("=", 1)[1]) for row in spark.sql(f"show partitions {BRONZE}").collect()]
+    held = bronze_batches(spark)
     read = [batch for batch in held if batch_id(batch) <= through]
     if len(read) != int(recorded["encore.bronze_batches_read"]) or (name and name not in read):
         return (f"bronze no longer holds the {recorded['encore.bronze_batches_read']} events batches {EVENTS} read "
@@ -184,8 +202,8 @@ def ingest(spark: SparkSession, client, lake_bucket: str, run_id: str, has_objec
                 wrote[table] = 0  # one pass when every line is good
                 continue
             seen = Observation(f"{table}-{name}")
-            rows.observe(seen, F.count("*").alias("rows")).withColumn("ingest_batch", F.lit(name)).write.insertInto(
-                table, overwrite=True)
+            rows.observe(seen, F.count("*").alias("rows")).withColumn("ingest_batch", F.lit(name)).writeTo(
+                table).overwritePartitions()
             wrote[table] = seen.get["rows"]
         lines, by_reason = landed.get["lines"], {why: landed.get[why] for why in REASONS if landed.get[why]}
         if lines != wrote[BRONZE] + wrote[QUARANTINE] or wrote[QUARANTINE] != sum(by_reason.values()):
@@ -210,4 +228,6 @@ def ingest(spark: SparkSession, client, lake_bucket: str, run_id: str, has_objec
     if query.exception() is not None:
         raise RuntimeError(str(query.exception()).splitlines()[0])
     client.put_object(Bucket=lake_bucket, Key=INGESTED, Body=json.dumps({"listing_started": started.isoformat()}))
+    for table in (BRONZE, QUARANTINE):  # written by the stream's own session: this one may cache the snapshot before
+        spark.catalog.refreshTable(table)
     return counts

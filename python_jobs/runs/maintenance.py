@@ -70,7 +70,7 @@ def _stamp(moment: datetime) -> str:
     return f"TIMESTAMP '{moment.astimezone(timezone.utc).strftime('%Y-%m-%d %H:%M:%S')}'"
 
 
-def maintain(spark, state_file, databases: tuple[str, ...] = ("marts", "staging", "run_history"),
+def maintain(spark, state_file, databases: tuple[str, ...] = ("marts", "staging", "events", "run_history"),
              expire_days: int = 7, retain_last: int = 3, orphans: bool | None = None,
              now: datetime | None = None) -> dict:
     """Expire, compact and (weekly, or when `orphans`) remove orphans on every Iceberg table of `databases`;
