@@ -169,10 +169,12 @@ def _local_tasks(run, retry) -> None:
         orphan files removed weekly (`encore-recs maintain`)."""
         from python_jobs.config import Settings
         from python_jobs.runs.maintenance import maintain as upkeep
+        from python_jobs.stack import metastore_locks
         from python_jobs.stack.spark import get_spark
 
         settings = Settings.from_env()
-        upkeep(get_spark(settings), settings.state_dir / "maintenance.json")
+        with metastore_locks.kept(settings):  # runs after a failed or killed run too: its locks may be left
+            upkeep(get_spark(settings), settings.state_dir / "maintenance.json")
 
     started = begin(run)
     chain(started, *[stage_task(stage)(started) for stage in STAGES], history(started), maintain())

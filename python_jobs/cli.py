@@ -295,7 +295,7 @@ def cmd_maintain(args) -> None:
     """Iceberg upkeep of the lake's tables: expire old untagged snapshots, compact small files, weekly remove
     orphan files; what each cost, per table, printed and kept in the state folder."""
     from python_jobs.runs.maintenance import maintain
-    from python_jobs.stack import services
+    from python_jobs.stack import metastore_locks, services
     from python_jobs.stack.spark import get_spark
 
     if not 1 <= args.expire_days <= 3650:
@@ -304,8 +304,10 @@ def cmd_maintain(args) -> None:
         raise UserError(f"--retain-last {args.retain_last} is out of range; use 1 to 1000")
     settings = _settings()
     services.ready(settings)
-    report = maintain(get_spark(settings), settings.state_dir / "maintenance.json", expire_days=args.expire_days,
-                      retain_last=args.retain_last, orphans=True if args.orphans else None)
+    with metastore_locks.kept(settings):  # its commits may follow a run killed inside one
+        report = maintain(get_spark(settings), settings.state_dir / "maintenance.json",
+                          expire_days=args.expire_days, retain_last=args.retain_last,
+                          orphans=True if args.orphans else None)
     for table, steps in report["tables"].items():
         expire, compact = steps["expire"], steps["compact"]
         line = (f"{table}: expire {expire['seconds']:.1f}s ({expire.get('deleted_manifest_lists_count', 0)} "

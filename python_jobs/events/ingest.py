@@ -98,8 +98,11 @@ def ensure_tables(spark: SparkSession) -> None:
     rows read null there)."""
     for table, schema in ((BRONZE, BRONZE_SCHEMA), (QUARANTINE, QUARANTINE_SCHEMA)):
         if not spark.catalog.tableExists(table):
+            # a batch writes one partition: no shuffle by it before the write (Iceberg's default for a partitioned
+            # table); a delete rewrites files, so a batch listed in the partitions table has rows
             spark.sql(f"create table {table} ({schema}, ingest_batch string) using iceberg "
-                      "partitioned by (ingest_batch)")
+                      "partitioned by (ingest_batch) tblproperties ('write.distribution-mode' = 'none', "
+                      "'write.delete.mode' = 'copy-on-write')")
         elif table in ADDED:
             have = {c.name for c in spark.catalog.listColumns(table)}
             missing = [c for c in ADDED[table].split(", ") if c.split()[0] not in have]
@@ -137,14 +140,19 @@ def bronze_lost(spark: SparkSession) -> str | None:
     """Why the deduplicated events table (`EVENTS`, incremental: each build reads the bronze batches with an id
     above the highest it read, macros/bronze_read.sql) must be rebuilt from bronze in full, or None: bronze no
     longer holds the batches it read (started afresh when `generate` replaced the events, or a batch dropped by
-    hand), or it never recorded them. Table properties and bronze's partition list: no data is read."""
+    hand), or it never recorded them. Table properties and bronze's partition list: no data is read. Refuses a
+    bronze still Parquet (the events stage moves it to Iceberg)."""
     from python_jobs.runs.snapshots import provider, table_properties
 
     catalog = spark.catalog
     if not (catalog.tableExists(EVENTS) and catalog.tableExists(BRONZE)) or provider(spark, EVENTS) != "iceberg":
         return None  # not built yet, or still the view of a lake built before it was a table: dbt builds it anew
-    if legacy_tables(spark):
-        return f"{BRONZE} is not an Iceberg table yet"
+    legacy = legacy_tables(spark)
+    if legacy:
+        from python_jobs.errors import UserError
+
+        raise UserError(f"{', '.join(legacy)} still Parquet: the events stage moves them to Iceberg; resume from "
+                        "it (`encore-recs run --run-id ID --from events`)")
     recorded = table_properties(spark, EVENTS)
     if "encore.bronze_batches_read" not in recorded:
         return f"{EVENTS} was built before it recorded the bronze batches it read"
