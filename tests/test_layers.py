@@ -14,7 +14,7 @@ ROOT = Path(python_jobs.__file__).parent
 LADDER = ["errors", "db_secret", "config", "infra", "stack", "runs", "ingest", "events", "models", "publish",
           "quality", "serving", "history", "jobs", "evaluate_cli", "cli", "stage_job"]
 # inside the stack, module by module
-STACK_LADDER = ["processes", "state_folder", "jars", "versitygw", "postgres", "s3_server", "metastore", "spark",
+STACK_LADDER = ["processes", "state_folder", "jars", "versitygw", "postgres", "s3_server", "metastore", "metastore_locks", "spark",
                 "thrift_auth", "cluster", "services"]
 
 

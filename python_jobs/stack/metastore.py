@@ -50,6 +50,12 @@ def schema_scripts() -> list[Path]:
     return paths
 
 
+def managed_by_cluster(settings: Settings) -> bool:
+    """On YARN (EMR) the cluster brings S3 access, the Glue catalog and memory settings: add nothing of ours (no
+    metastore of ours either)."""
+    return settings.spark_master == "yarn"
+
+
 def connection_params(settings: Settings) -> dict[str, str]:
     """The metastore database: ENCORE_METASTORE_DB on the same server as the application database."""
     env = pg_env(settings)

@@ -49,7 +49,7 @@ def expire_stale(settings: Settings, stale_after: float = STALE_AFTER_S) -> list
 def kept(settings: Settings, log: Callable[[str], None] = print, stale_after: float = STALE_AFTER_S,
          every: float = EVERY_S) -> Iterator[None]:
     """Expire stale locks now and every `every` seconds until the block ends (nothing on EMR)."""
-    from python_jobs.stack.spark import managed_by_cluster
+    from python_jobs.stack.metastore import managed_by_cluster
 
     if managed_by_cluster(settings):
         yield

@@ -22,7 +22,7 @@ from pathlib import Path
 from python_jobs.config import Settings
 from python_jobs.stack.jars import ensure_jars, jdbc_driver
 from python_jobs.stack import metastore_locks
-from python_jobs.stack.metastore import check_schema, connection_params, jdbc_url
+from python_jobs.stack.metastore import check_schema, connection_params, jdbc_url, managed_by_cluster
 from python_jobs.stack.state_folder import secret
 
 # read from spark-defaults.conf, never handed to the JVM's launch: PySpark puts every option of the first session's
@@ -54,11 +54,6 @@ def iceberg_conf(catalog_type: str) -> dict[str, str]:
 def spark_secret(settings: Settings) -> str:
     """Spark's shared secret of the local cluster and sessions: generated once into the state folder (0600)."""
     return secret(settings.state_dir, "spark-secret")
-
-
-def managed_by_cluster(settings: Settings) -> bool:
-    """On YARN (EMR) the cluster brings S3 access, the Glue catalog and memory settings: add nothing of ours."""
-    return settings.spark_master == "yarn"
 
 
 def spark_conf(settings: Settings) -> dict[str, str]:
